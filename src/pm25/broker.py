@@ -72,8 +72,16 @@ class EmbeddedBroker:
             )
         url = f"tcp://{self.bootstrap_servers}"
         self._process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             cwd=self._workdir.name,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -93,8 +101,9 @@ class EmbeddedBroker:
                 raise BrokerError(f"The broker exited at start (code {self._process.returncode}): {message}")
             try:
                 # A metadata round trip proves the broker speaks Kafka, not just that the port is open.
-                with KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000,
-                                      bootstrap_timeout_ms=2000) as admin:
+                with KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000, bootstrap_timeout_ms=2000
+                ) as admin:
                     admin.list_topics()
                 return
             except KafkaError:

