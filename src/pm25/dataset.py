@@ -163,3 +163,17 @@ def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
     write_atomically(readings_path, data.readings[COLUMNS].to_csv(index=False, lineterminator="\n"))
     write_atomically(boxes_path, json.dumps({"type": "FeatureCollection", "features": data.boxes}, indent=1))
     return readings_path, boxes_path
+
+
+def readings_file(data_dir: Path) -> Path:
+    """Step 1's pm25_readings.csv; when step 1 has not run, the bundled sample in the same columns."""
+    path = data_dir / READINGS_FILE
+    if path.exists():
+        return path
+    sample = data_dir / "output" / "sample_pm25_readings.csv"
+    write_atomically(sample, sample_readings(SAMPLE_CSV)[COLUMNS].to_csv(index=False, lineterminator="\n"))
+    print(
+        f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
+        f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."
+    )
+    return sample

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import folium
+import pandas as pd
 from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, Map
 from ipywidgets import HTML
 
@@ -53,3 +56,75 @@ def boxes_map(aoi: Aoi, boxes: list[dict]) -> Map:
         box_map.add(marker)
     box_map.add(LayersControl())
     return box_map
+
+
+class LiveMap:
+    """An ipyleaflet map whose markers follow each box's rolling mean while the stream arrives."""
+
+    def __init__(self, boxes: list[dict]):
+        coordinates = [feature["geometry"]["coordinates"] for feature in boxes] or [[7.6261, 51.9607]]
+        center = (
+            sum(lat for _, lat in coordinates) / len(coordinates),
+            sum(lon for lon, _ in coordinates) / len(coordinates),
+        )
+        self.widget = Map(center=center, zoom=11, scroll_wheel_zoom=True)
+        self.markers: dict[str, CircleMarker] = {}
+        for feature in boxes:
+            lon, lat = feature["geometry"]["coordinates"]
+            self._add(feature["properties"]["boxId"], feature["properties"]["name"], lat, lon)
+
+    def _add(self, box_id: str, name: str, lat: float, lon: float) -> CircleMarker:
+        marker = CircleMarker(location=(lat, lon), radius=9, color="white", weight=1, fill_color=NO_DATA,
+                              fill_opacity=0.9, name=name)  # fmt: skip
+        marker.popup = HTML(f"<b>{name}</b><br>no reading yet")
+        self.markers[box_id] = marker
+        self.widget.add(marker)
+        return marker
+
+    def update(self, box_id: str, name: str, lat: float, lon: float, mean: float, alerting: bool) -> None:
+        """Colour by the 72 h mean; a thick red ring while the box is in an 'exceeded' state."""
+        marker = self.markers.get(box_id) or self._add(box_id, name, lat, lon)
+        marker.fill_color = level_colour(mean)
+        marker.color, marker.weight = ("#d00000", 4) if alerting else ("white", 1)
+        marker.popup.value = f"<b>{name}</b><br>72 h mean {mean:.1f} µg/m³{' — ALERT' if alerting else ''}"
+
+
+def status_map(status: pd.DataFrame, path: Path) -> folium.Map:
+    """The final state of every box, saved as a stand-alone HTML page: active, stale or inactive."""
+    located = status.dropna(subset=["lat", "lon"])
+    center = [located["lat"].mean(), located["lon"].mean()] if len(located) else [51.9607, 7.6261]
+    status_map = folium.Map(location=center, zoom_start=11, tiles="OpenStreetMap")
+    for row in located.itertuples():
+        mean = getattr(row, "mean_72h", float("nan"))
+        style = {"active": dict(radius=10, fill_opacity=0.9, dash_array=None),
+                 "stale": dict(radius=8, fill_opacity=0.5, dash_array="4"),
+                 "inactive": dict(radius=6, fill_opacity=0.3, dash_array="2")}[row.status]  # fmt: skip
+        popup = (
+            f"<b>{row.boxName}</b><br>status: {row.status} ({row.quality})<br>"
+            f"last value: {_number(row.last_value)} µg/m³<br>72 h mean: {_number(mean)} µg/m³"
+        )
+        folium.CircleMarker(
+            location=[row.lat, row.lon], color="#333333", weight=1, fill=True, fill_color=level_colour(mean),
+            popup=folium.Popup(popup, max_width=250), tooltip=f"{row.boxName} ({row.status})", **style,
+        ).add_to(status_map)  # fmt: skip
+    status_map.get_root().html.add_child(folium.Element(_legend()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    status_map.save(str(path))
+    return status_map
+
+
+def _number(value) -> str:
+    return "–" if value is None or value != value else f"{value:.1f}"
+
+
+def _legend() -> str:
+    swatches = "".join(
+        f'<div><span style="background:{colour};width:12px;height:12px;display:inline-block"></span> {label}</div>'
+        for _, colour, label in LEVELS
+    )
+    return (
+        '<div style="position:fixed;bottom:20px;left:20px;z-index:9999;background:white;padding:8px;'
+        'border:1px solid #999;font:12px sans-serif"><b>72 h mean PM2.5 (µg/m³)</b>'
+        f'{swatches}<div><span style="background:{NO_DATA};width:12px;height:12px;display:inline-block"></span>'
+        " no data</div><div>solid: active · dashed: stale · faint: inactive</div></div>"
+    )

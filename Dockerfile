@@ -1,0 +1,33 @@
+# JupyterLab for the PM2.5 tutorial: the docker-stacks minimal image plus requirements.txt.
+# Built by docker-compose.yml; the notebooks themselves are bind-mounted, not copied.
+
+# Python 3.11, as in CI. The python-3.11.9 tag stopped moving when docker-stacks switched
+# its images to Python 3.12 (2024-10-23), so it names one fixed build (amd64 and arm64).
+FROM quay.io/jupyter/minimal-notebook:python-3.11.9
+
+# Everything below runs as the base image's notebook user jovyan (uid 1000), never as root:
+# pip writes into the conda env that jovyan owns.
+
+# The same pinned requirements that `make test` installs in CI.
+COPY --chown=${NB_UID}:${NB_GID} requirements.txt /tmp/requirements.txt
+
+# No pip cache in the layer; fix-permissions keeps the env usable for any uid in group users.
+RUN pip install --no-cache-dir --requirement /tmp/requirements.txt && \
+    fix-permissions "${CONDA_DIR}" && \
+    fix-permissions "/home/${NB_USER}"
+
+# Mount points for ./src and ./data, created by jovyan so they are writable without the mounts too.
+RUN mkdir -p "/home/${NB_USER}/work/src" "/home/${NB_USER}/work/data"
+
+# JupyterLab (not the classic notebook); the token comes from JUPYTER_TOKEN and stays required.
+ENV DOCKER_STACKS_JUPYTER_CMD=lab
+
+# Notebooks `import pm25` from work/src, also in kernels started from another folder.
+ENV PYTHONPATH=/home/${NB_USER}/work/src
+
+# The server's root folder: JupyterLab opens on the tutorial's notebooks.
+WORKDIR /home/${NB_USER}/work/src
+
+# Healthy once the running server answers on its own /api (the base image's script, brisker timing).
+HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=5 \
+    CMD ["/etc/jupyter/docker_healthcheck.py"]

@@ -1,0 +1,192 @@
+"""How fast is the sliding-window Detector, and does its cost per reading stay flat as the stream grows?
+
+Run from the repository root:  .venv/bin/python benchmarks/bench_detector.py [--json PATH]
+
+It times Detector.process on 100,000 and 1,000,000 synthetic hourly readings from 1,000 boxes, and
+compares it at 10,000 readings with the naive way: append every message to a pandas DataFrame and
+recompute a grouped, time-based 72-h rolling mean over everything received so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from pm25.detector import Detector  # after the path: the package is used from src/, not installed
+
+BOXES = 1_000
+START = datetime(2024, 1, 15, tzinfo=UTC)
+TARGET_READINGS_PER_S = 200_000
+TARGET_SPEEDUP = 100
+TARGET_TIME_RATIO = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The four attributes the detector reads, as in pm25.contract.Reading."""
+
+    box_id: str
+    box_name: str
+    timestamp: datetime
+    value: float
+
+
+def synthetic_readings(count: int, seed: int = 2024) -> list[Reading]:
+    """Hourly readings from BOXES boxes, box after box within each hour; values wander around 15 µg/m³."""
+    rng = random.Random(seed)
+    levels = [rng.uniform(5.0, 25.0) for _ in range(BOXES)]  # some boxes mostly clean, some mostly not
+    readings = []
+    for index in range(count):
+        hour, box = divmod(index, BOXES)
+        daily_cycle = 6.0 * math.sin(2 * math.pi * (hour % 24) / 24 + box)
+        value = max(0.0, levels[box] + daily_cycle + rng.gauss(0.0, 4.0))
+        readings.append(Reading(f"box{box:04d}", f"Box {box}", START + timedelta(hours=hour), value))
+    return readings
+
+
+def time_detector(readings: list[Reading], repeats: int) -> tuple[float, int]:
+    """Best wall time of `repeats` runs of a fresh Detector over the readings, and its alert count."""
+    best = math.inf
+    for _ in range(repeats):
+        detector = Detector()
+        process = detector.process
+        alerts = 0
+        started = time.perf_counter()
+        for reading in readings:
+            if process(reading) is not None:
+                alerts += 1
+        best = min(best, time.perf_counter() - started)
+    return best, alerts
+
+
+def naive_step(frame: pd.DataFrame, reading: Reading) -> tuple[pd.DataFrame, bool]:
+    """One message the naive way: append it, recompute every box's 72-h rolling mean, look up its box."""
+    row = pd.DataFrame({"box_id": [reading.box_id], "timestamp": [reading.timestamp], "value": [reading.value]})
+    frame = row if frame.empty else pd.concat([frame, row], ignore_index=True)
+    rolling = frame.set_index("timestamp").groupby("box_id")["value"].rolling("72h").mean()
+    return frame, bool(rolling.loc[reading.box_id].iloc[-1] > 15.0)
+
+
+def as_frame(readings: list[Reading]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "box_id": pd.Series([r.box_id for r in readings], dtype="str"),
+            "timestamp": pd.Series([r.timestamp for r in readings], dtype="datetime64[us, UTC]"),
+            "value": pd.Series([r.value for r in readings], dtype="float64"),
+        }
+    )
+
+
+def time_naive(readings: list[Reading], sample: int = 0) -> float:
+    """Wall time of the naive way over all readings; with a sample, estimated from that many messages.
+
+    The estimate times single messages at evenly spread stream positions (the frame before each
+    is prepared untimed) and multiplies their mean cost by the number of readings.
+    """
+    if not sample:
+        frame = as_frame([])
+        started = time.perf_counter()
+        for reading in readings:
+            frame, _ = naive_step(frame, reading)
+        return time.perf_counter() - started
+    everything = as_frame(readings)
+    positions = range(0, len(readings), max(1, len(readings) // sample))
+    spent = 0.0
+    for position in positions:
+        before = everything.iloc[:position].copy()
+        started = time.perf_counter()
+        naive_step(before, readings[position])
+        spent += time.perf_counter() - started
+    return spent / len(positions) * len(readings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
+    parser.add_argument("--repeats", type=int, default=3, help="detector runs per size; the best counts")
+    parser.add_argument(
+        "--naive-sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="estimate the naive time from N messages instead of running all 10,000 (about 6 minutes)",
+    )
+    args = parser.parse_args()
+
+    readings = synthetic_readings(1_000_000)
+    seconds_1e6, alerts_1e6 = time_detector(readings, args.repeats)
+    seconds_1e5, alerts_1e5 = time_detector(readings[:100_000], args.repeats)
+    seconds_1e4, _ = time_detector(readings[:10_000], args.repeats)
+    naive_seconds = time_naive(readings[:10_000], args.naive_sample)
+
+    rate_1e6 = 1_000_000 / seconds_1e6
+    rate_1e5 = 100_000 / seconds_1e5
+    speedup = naive_seconds / seconds_1e4
+    time_ratio = seconds_1e6 / seconds_1e5
+    figures = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "boxes": BOXES,
+        "detector_readings_per_s_1e6": round(rate_1e6),
+        "detector_readings_per_s_1e5": round(rate_1e5),
+        "detector_seconds_1e6": seconds_1e6,
+        "detector_seconds_1e5": seconds_1e5,
+        "alerts_1e6": alerts_1e6,
+        "alerts_1e5": alerts_1e5,
+        "time_ratio_1e6_over_1e5": time_ratio,
+        "detector_seconds_1e4": seconds_1e4,
+        "naive_seconds_1e4": naive_seconds,
+        "naive_estimated_from_messages": args.naive_sample or None,
+        "naive_readings_per_s_1e4": round(10_000 / naive_seconds),
+        "speedup_over_naive_1e4": speedup,
+    }
+
+    checks = [
+        (
+            "readings/s, 1,000,000 readings",
+            f"{rate_1e6:,.0f}",
+            f">= {TARGET_READINGS_PER_S:,}",
+            rate_1e6 >= TARGET_READINGS_PER_S,
+        ),
+        (
+            "readings/s, 100,000 readings",
+            f"{rate_1e5:,.0f}",
+            f">= {TARGET_READINGS_PER_S:,}",
+            rate_1e5 >= TARGET_READINGS_PER_S,
+        ),
+        ("time(1e6) / time(1e5)", f"{time_ratio:.2f}", f"<= {TARGET_TIME_RATIO}", time_ratio <= TARGET_TIME_RATIO),
+        (
+            "speed-up over naive, 10,000 readings",
+            f"{speedup:,.0f}x",
+            f">= {TARGET_SPEEDUP}x",
+            speedup >= TARGET_SPEEDUP,
+        ),
+    ]
+    print(f"Detector on {BOXES:,} boxes, hourly readings (Python {figures['python']}, best of {args.repeats})")
+    how = f"estimated from {args.naive_sample} messages" if args.naive_sample else "measured"
+    print(
+        f"  naive pandas recomputation: {figures['naive_readings_per_s_1e4']:,} readings/s "
+        f"({naive_seconds:.1f} s for 10,000, {how})"
+    )
+    print(f"{'figure':<40}{'measured':>14}{'target':>14}  met")
+    for name, measured, target, met in checks:
+        print(f"{name:<40}{measured:>14}{target:>14}  {'yes' if met else 'NO'}")
+    figures["targets_met"] = all(met for *_, met in checks)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""What step 3's consumer loop needs besides Kafka itself: rebuilding state from the log,
+knowing which readings were already acted on, and keeping alerts and rejected messages as data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.serializer import Serializer
+
+from pm25.detector import Alert
+from pm25.files import write_atomically
+
+ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_readings"]
+REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
+
+
+class ReplayFromStart(ConsumerRebalanceListener):
+    """Rebuild state by re-reading assigned partitions from their start; act only on what is new.
+
+    The detector's windows are rebuilt by re-reading each partition from offset 0, so a restarted
+    consumer knows the last 72 hours of every box. Records below the group's committed offset were
+    acted on (their alerts published) before the restart: `is_new` tells them apart, and `commit`
+    never moves the committed offset back while the consumer re-reads what it already had.
+    """
+
+    def __init__(self, consumer: KafkaConsumer):
+        self.consumer = consumer
+        self._committed: dict[TopicPartition, int] = {}
+
+    def on_partitions_assigned(self, assigned):
+        # Runs on the consumer's network thread: no blocking calls here, so offsets are looked up later.
+        self._committed.clear()
+        self.consumer.seek_to_beginning(*assigned)
+
+    def on_partitions_revoked(self, revoked):
+        pass
+
+    def committed(self, partition: TopicPartition) -> int:
+        """The group's committed offset when the partition was assigned (0 for a new group)."""
+        if partition not in self._committed:
+            self._committed[partition] = self.consumer.committed(partition) or 0
+        return self._committed[partition]
+
+    def is_new(self, partition: TopicPartition, offset: int) -> bool:
+        return offset >= self.committed(partition)
+
+    def commit(self) -> None:
+        """Commit how far we have read, but never less than what the group had committed already."""
+        offsets = {
+            partition: OffsetAndMetadata(max(self.consumer.position(partition), self.committed(partition)))
+            for partition in self.consumer.assignment()
+        }
+        self.consumer.commit(offsets)
+
+
+@dataclass
+class IdleTimer:
+    """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself."""
+
+    seconds: float
+    _last: float = field(default_factory=time.monotonic)
+
+    def reset(self) -> None:
+        self._last = time.monotonic()
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() - self._last > self.seconds
+
+
+class AlertSerializer(Serializer):
+    """value_serializer for the alerts topic: an Alert becomes its JSON object."""
+
+    def serialize(self, topic, headers, data: Alert) -> bytes:
+        return json.dumps(data.as_dict(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class Rejected:
+    """Messages that break the contract, kept with the reason instead of stopping the consumer."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, record, reason: str) -> None:
+        raw = record.value or b""
+        self.rows.append(
+            {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+                "value": raw[:200].decode("utf-8", errors="replace"),
+            }
+        )
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
+    return pd.DataFrame([alert.as_dict() for alert in alerts], columns=ALERT_COLUMNS)
+
+
+def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, status: pd.DataFrame) -> list[Path]:
+    """alerts.csv, rejected.csv and sensor_status.csv, each replaced in one step."""
+    paths = [output_dir / "alerts.csv", output_dir / "rejected.csv", output_dir / "sensor_status.csv"]
+    write_atomically(paths[0], _csv([alert.as_dict() for alert in alerts], ALERT_COLUMNS))
+    write_atomically(paths[1], _csv(rejected.rows, REJECTED_COLUMNS))
+    write_atomically(paths[2], status.to_csv(index=False, lineterminator="\n"))
+    return paths
+
+
+def lag_table(consumer: KafkaConsumer, topic: str) -> pd.DataFrame:
+    """Per partition: the group's committed offset, the newest offset, and the lag between them.
+
+    The newest offset is the high watermark from the consumer's last fetch, which every broker
+    reports correctly (the embedded broker's end_offsets() can be off).
+    """
+    rows = []
+    for partition in sorted(consumer.partitions_for_topic(topic) or []):
+        topic_partition = TopicPartition(topic, partition)
+        committed = consumer.committed(topic_partition) or 0
+        newest = consumer.highwater(topic_partition)
+        if newest is None:
+            newest = consumer.end_offsets([topic_partition])[topic_partition]
+        rows.append({"partition": partition, "committed": committed, "newest": newest, "lag": newest - committed})
+    return pd.DataFrame(rows, columns=["partition", "committed", "newest", "lag"])

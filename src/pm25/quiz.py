@@ -1,0 +1,218 @@
+"""Self-test questions for the tutorial: load them, check them, and show them as widgets.
+
+    from pm25.quiz import show_quiz
+    show_quiz("kafka")          # one chapter; show_quiz() shows all
+
+The questions live in data/quiz.yaml. Each has options with one explanation each and either one
+correct answer (`answer: b`) or, with `multiple: true`, a list of correct answers (`answer: [a, c]`).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pm25.config import BUNDLED_DATA_DIR
+
+QUIZ_PATH = BUNDLED_DATA_DIR / "quiz.yaml"
+
+
+class QuizError(ValueError):
+    """The quiz file cannot be used; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    text: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    chapter: str
+    chapter_title: str
+    text: str
+    options: tuple[Option, ...]
+    answer: tuple[str, ...]
+    multiple: bool = False
+
+    def option(self, key: str) -> Option | None:
+        return next((option for option in self.options if option.key == key), None)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    correct: bool
+    message: str
+    explanations: tuple[str, ...] = ()
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def parse_quiz(data: dict) -> list[Question]:
+    """Turn the YAML document into questions. Missing fields become empty: validate() names them."""
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        raise QuizError("The quiz file needs a 'questions:' list (and a 'chapters:' mapping).")
+    titles = data.get("chapters") or {}
+    questions = []
+    for number, raw in enumerate(data["questions"], start=1):
+        raw = raw if isinstance(raw, dict) else {}
+        answer = raw.get("answer")
+        answers = answer if isinstance(answer, list) else [] if answer is None else [answer]
+        options = tuple(
+            Option(_text(item.get("key")), _text(item.get("text")), _text(item.get("explanation")))
+            if isinstance(item, dict)
+            else Option("", _text(item), "")
+            for item in raw.get("options") or []
+        )
+        chapter = _text(raw.get("chapter"))
+        questions.append(
+            Question(
+                id=_text(raw.get("id")) or f"question {number}",
+                chapter=chapter,
+                chapter_title=_text(titles.get(chapter)),
+                text=_text(raw.get("text")),
+                options=options,
+                answer=tuple(_text(key) for key in answers),
+                multiple=raw.get("multiple") is True,
+            )
+        )
+    return questions
+
+
+def load_quiz(path: str | Path | None = None) -> list[Question]:
+    """Read the questions from data/quiz.yaml (or from `path`)."""
+    path = Path(path) if path else QUIZ_PATH
+    with path.open(encoding="utf-8") as file:
+        return parse_quiz(yaml.safe_load(file))
+
+
+def _problems(question: Question) -> list[str]:
+    problems = []
+    if not question.chapter:
+        problems.append("has no chapter")
+    elif not question.chapter_title:
+        problems.append(f"has chapter {question.chapter!r}, which 'chapters:' does not name")
+    if not question.text:
+        problems.append("has no text")
+    if len(question.options) < 2:
+        problems.append("needs at least two options")
+    keys = [option.key for option in question.options]
+    if "" in keys:
+        problems.append("has an option without a key")
+    if len(set(keys)) != len(keys):
+        problems.append(f"has duplicate option keys {keys}")
+    for option in question.options:
+        if not option.text:
+            problems.append(f"option {option.key!r} has no text")
+        if not option.explanation:
+            problems.append(f"option {option.key!r} has no explanation")
+    unknown = [key for key in question.answer if key not in keys]
+    if unknown:
+        problems.append(f"answer names unknown options {unknown}")
+    if question.multiple:
+        if not question.answer:
+            problems.append("is `multiple: true` but lists no correct answers")
+        if len(set(question.answer)) != len(question.answer):
+            problems.append("lists a correct answer twice")
+        if len(question.answer) >= len(question.options):
+            problems.append("marks every option correct, so there is nothing to choose")
+    elif len(question.answer) != 1:
+        problems.append(
+            f"must have exactly one correct answer (got {len(question.answer)}); use `multiple: true` for several"
+        )
+    return problems
+
+
+def validate(questions: list[Question]) -> list[str]:
+    """Every problem in the questions, one sentence each; an empty list means the quiz is fine."""
+    problems = []
+    seen: set[str] = set()
+    for question in questions:
+        if question.id in seen:
+            problems.append(f"{question.id}: the id is used twice")
+        seen.add(question.id)
+        problems.extend(f"{question.id}: {problem}" for problem in _problems(question))
+    return problems
+
+
+def check_answer(question: Question, answer: str | list[str] | tuple[str, ...] | None) -> Feedback:
+    """Judge an answer (an option key, or a list of keys for `multiple` questions)."""
+    chosen = [] if answer is None else [answer] if isinstance(answer, str) else list(answer)
+    if not chosen:
+        return Feedback(False, "Choose an answer first.")
+    explanations = tuple(
+        f"{option.text}: {option.explanation}" for key in chosen if (option := question.option(key)) is not None
+    )
+    if len(explanations) != len(chosen):
+        return Feedback(False, f"Unknown option in {chosen}.")
+    if set(chosen) == set(question.answer):
+        return Feedback(True, "Correct!", explanations)
+    if question.multiple:
+        missed = len(set(question.answer) - set(chosen))
+        wrong = len(set(chosen) - set(question.answer))
+        message = f"Not quite: {wrong} chosen option(s) are wrong and {missed} correct one(s) are missing."
+        return Feedback(False, message, explanations)
+    return Feedback(False, "Not quite. Read why, then try again.", explanations)
+
+
+def feedback_html(feedback: Feedback) -> str:
+    colour = "green" if feedback.correct else "#b00020"
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in feedback.explanations)
+    details = f"<ul>{items}</ul>" if items else ""
+    return f'<div style="color:{colour}"><b>{html.escape(feedback.message)}</b></div>{details}'
+
+
+def question_widget(question: Question, number: int):
+    """One question: its text, radio buttons (or checkboxes), a Check button and the feedback."""
+    import ipywidgets as widgets
+
+    title = widgets.HTML(f"<b>{number}. {html.escape(question.text)}</b>")
+    if question.multiple:
+        boxes = [widgets.Checkbox(description=o.text, value=False, indent=False) for o in question.options]
+        choice = widgets.VBox([widgets.HTML("<i>Choose all that apply.</i>"), *boxes])
+
+        def current():
+            return [o.key for o, box in zip(question.options, boxes, strict=True) if box.value]
+    else:
+        radio = widgets.RadioButtons(
+            options=[(o.text, o.key) for o in question.options],
+            value=None,
+            layout=widgets.Layout(width="auto"),
+        )
+        choice = radio
+
+        def current():
+            return radio.value
+
+    button = widgets.Button(description="Check", button_style="primary")
+    feedback = widgets.HTML()
+
+    def on_check(_button):
+        feedback.value = feedback_html(check_answer(question, current()))
+
+    button.on_click(on_check)
+    return widgets.VBox([title, choice, button, feedback], layout=widgets.Layout(margin="0 0 1.5em 0"))
+
+
+def show_quiz(chapter: str | None = None, path: str | Path | None = None):
+    """An ipywidgets box with every question of `chapter` (all chapters if None)."""
+    import ipywidgets as widgets
+
+    questions = load_quiz(path)
+    problems = validate(questions)
+    if problems:
+        raise QuizError("The quiz file has problems:\n" + "\n".join(problems))
+    chapters = list(dict.fromkeys(q.chapter for q in questions))
+    if chapter is not None and chapter not in chapters:
+        raise ValueError(f"No chapter {chapter!r}; the chapters are: {', '.join(chapters)}.")
+    chosen = [q for q in questions if chapter in (None, q.chapter)]
+    header = widgets.HTML(f"<h3>{html.escape(chosen[0].chapter_title)}</h3>") if chapter else widgets.HTML()
+    return widgets.VBox([header, *(question_widget(q, n) for n, q in enumerate(chosen, start=1))])
