@@ -134,6 +134,7 @@ class Settings:
     topic: str = "pm25_stream"
     alert_topic: str = "pm25_alerts"
     producer_mode: str = "bulk"
+    consumer_group: str | None = None  # None: a fresh group for every run of step 3
     idle_timeout_s: float = 10.0
     threshold: float = 15.0
     window_hours: float = 72.0
@@ -166,6 +167,7 @@ class Settings:
             topic=env.get("PM25_TOPIC") or "pm25_stream",
             alert_topic=env.get("PM25_ALERT_TOPIC") or "pm25_alerts",
             producer_mode=_choice(env, "PM25_PRODUCER_MODE", PRODUCER_MODES, "bulk"),
+            consumer_group=env.get("PM25_CONSUMER_GROUP") or None,
             idle_timeout_s=_number(env, "PM25_IDLE_TIMEOUT_S", 10.0),
             threshold=_number(env, "PM25_THRESHOLD", 15.0),
             window_hours=_number(env, "PM25_WINDOW_HOURS", 72.0, minimum=1),

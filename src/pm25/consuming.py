@@ -60,19 +60,34 @@ class ReplayFromStart(ConsumerRebalanceListener):
         self.consumer.commit(offsets)
 
 
-@dataclass
 class IdleTimer:
-    """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself."""
+    """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself.
 
-    seconds: float
-    _last: float = field(default_factory=time.monotonic)
+    The clock starts once the group has given the consumer its partitions: joining a group takes
+    a few seconds, and that is not idleness. No partitions at all within `join_timeout_s` is an error.
+    """
 
-    def reset(self) -> None:
-        self._last = time.monotonic()
+    def __init__(self, seconds: float, join_timeout_s: float = 60.0):
+        self.seconds = seconds
+        self.join_timeout_s = join_timeout_s
+        self._started = self._last = time.monotonic()
+        self._joined = False
+
+    def observe(self, got_messages: bool, assigned: bool) -> None:
+        """Call after every poll."""
+        now = time.monotonic()
+        if got_messages or not self._joined:
+            self._last = now
+        self._joined = self._joined or assigned
+        if not self._joined and now - self._started > self.join_timeout_s:
+            raise RuntimeError(
+                f"The consumer got no partitions within {self.join_timeout_s:.0f} s. "
+                "Does the topic exist (run step 2 first), and is the broker running?"
+            )
 
     @property
     def expired(self) -> bool:
-        return time.monotonic() - self._last > self.seconds
+        return self._joined and time.monotonic() - self._last > self.seconds
 
 
 class AlertSerializer(Serializer):

@@ -50,14 +50,17 @@ def clip_to_aoi(boxes: list[dict], aoi: Aoi) -> tuple[list[dict], list[str]]:
     /boxes?bbox= also returns boxes that stood in the bbox once and have moved since.
     """
     kept, dropped = [], []
+    min_lon, min_lat, max_lon, max_lat = aoi.bbox
     for box in boxes:
         lon, lat = box["currentLocation"]["coordinates"][:2]
         if aoi.contains(lon, lat):
             kept.append(box)
+        elif min_lon <= lon <= max_lon and min_lat <= lat <= max_lat:
+            dropped.append(f"{box['name']!r} stands inside the bounding box but outside your area's outline.")
         else:
             dropped.append(
-                f"{box['name']!r} stands at lat {lat:.4f}, lon {lon:.4f} today, outside your area "
-                "(openSenseMap lists it because it was inside once)."
+                f"{box['name']!r} stands at lat {lat:.4f}, lon {lon:.4f} today, far outside your area "
+                "(openSenseMap lists it because it stood inside once)."
             )
     return kept, dropped
 
@@ -119,28 +122,26 @@ def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetim
 def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
     """The bundled real sample (25 h means for Münster, 14-22 January 2024), clipped like an API answer."""
     sample = sample_readings(SAMPLE_CSV)
-    inside = sample.apply(lambda row: aoi.contains(row["lon"], row["lat"]), axis=1)
-    dropped = [
-        f"{name!r} stands outside your area (the sample keeps it: it was inside once)."
-        for name in sorted(set(sample.loc[~inside, "boxName"]))
+    boxes = [
+        {
+            "_id": box_id,
+            "name": rows["boxName"].iloc[0],
+            "currentLocation": {"coordinates": [rows["lon"].iloc[0], rows["lat"].iloc[0]]},
+            "sensors": [{"_id": rows["sensorId"].iloc[0], "title": "PM2.5", "sensorType": "SDS 011"}],
+            "lastMeasurementAt": rows["timestamp"].max(),
+        }
+        for box_id, rows in sample.groupby("boxId", sort=False)
     ]
-    readings = _within(sample[inside].copy(), start, end)
+    boxes, dropped = clip_to_aoi(boxes, aoi)
+    kept_ids = {box["_id"] for box in boxes}
+    readings = _within(sample[sample["boxId"].isin(kept_ids)].copy(), start, end)
     if readings.empty:
         raise OpenSenseMapError(
             "The bundled sample has no readings for this area and time range: it covers Münster, "
             "14-22 January 2024. Use the default area and dates, or go online (OSEM_OFFLINE=0)."
         )
-    features = []
-    for box_id, rows in readings.groupby("boxId", sort=False):
-        first = rows.iloc[0]
-        box = {
-            "_id": box_id,
-            "name": first["boxName"],
-            "currentLocation": {"coordinates": [first["lon"], first["lat"]]},
-            "sensors": [{"_id": first["sensorId"], "title": "PM2.5", "sensorType": "SDS 011"}],
-            "lastMeasurementAt": rows["timestamp"].max(),
-        }
-        features.append(_box_feature(box, len(rows)))
+    counts = readings.groupby("boxId").size()
+    features = [_box_feature(box, int(counts.get(box["_id"], 0))) for box in boxes]
     return Pm25Data(readings, features, "bundled sample of real openSenseMap data (25 h means)", dropped)
 
 

@@ -1,0 +1,124 @@
+"""Step 3's consumer, run as the notebook runs it, on a stream whose alerts we know."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from pm25.contract import Reading, encode
+from tests.notebooks import execute_notebook, stream_text
+
+BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
+SENSOR = "d" * 24
+START = datetime(2024, 1, 15, tzinfo=UTC)
+
+
+def reading(box_id, hour, value, name=None):
+    name = name or {BOX_A: "Alpha", BOX_B: "Beta"}[box_id]
+    return Reading(box_id, name, SENSOR, 51.96, 7.62, START + timedelta(hours=hour), value)
+
+
+def known_stream():
+    """Alpha: 30, 30, 30 -> exceeded at hour 2; then 0, 0, 0 -> the mean reaches 15 at hour 5: resolved."""
+    messages = [(BOX_A, encode(reading(BOX_A, hour, 30.0))) for hour in range(3)]
+    messages += [(BOX_A, encode(reading(BOX_A, hour, 0.0))) for hour in range(3, 6)]
+    messages += [(BOX_B, encode(reading(BOX_B, hour, 5.0))) for hour in range(6)]
+    messages += [
+        (BOX_A, encode(reading(BOX_A, 1, 99.0))),  # duplicate of hour 1
+        (BOX_A, encode(reading(BOX_A, 4.5, 99.0))),  # late: older than hour 5
+        (BOX_B, b"this is not JSON"),
+        (BOX_B, json.dumps({"boxId": BOX_B, "boxName": "Beta"}).encode()),
+        (BOX_B, encode(reading(BOX_B, 7, 5.0)).replace(b'"value":5.0', b'"value":999.9')),
+    ]
+    return messages
+
+
+def boxes_geojson(path):
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.62, 51.96]},
+         "properties": {"boxId": box_id, "name": name, "readings": 0}}
+        for box_id, name in ((BOX_A, "Alpha"), (BOX_B, "Beta"), (BOX_C, "Gamma (silent)"))
+    ]  # fmt: skip
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def read_all(bootstrap_servers, topic):
+    with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        records = []
+        while True:
+            batch = consumer.poll(timeout_ms=2000)
+            if not batch:
+                return records
+            records += [record for part in batch.values() for record in part]
+
+
+@pytest.fixture
+def prepared(bootstrap_servers, topic, tmp_path):
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1}})
+    with KafkaProducer(bootstrap_servers=bootstrap_servers) as producer:
+        for key, value in known_stream():
+            producer.send(topic, key=key.encode(), value=value)
+        producer.flush()
+    boxes_geojson(tmp_path / "senseboxes.geojson")
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_CONSUMER_GROUP": f"{topic}_group",
+        "PM25_IDLE_TIMEOUT_S": "3",
+    }
+    return env, tmp_path
+
+
+def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared, bootstrap_servers, topic):
+    env, data_dir = prepared
+    printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))
+
+    alerts = pd.read_csv(data_dir / "output" / "alerts.csv")
+    assert list(alerts.columns) == ["boxId", "boxName", "event", "timestamp", "mean", "n_readings"]
+    assert alerts[["boxName", "event", "timestamp", "n_readings"]].values.tolist() == [
+        ["Alpha", "exceeded", "2024-01-15T02:00:00Z", 3],
+        ["Alpha", "resolved", "2024-01-15T05:00:00Z", 6],
+    ]
+    assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
+    assert "'duplicates': 1, 'late': 1" in printed
+
+    published = read_all(bootstrap_servers, f"{topic}_alerts")
+    assert [(record.key.decode(), json.loads(record.value)["event"]) for record in published] == [
+        (BOX_A, "exceeded"),
+        (BOX_A, "resolved"),
+    ]
+    assert set(json.loads(published[0].value)) == {
+        "boxId", "boxName", "event", "timestamp", "mean", "n_readings", "threshold", "window_hours",
+    }  # fmt: skip
+
+    rejected = pd.read_csv(data_dir / "output" / "rejected.csv")
+    assert len(rejected) == 3
+    assert rejected["reason"].str.contains("not JSON").sum() == 1
+    assert rejected["reason"].str.contains("missing field").sum() == 1
+    assert rejected["reason"].str.contains("999.9").sum() == 1
+
+    status = pd.read_csv(data_dir / "output" / "sensor_status.csv").set_index("boxName")
+    assert status.loc["Gamma (silent)", "status"] == "inactive"
+    assert status.loc["Alpha", "status"] == "active"
+    for name in ("sensor_status_map.html", "pm25_rolling_mean.png"):
+        assert (data_dir / "output" / name).stat().st_size > 1000
+
+    with KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"{topic}_group") as consumer:
+        committed = sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(3))
+    assert committed == len(known_stream())
+
+
+def test_a_rerun_in_the_same_group_rebuilds_state_without_publishing_alerts_again(prepared, bootstrap_servers, topic):
+    env, data_dir = prepared
+    execute_notebook("step_3_event_processing.ipynb", env)
+    first = (data_dir / "output" / "alerts.csv").read_text()
+    execute_notebook("step_3_event_processing.ipynb", env)
+    assert (data_dir / "output" / "alerts.csv").read_text() == first
+    assert len(read_all(bootstrap_servers, f"{topic}_alerts")) == 2
