@@ -94,6 +94,11 @@ def _within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame
 def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h") -> Pm25Data:
     """Ask openSenseMap for the PM2.5 boxes in the AOI and their mean per time window."""
     found = client.find_boxes(aoi.api_bbox())
+    if not found:
+        raise OpenSenseMapError(
+            f"openSenseMap knows no senseBox with a PM2.5 sensor in {aoi.api_bbox()}. Draw a larger area, "
+            "or one in a city with many senseBoxes (e.g. Münster)."
+        )
     boxes, dropped = clip_to_aoi(found, aoi)
     if not boxes:
         raise OpenSenseMapError(

@@ -204,7 +204,8 @@ class OpenSenseMapClient:
             table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         except (ValueError, pd.errors.ParserError):
             table = None
-        if table is None or list(table.columns[:4]) != expected or len(table.columns) != 5:
+        # The API ends every CSV with a newline: a body without one was cut off on the way.
+        if table is None or not text.endswith("\n") or list(table.columns[:4]) != expected or len(table.columns) != 5:
             self._forget("/statistics/descriptive", params)
             raise ApiUnavailable(
                 "openSenseMap sent statistics in an unexpected form (cut off or changed?). "

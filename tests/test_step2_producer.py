@@ -1,0 +1,168 @@
+"""Step 2's producer, run as the notebook runs it: what lands on the topic, and what the learner is told."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+from kafka import KafkaConsumer, TopicPartition
+
+from pm25 import contract
+from pm25.readings import SAMPLE_CSV, sample_readings
+from tests.notebooks import execute_notebook, stream_text
+
+HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
+BOXES = {"a" * 24: "Alpha", "b" * 24: "Beta", "c" * 24: "Gamma Südviertel"}
+SENSOR = "d" * 24
+START = datetime(2024, 1, 15, tzinfo=UTC)
+
+# The bad rows, each with what the notebook must say about it. Line numbers count the header as line 1.
+INVALID_ROWS = [
+    (f",Nobody,{SENSOR},51.96,7.62,2024-01-15T01:00:00Z,10.0", "boxId is missing"),
+    (f"{'a' * 24},Alpha,{SENSOR},51.96,7.62,yesterday at noon,10.0", "timestamp 'yesterday at noon' is not a time"),
+    (f"{'b' * 24},Beta,{SENSOR},51.96,7.62,2024-01-15T02:00:00Z,abc", "value 'abc' is not a number"),
+    (f"{'c' * 24},Gamma Südviertel,{SENSOR},51.96,7.62,2024-01-15T02:00:00Z,-1", "value -1.0 is below 0"),
+    (f"{'a' * 24},Alpha,{SENSOR},51.96,7.62,2024-01-15T03:00:00Z,999.9", "out-of-range mark"),
+]
+
+
+def valid_row(box_id: str, hour: float, value: float) -> str:
+    moment = contract.format_timestamp(START + timedelta(hours=hour))
+    return f"{box_id},{BOXES[box_id]},{SENSOR},51.96,7.62,{moment},{value}"
+
+
+def write_csv_with_bad_rows(data_dir) -> tuple[list[str], dict[int, str]]:
+    """Four hours of three boxes, in step 1's order (time, then box), with the bad rows in between.
+
+    Returns the valid rows and {line number: expected reason} for the bad ones.
+    """
+    valid = [valid_row(box_id, hour, 5.0 + hour + index) for hour in range(4) for index, box_id in enumerate(BOXES)]
+    lines, bad_lines = [HEADER], {}
+    bad = iter(INVALID_ROWS)
+    for number, row in enumerate(valid):
+        lines.append(row)
+        if number % 2 == 1 and (next_bad := next(bad, None)):
+            lines.append(next_bad[0])
+            bad_lines[len(lines)] = next_bad[1]
+    assert len(bad_lines) == len(INVALID_ROWS)
+    (data_dir / "pm25_readings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return valid, bad_lines
+
+
+def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record on the topic, read up to each partition's high watermark (the log is complete by now)."""
+    with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        assert partitions, f"topic {topic} does not exist"
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        records, deadline = [], time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records += batch
+            ends = [consumer.highwater(tp) for tp in partitions]
+            if all(end is not None and consumer.position(tp) >= end for tp, end in zip(partitions, ends, strict=True)):
+                return records
+        raise AssertionError(f"did not reach the end of {topic} within {timeout_s} s ({len(records)} records read)")
+
+
+def printed_count(printed: str, label: str) -> int:
+    match = re.search(rf"^{label}:\s+(\d+)", printed, re.MULTILINE)
+    assert match, f"the notebook did not print '{label}:'\n{printed}"
+    return int(match.group(1))
+
+
+def check_messages(records: list) -> list[contract.Reading]:
+    """Each record: key = boxId in UTF-8, value valid against the schema and decodable. Returns the readings."""
+    readings = []
+    for record in records:
+        message = json.loads(record.value.decode("utf-8"))
+        assert contract.validate(message) == [], message
+        reading = contract.decode(record.value)
+        assert record.key == reading.box_id.encode("utf-8")
+        readings.append(reading)
+    return readings
+
+
+def per_key_order(records: list) -> dict[str, list[datetime]]:
+    """Each key's timestamps in the order a consumer sees them (partition by partition, offset by offset)."""
+    order: dict[str, list[datetime]] = {}
+    for record in sorted(records, key=lambda record: (record.partition, record.offset)):
+        order.setdefault(record.key.decode(), []).append(contract.decode(record.value).timestamp)
+    return order
+
+
+def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_rows(
+    bootstrap_servers, topic, data_dir
+):
+    valid, bad_lines = write_csv_with_bad_rows(data_dir)
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "bulk"}
+    printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
+
+    records = read_topic(bootstrap_servers, topic)
+    readings = check_messages(records)
+    sent_rows = sorted((r.box_id, contract.format_timestamp(r.timestamp), r.value) for r in readings)
+    expected_rows = sorted((row.split(",")[0], row.split(",")[5], float(row.split(",")[6])) for row in valid)
+    assert sent_rows == expected_rows  # exactly one message per valid row, none for a bad one
+    assert {r.box_name for r in readings} == set(BOXES.values())  # the umlaut survived
+
+    for key, timestamps in per_key_order(records).items():
+        assert timestamps == sorted(timestamps), f"box {key} out of order: {timestamps}"
+    partitions_per_box = {}
+    for record in records:
+        partitions_per_box.setdefault(record.key, set()).add(record.partition)
+    assert all(len(partitions) == 1 for partitions in partitions_per_box.values())
+
+    assert f"{len(valid)} readings from pm25_readings.csv are ready to send; {len(bad_lines)} rows were rejected" in (
+        printed
+    )
+    for line, reason in bad_lines.items():
+        assert re.search(rf"^  line {line}: .*{re.escape(reason)}", printed, re.MULTILINE), (line, reason, printed)
+
+    assert printed_count(printed, "rows read") == len(valid) + len(bad_lines)
+    assert printed_count(printed, "rejected") == len(bad_lines)
+    assert printed_count(printed, "sent") == len(valid)
+    assert printed_count(printed, "acknowledged") == len(valid)
+    assert printed_count(printed, "failed") == 0
+    assert "Every message sent was acknowledged by the broker." in printed
+    assert f"Created topic '{topic}' with 3 partitions" in printed
+
+
+def test_without_a_file_from_step_1_the_bundled_sample_is_sent_with_a_note(bootstrap_servers, topic, data_dir):
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "bulk"}
+    printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
+
+    assert f"There is no pm25_readings.csv from step 1 in {data_dir}" in printed
+    assert "the bundled real sample" in printed
+    sample = sample_readings(SAMPLE_CSV)
+    readings = check_messages(read_topic(bootstrap_servers, topic))
+    assert sorted((r.box_id, contract.format_timestamp(r.timestamp)) for r in readings) == sorted(
+        zip(sample["boxId"], sample["timestamp"], strict=True)
+    )
+    assert printed_count(printed, "acknowledged") == len(sample)
+    assert "Every message sent was acknowledged by the broker." in printed
+
+
+def test_replay_sends_each_reading_once_in_timestamp_order_at_the_pace_of_event_time(
+    bootstrap_servers, topic, data_dir
+):
+    # Six readings ten minutes apart, written out of order: replay must sort them by time.
+    # The notebook's speedup is 3600, so ten minutes of event time take 1/6 s of wall time.
+    box_ids = list(BOXES)
+    rows = [valid_row(box_ids[step % 3], step / 6, 10.0 + step) for step in range(6)]
+    shuffled = [rows[index] for index in (3, 0, 5, 1, 4, 2)]
+    (data_dir / "pm25_readings.csv").write_text("\n".join([HEADER, *shuffled]) + "\n", encoding="utf-8")
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "replay"}
+    printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
+
+    records = read_topic(bootstrap_servers, topic)
+    check_messages(records)
+    by_send_time = sorted(records, key=lambda record: (record.timestamp, record.partition, record.offset))
+    sent_order = [contract.decode(record.value).timestamp for record in by_send_time]
+    assert sent_order == [START + timedelta(minutes=10 * step) for step in range(6)]  # each once, in time order
+    # Paced: the last reading is 50 minutes of event time after the first, i.e. 50 / 60 s at speedup 3600.
+    assert by_send_time[-1].timestamp - by_send_time[0].timestamp >= 800
+    assert "Mode: replay" in printed
+    assert printed_count(printed, "acknowledged") == 6
