@@ -21,8 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 MARKDOWN_FILES = ["README.md", "TEACHERS.md", "LICENSE.md"]
 # Linked from the README before they are written. A missing one is reported as xfail, not as a
 # pass; once the file exists its links are checked like any other. Empty this set when they land.
-PENDING = {"src/step_1_data_prep.ipynb", "src/step_2_producer.ipynb", "src/step_3_event_processing.ipynb"}
-
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]+`")
 LINK = re.compile(r"(?P<image>!?)\[(?P<text>[^\]]*)\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -109,11 +107,6 @@ def problem(link: Link) -> str | None:
     return None
 
 
-def is_pending(link: Link) -> bool:
-    path = (link.base / unquote(urlsplit(link.target).path)).resolve()
-    return path.is_relative_to(REPO) and path.relative_to(REPO).as_posix() in PENDING
-
-
 DOCUMENTS = list(documents())
 
 
@@ -121,11 +114,7 @@ DOCUMENTS = list(documents())
 def test_relative_links_and_images_exist(document):
     base, markdown = documents()[document]
     relative = [link for link in links_in(document, base, markdown) if not is_external(link.target)]
-    problems = [(link, p) for link in relative if (p := problem(link))]
-    real = [p for link, p in problems if not is_pending(link)]
-    assert real == []
-    if problems:
-        pytest.xfail("not written yet: " + ", ".join(p for _link, p in problems))
+    assert [p for link in relative if (p := problem(link))] == []
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)

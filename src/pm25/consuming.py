@@ -141,17 +141,14 @@ def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, sta
 
 
 def lag_table(consumer: KafkaConsumer, topic: str) -> pd.DataFrame:
-    """Per partition: the group's committed offset, the newest offset, and the lag between them.
-
-    The newest offset is the high watermark from the consumer's last fetch, which every broker
-    reports correctly (the embedded broker's end_offsets() can be off).
-    """
+    """Per partition: the group's committed offset, the newest offset, and the lag between them."""
     rows = []
     for partition in sorted(consumer.partitions_for_topic(topic) or []):
         topic_partition = TopicPartition(topic, partition)
         committed = consumer.committed(topic_partition) or 0
-        newest = consumer.highwater(topic_partition)
-        if newest is None:
-            newest = consumer.end_offsets([topic_partition])[topic_partition]
+        # The high watermark from the last fetch is exact but can be old; end_offsets() is fresh, but the
+        # embedded broker answers it with the start of the last batch. The larger of the two is right on both.
+        fetched = consumer.highwater(topic_partition) if topic_partition in consumer.assignment() else None
+        newest = max(fetched or 0, consumer.end_offsets([topic_partition])[topic_partition])
         rows.append({"partition": partition, "committed": committed, "newest": newest, "lag": newest - committed})
     return pd.DataFrame(rows, columns=["partition", "committed", "newest", "lag"])

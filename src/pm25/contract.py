@@ -15,16 +15,15 @@ import numbers
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from kafka.serializer import Serializer
 
 from pm25.config import BUNDLED_DATA_DIR
 
 SCHEMA_PATH = BUNDLED_DATA_DIR / "schema" / "pm25-reading.schema.json"
 SCHEMA: dict = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-_VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 UNIT = "µg/m³"
 PHENOMENON = "PM2.5"
@@ -237,9 +236,17 @@ def decode(raw: bytes | None) -> Reading:
     )
 
 
+@cache
+def _validator():
+    # Imported on first use: jsonschema's format checkers take seconds to import.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
 def validate(message: Any) -> list[str]:
     """Every way `message` breaks the JSON Schema, as 'field: problem' lines; empty when it is valid."""
-    errors = sorted(_VALIDATOR.iter_errors(message), key=lambda error: list(map(str, error.path)))
+    errors = sorted(_validator().iter_errors(message), key=lambda error: list(map(str, error.path)))
     return [f"{'.'.join(map(str, error.path)) or 'message'}: {error.message}" for error in errors]
 
 
