@@ -94,9 +94,7 @@ def per_key_order(records: list) -> dict[str, list[datetime]]:
     return order
 
 
-def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_rows(
-    bootstrap_servers, topic, data_dir
-):
+def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_rows(bootstrap_servers, topic, data_dir):
     valid, bad_lines = write_csv_with_bad_rows(data_dir)
     env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "bulk"}
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))

@@ -3,13 +3,13 @@ event-time pacing for `replay`, and new measurements from openSenseMap for `live
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.future import Future
 
 from pm25.contract import InvalidMessage, Reading, parse_timestamp
 from pm25.geo import Aoi
@@ -42,46 +42,59 @@ def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = 3, replic
 
 @dataclass
 class DeliveryReport:
-    """Counts what the broker acknowledged and what failed, from the producer's callbacks.
+    """What the broker acknowledged and what failed, read from the futures that send() returns.
 
-    Callbacks run on the producer's network thread; the lock keeps the counts consistent
-    for a notebook cell that reads them meanwhile.
+    Only the first few sends get a callback (to print them as they are acknowledged); the rest
+    are counted from their futures when asked, which costs far less than a callback per message.
     """
 
     show_first: int = 5
-    sent: int = 0
-    acknowledged: int = 0
-    failures: list[tuple[Reading, str]] = field(default_factory=list)
-    partitions_by_box: dict[str, set[int]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sends: list[tuple[Future, Reading]] = field(default_factory=list, repr=False)
 
-    def track(self, future, reading: Reading) -> None:
+    def track(self, future: Future, reading: Reading) -> None:
         """Register a send: `future` is what producer.send() returned."""
-        self.sent += 1
-        future.add_callback(self._acknowledged, reading)
-        future.add_errback(self._failed, reading)
+        self._sends.append((future, reading))
+        if len(self._sends) <= self.show_first:
+            future.add_callback(self._print_acknowledged, reading)
 
-    def _acknowledged(self, reading: Reading, metadata) -> None:
-        with self._lock:
-            self.acknowledged += 1
-            self.partitions_by_box.setdefault(reading.box_name, set()).add(metadata.partition)
-            if self.acknowledged <= self.show_first:
-                print(
-                    f"  acknowledged: {reading.box_name[:24]:24} {reading.timestamp:%Y-%m-%d %H:%M} "
-                    f"-> partition {metadata.partition}, offset {metadata.offset}"
-                )
+    def refused(self, reading: Reading, error: Exception) -> None:
+        """Register a send that the producer refused at once (e.g. a message larger than allowed)."""
+        self._sends.append((Future().failure(error), reading))
 
-    def _failed(self, reading: Reading, error: Exception) -> None:
-        with self._lock:
-            self.failures.append((reading, f"{type(error).__name__}: {error}"))
+    @staticmethod
+    def _print_acknowledged(reading: Reading, metadata) -> None:
+        print(
+            f"  acknowledged: {reading.box_name[:24]:24} {reading.timestamp:%Y-%m-%d %H:%M} "
+            f"-> partition {metadata.partition}, offset {metadata.offset}"
+        )
+
+    @property
+    def sent(self) -> int:
+        return len(self._sends)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(future.succeeded() for future, _ in self._sends)
+
+    @property
+    def failures(self) -> list[tuple[Reading, str]]:
+        return [(reading, _describe(future.exception)) for future, reading in self._sends if future.failed()]
 
     @property
     def failed(self) -> int:
-        return len(self.failures)
+        return sum(future.failed() for future, _ in self._sends)
 
     @property
     def pending(self) -> int:
-        return self.sent - self.acknowledged - self.failed
+        return sum(not future.is_done for future, _ in self._sends)
+
+    @property
+    def partitions_by_box(self) -> dict[str, set[int]]:
+        partitions: dict[str, set[int]] = {}
+        for future, reading in self._sends:
+            if future.succeeded():
+                partitions.setdefault(reading.box_name, set()).add(future.value.partition)
+        return partitions
 
     def summary(self, rows_read: int | None = None, rejected: int | None = None) -> str:
         lines = []
@@ -101,6 +114,11 @@ class DeliveryReport:
             for reading, why in self.failures[:10]
         ]
         return "\n".join(lines)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
 
 
 def paced(

@@ -1,0 +1,321 @@
+"""What step 2's producer loop relies on: topic set-up, the delivery report, replay pacing and live polling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import InvalidTopicError, MessageSizeTooLargeError
+from kafka.future import Future
+
+from pm25 import contract, geo, producing
+from pm25.broker import EmbeddedBroker
+from pm25.opensensemap import OpenSenseMapClient
+from tests.osem_replay import Fault
+
+BOX = "a" * 24
+SENSOR = "b" * 24
+START = datetime(2024, 1, 15, tzinfo=UTC)
+BUNDESKANZLERAMT = "5d6e465a953683001a2b62c5"  # in Berlin today; its location history starts in Münster
+WERSEHAUS = "60bf47d402d98f001bbb950a"  # inside the bundled area's bounding box, outside its outline
+NIENBERGE = "5e98843845f937001cf26c6d"  # its last measurement was on 19 January, 15:55 UTC
+
+
+def reading(hours: float, box_id: str = BOX, name: str = "Alpha") -> contract.Reading:
+    return contract.Reading(box_id, name, SENSOR, 51.96, 7.62, START + timedelta(hours=hours), 10.0)
+
+
+class FakeTime:
+    """A clock that only moves when slept on (or when `work` is done), recording every sleep."""
+
+    def __init__(self, on_sleep: Callable[[], None] | None = None):
+        self.now = 100.0
+        self.sleeps: list[float] = []
+        self.on_sleep = on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0, f"slept {seconds} s"
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep()
+
+
+# --------------------------------------------------------------------------- ensure_topic
+
+
+def partition_count(admin: KafkaAdminClient, name: str) -> int:
+    return len(admin.describe_topics([name])[0]["partitions"])
+
+
+def test_ensure_topic_creates_the_topic_with_three_partitions(bootstrap_servers, topic):
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        said = producing.ensure_topic(admin, topic)
+        assert said == f"Created topic '{topic}' with 3 partitions (replication factor 1)."
+        assert partition_count(admin, topic) == 3
+
+
+def test_ensure_topic_accepts_an_existing_topic_and_reports_its_partition_count(bootstrap_servers, topic):
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}})
+        said = producing.ensure_topic(admin, topic, partitions=3)
+        assert said == f"Topic '{topic}' exists already, with 2 partitions."
+        assert partition_count(admin, topic) == 2  # left as it was
+
+
+def test_ensure_topic_explains_a_refusal_by_the_broker():
+    class RefusingAdmin:
+        def create_topics(self, topics):
+            raise InvalidTopicError("bad name")
+
+    with pytest.raises(RuntimeError, match=r"could not create the topic 'a b'.*letters, digits.*replication factor 1"):
+        producing.ensure_topic(RefusingAdmin(), "a b")
+
+
+def test_no_broker_message_names_the_address_and_both_ways_to_start_one():
+    message = producing.no_broker_message("localhost:9092")
+    assert "localhost:9092" in message
+    assert "make lab" in message
+    assert "docker compose" in message
+    assert "KAFKA_BOOTSTRAP_SERVERS" in message
+
+
+# --------------------------------------------------------------------------- DeliveryReport
+
+
+def notebook_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
+    """A producer set up as step 2's, with short time-outs so that a failure shows within seconds."""
+    settings = {
+        "key_serializer": contract.KeySerializer(),
+        "value_serializer": contract.ReadingSerializer(),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 20,
+        "request_timeout_ms": 1000,
+        "delivery_timeout_ms": 2000,
+        "retry_backoff_ms": 50,
+    }
+    return KafkaProducer(bootstrap_servers=bootstrap_servers, **settings | overrides)
+
+
+def test_delivery_report_counts_every_acknowledged_message_and_where_it_went(bootstrap_servers, topic, capsys):
+    boxes = [(f"{index:024x}", f"Box {index}") for index in range(6)]
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        producing.ensure_topic(admin, topic)
+    producer = notebook_producer(bootstrap_servers)
+    report = producing.DeliveryReport(show_first=2)
+    try:
+        for hour in range(5):
+            for box_id, name in boxes:
+                sent = reading(hour, box_id, name)
+                report.track(producer.send(topic, key=sent.key, value=sent), sent)
+        producer.flush(timeout=10)
+    finally:
+        producer.close(timeout=5)
+
+    assert (report.sent, report.acknowledged, report.failed, report.pending) == (30, 30, 0, 0)
+    assert set(report.partitions_by_box) == {name for _, name in boxes}
+    assert all(len(partitions) == 1 for partitions in report.partitions_by_box.values())  # one box, one partition
+    assert capsys.readouterr().out.count("  acknowledged: ") == 2  # only the first `show_first` are shown
+    assert report.summary(rows_read=33, rejected=3).splitlines() == [
+        "rows read:    33",
+        "rejected:     3 (never sent)",
+        "sent:         30",
+        "acknowledged: 30",
+        "failed:       0",
+    ]
+
+
+@pytest.mark.faults
+def test_delivery_report_counts_the_messages_a_vanished_broker_never_acknowledged(topic):
+    with EmbeddedBroker() as broker:
+        with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
+            producing.ensure_topic(admin, topic)
+        producer = notebook_producer(broker.bootstrap_servers)
+        report = producing.DeliveryReport()
+        try:
+            for hour in range(3):
+                report.track(producer.send(topic, key=BOX, value=reading(hour)), reading(hour))
+            producer.flush(timeout=10)
+            assert report.acknowledged == 3
+            broker.stop()
+            for hour in range(3, 7):
+                report.track(producer.send(topic, key=BOX, value=reading(hour)), reading(hour))
+            producer.flush(timeout=10)  # returns once every batch has expired (delivery_timeout_ms)
+        finally:
+            producer.close(timeout=5)
+
+    assert (report.sent, report.acknowledged, report.failed, report.pending) == (7, 3, 4, 0)
+    assert report.acknowledged == report.sent - report.failed
+    assert [failed.timestamp for failed, _ in report.failures] == [START + timedelta(hours=h) for h in range(3, 7)]
+    summary = report.summary()
+    assert "sent:         7\nacknowledged: 3\nfailed:       4" in summary
+    assert "  failed: Alpha 2024-01-15 03:00: KafkaTimeoutError" in summary
+
+
+def test_a_message_the_producer_refuses_counts_as_failed_not_as_sent_successfully(bootstrap_servers, topic):
+    producer = notebook_producer(bootstrap_servers, max_request_size=100)  # smaller than one reading
+    report = producing.DeliveryReport()
+    try:
+        with pytest.raises(MessageSizeTooLargeError) as raised:
+            producer.send(topic, key=BOX, value=reading(0))
+        report.refused(reading(0), raised.value)
+    finally:
+        producer.close(timeout=5)
+    assert (report.sent, report.acknowledged, report.failed) == (1, 0, 1)
+    assert "MessageSizeTooLargeError" in report.summary()
+
+
+def test_delivery_report_names_the_messages_still_unconfirmed():
+    report = producing.DeliveryReport(show_first=0)
+    answered, unanswered, refused = Future(), Future(), Future()
+    for hour, future in enumerate((answered, unanswered, refused)):
+        report.track(future, reading(hour))
+
+    class Metadata:
+        partition, offset = 1, 0
+
+    answered.success(Metadata())
+    refused.failure(RuntimeError("no leader"))
+    assert (report.sent, report.acknowledged, report.failed, report.pending) == (3, 1, 1, 1)
+    summary = report.summary()
+    assert "unconfirmed:  1 (the producer was closed before the broker answered)" in summary
+    assert "  failed: Alpha 2024-01-15 02:00: RuntimeError: no leader" in summary
+    assert report.partitions_by_box == {"Alpha": {1}}
+
+
+# --------------------------------------------------------------------------- paced
+
+
+def consume(readings, fake: FakeTime, work_s: float = 0.0) -> list[float]:
+    """The fake clock's time at each yield; `work_s` is how long handling one reading takes."""
+    times = []
+    for _ in readings:
+        times.append(fake.now)
+        fake.now += work_s
+    return times
+
+
+def test_paced_yields_each_reading_at_its_deadline_from_the_start():
+    fake = FakeTime()
+    hours = [0, 1, 2.5, 4]
+    paced = producing.paced([reading(h) for h in hours], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    assert consume(paced, fake) == [100.0 + h for h in hours]  # one hour of event time per second
+
+
+def test_paced_does_not_drift_when_handling_a_reading_takes_time():
+    fake = FakeTime()
+    paced = producing.paced([reading(h) for h in range(5)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    times = consume(paced, fake, work_s=0.25)
+    assert times == pytest.approx([100.0, 101.0, 102.0, 103.0, 104.0])  # not 101.25, 102.5, ...
+    assert fake.sleeps == pytest.approx([0.75, 0.75, 0.75, 0.75])
+
+
+def test_paced_respects_the_speedup():
+    fake = FakeTime()
+    paced = producing.paced([reading(0), reading(1), reading(3)], speedup=60, clock=fake.clock, sleep=fake.sleep)
+    assert consume(paced, fake) == [100.0, 160.0, 280.0]  # one hour of event time in 60 s
+
+
+def test_paced_does_not_sleep_between_readings_with_the_same_timestamp():
+    fake = FakeTime()
+    same_hour = [reading(0), reading(1, "c" * 24), reading(1, "d" * 24), reading(1, "e" * 24), reading(2)]
+    paced = producing.paced(same_hour, speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    assert consume(paced, fake) == [100.0, 101.0, 101.0, 101.0, 102.0]
+    assert fake.sleeps == [1.0, 1.0]
+
+
+def test_paced_catches_up_without_sleeping_when_behind():
+    fake = FakeTime()
+    paced = producing.paced([reading(h) for h in range(4)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    times = consume(paced, fake, work_s=2.5)  # slower than the stream: never wait, never fall further behind
+    assert fake.sleeps == []
+    assert times == [100.0, 102.5, 105.0, 107.5]
+
+
+# --------------------------------------------------------------------------- live_readings
+
+LIVE_NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
+
+
+def latest_pm25_in(aoi: geo.Aoi, boxes: list[dict]) -> set[tuple[str, datetime]]:
+    """(boxId, time) of the newest PM2.5 measurement of every box standing in the AOI, per the replay's data."""
+    found = set()
+    for box in boxes:
+        lon, lat = box["currentLocation"]["coordinates"][:2]
+        for sensor in box["sensors"]:
+            if sensor["title"] == "PM2.5" and "lastMeasurement" in sensor and aoi.contains(lon, lat):
+                found.add((box["_id"], contract.parse_timestamp(sensor["lastMeasurement"]["createdAt"])))
+    return found
+
+
+def poll_live(replay_api, client, aoi, nows: list[datetime], every_s=60.0) -> tuple[list[list], FakeTime]:
+    """Run live_readings for len(nows) polls; the replay's clock moves to the next of `nows` at each sleep."""
+    upcoming = iter(nows[1:])
+    polls: list[list] = [[]]
+
+    def next_poll():
+        replay_api.now = next(upcoming)
+        polls.append([])
+
+    fake = FakeTime(on_sleep=next_poll)
+    replay_api.now = nows[0]
+    duration_s = every_s * (len(nows) - 1) + every_s / 2  # the loop stops when the next poll would be too late
+    for found in producing.live_readings(client, aoi, every_s, duration_s, clock=fake.clock, sleep=fake.sleep):
+        polls[-1].append(found)
+    return polls, fake
+
+
+def test_live_readings_yields_each_measurement_once_across_polls_and_only_inside_the_area(replay_api, monkeypatch):
+    monkeypatch.setattr(replay_api, "now", replay_api.now)  # restored after the test
+    aoi = geo.load_aoi(geo.BUNDLED_AOI, "bundled area")
+    client = OpenSenseMapClient(replay_api.url, backoff_s=0.01)
+    nows = [LIVE_NOW, LIVE_NOW, LIVE_NOW + timedelta(minutes=10)]
+    polls_before = sum(path.startswith("/boxes") for path in replay_api.requests)
+
+    polls, fake = poll_live(replay_api, client, aoi, nows)
+
+    assert sum(path.startswith("/boxes") for path in replay_api.requests) - polls_before == 3
+    assert fake.sleeps == [60.0, 60.0]
+    first, same_time, ten_minutes_later = ({(r.box_id, r.timestamp) for r in poll} for poll in polls)
+    everything = [(r.box_id, r.timestamp) for poll in polls for r in poll]
+    assert len(everything) == len(set(everything))  # nothing twice
+
+    replay_api.now = nows[0]
+    assert first == latest_pm25_in(aoi, replay_api.boxes)
+    assert len(first) >= 6
+    assert same_time == set()  # nothing new since the last poll
+    replay_api.now = nows[2]
+    assert ten_minutes_later == latest_pm25_in(aoi, replay_api.boxes) - first
+    assert {when for _, when in ten_minutes_later} == {LIVE_NOW + timedelta(minutes=5)}
+    assert (NIENBERGE, datetime(2024, 1, 19, 15, 55, tzinfo=UTC)) in first  # a silent box is sent once, not again
+
+    boxes_sent = {box_id for box_id, _ in everything}
+    assert BUNDESKANZLERAMT not in boxes_sent
+    assert WERSEHAUS not in boxes_sent
+    for poll in polls:
+        for found in poll:
+            assert contract.decode(contract.encode(found)) == found  # each one a valid message
+
+
+@pytest.mark.faults
+def test_live_readings_reports_a_failed_poll_and_goes_on_polling(replay_api, monkeypatch, capsys):
+    monkeypatch.setattr(replay_api, "now", replay_api.now)
+    aoi = geo.load_aoi(geo.BUNDLED_AOI, "bundled area")
+    client = OpenSenseMapClient(replay_api.url, max_attempts=2, backoff_s=0.01)
+    replay_api.inject(*[Fault("status", status=503, path_prefix="/boxes")] * client.max_attempts)
+
+    polls, fake = poll_live(replay_api, client, aoi, [LIVE_NOW, LIVE_NOW + timedelta(minutes=10)])
+
+    printed = capsys.readouterr().out
+    assert "This poll failed, trying again at the next one:" in printed
+    assert "HTTP 503" in printed
+    assert polls[0] == []
+    assert len(fake.sleeps) == 1
+    replay_api.now = LIVE_NOW + timedelta(minutes=10)
+    assert {(r.box_id, r.timestamp) for r in polls[1]} == latest_pm25_in(aoi, replay_api.boxes)
