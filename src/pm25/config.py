@@ -69,7 +69,10 @@ def parse_utc(text: str, variable: str = "time") -> datetime:
         raise ConfigError(variable, text, expected) from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: in UTC it would fall before the year 1
+        raise ConfigError(variable, text, f"{expected}, within the years 1 to 9999 in UTC") from None
 
 
 def check_time_range(start: datetime, end: datetime, now: datetime | None = None) -> None:

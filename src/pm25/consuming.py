@@ -121,7 +121,8 @@ class Rejected:
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # RFC 4180 line ends: a text field holding a bare "\r" (a box name can) is then quoted, not split.
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -136,7 +137,7 @@ def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, sta
     paths = [output_dir / "alerts.csv", output_dir / "rejected.csv", output_dir / "sensor_status.csv"]
     write_atomically(paths[0], _csv([alert.as_dict() for alert in alerts], ALERT_COLUMNS))
     write_atomically(paths[1], _csv(rejected.rows, REJECTED_COLUMNS))
-    write_atomically(paths[2], status.to_csv(index=False, lineterminator="\n"))
+    write_atomically(paths[2], status.to_csv(index=False, lineterminator="\r\n"))
     return paths
 
 

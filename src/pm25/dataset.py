@@ -93,6 +93,7 @@ def _within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame
 
 def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h") -> Pm25Data:
     """Ask openSenseMap for the PM2.5 boxes in the AOI and their mean per time window."""
+    print(f"Asking {client.base_url} for the PM2.5 boxes in {aoi.api_bbox()} ...", flush=True)
     found = client.find_boxes(aoi.api_bbox())
     if not found:
         raise OpenSenseMapError(
@@ -107,6 +108,7 @@ def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetim
         )
     if len(boxes) > MANY_BOXES:
         print(f"Your area holds {len(boxes)} PM2.5 boxes: fetching them takes a while. Draw a smaller area if needed.")
+    print(f"Fetching the {window} means of {len(boxes)} boxes ...", flush=True)
     table = client.fetch_pm25(boxes, start, end, window)
     located = pd.DataFrame(
         [(box["_id"], *box["currentLocation"]["coordinates"][:2]) for box in boxes], columns=["boxId", "lon", "lat"]
@@ -166,7 +168,7 @@ def get_pm25(settings: Settings, aoi: Aoi, client: OpenSenseMapClient | None = N
 def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
     """Write both files atomically: a failed run leaves the previous ones as they were."""
     readings_path, boxes_path = data_dir / READINGS_FILE, data_dir / BOXES_FILE
-    write_atomically(readings_path, data.readings[COLUMNS].to_csv(index=False, lineterminator="\n"))
+    write_atomically(readings_path, data.readings[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
     write_atomically(boxes_path, json.dumps({"type": "FeatureCollection", "features": data.boxes}, indent=1))
     return readings_path, boxes_path
 
@@ -177,7 +179,7 @@ def readings_file(data_dir: Path) -> Path:
     if path.exists():
         return path
     sample = data_dir / "output" / "sample_pm25_readings.csv"
-    write_atomically(sample, sample_readings(SAMPLE_CSV)[COLUMNS].to_csv(index=False, lineterminator="\n"))
+    write_atomically(sample, sample_readings(SAMPLE_CSV)[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
     print(
         f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
         f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."

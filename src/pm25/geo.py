@@ -58,12 +58,17 @@ class Aoi:
     def from_geojson(cls, geojson: dict, source: str) -> Aoi:
         """The first polygon of a Feature, FeatureCollection or bare geometry (as DrawControl saves)."""
         geometry = _first_geometry(geojson)
-        if geometry is None or geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+        if not isinstance(geometry, dict) or geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
             raise AoiError(
                 f"The {source} holds no polygon. Draw a rectangle or polygon on the map "
                 "(not a point or a line) and run the cell again."
             )
-        ring = tuple((float(point[0]), float(point[1])) for point in geometry["coordinates"][0])
+        try:
+            ring = tuple((float(point[0]), float(point[1])) for point in geometry["coordinates"][0])
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):  # e.g. a hand-edited aoi.geojson
+            raise AoiError(
+                f"The {source} has corners that are not [longitude, latitude] pairs of numbers. Draw it again."
+            ) from None
         aoi = cls(ring, source)
         aoi.check()
         return aoi
@@ -110,8 +115,10 @@ class Aoi:
 def _first_geometry(geojson: dict) -> dict | None:
     kind = geojson.get("type") if isinstance(geojson, dict) else None
     if kind == "FeatureCollection":
-        features = geojson.get("features") or []
-        return _first_geometry(features[-1]) if features else None  # the latest drawing wins
+        features = geojson.get("features")
+        if not isinstance(features, list) or not features:
+            return None
+        return _first_geometry(features[-1])  # the latest drawing wins
     if kind == "Feature":
         return geojson.get("geometry")
     return geojson if kind else None

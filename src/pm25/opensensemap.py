@@ -135,6 +135,8 @@ class OpenSenseMapClient:
                 problem = f"no answer within {self.timeout_s[1]:.0f} s"
             except requests.ConnectionError:
                 problem = f"could not connect to {self.base_url}"
+            except requests.exceptions.ChunkedEncodingError:
+                problem = "the answer was cut off"
             else:
                 if response.ok:
                     response.encoding = "utf-8"  # box names carry umlauts; text/csv has no charset

@@ -3,8 +3,11 @@ event-time pacing for `replay`, and new measurements from openSenseMap for `live
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient
@@ -119,6 +122,28 @@ class DeliveryReport:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
+
+
+@contextmanager
+def ctrl_c_waits():
+    """Hold back SIGINT (Ctrl+C, Jupyter's interrupt) until the block is done, then raise it.
+
+    Around producer.send() and report.track(), it makes sure no message reaches the broker uncounted.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; elsewhere there is nothing to defer
+        return
+    arrived = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: arrived.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if arrived:
+            if callable(previous):
+                previous(signal.SIGINT, arrived[0])
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
 
 
 def paced(

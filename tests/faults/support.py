@@ -1,0 +1,193 @@
+"""What the fault tests share: synthetic streams, running the notebooks as processes, reading topics back,
+and the figures the suite reports at the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from pm25.contract import Reading, encode
+from tests.notebooks import SRC, notebook_as_script
+
+START = datetime(2024, 1, 15, tzinfo=UTC)
+
+
+@dataclass
+class Figures:
+    """Counted by the tests, printed by tests/faults/conftest.py at the end of the session."""
+
+    kills_survived: int = 0
+    faults_injected: int = 0
+    hostile_inputs: int = 0
+    messages_lost: int = 0
+    alerts_duplicated_in_csv: int = 0
+    alert_topic_duplicates: int = 0  # at-least-once: republished between the last commit and a kill
+
+    def line(self) -> str:
+        return ", ".join(f"{field.name.replace('_', ' ')}: {getattr(self, field.name)}" for field in fields(self))
+
+
+FIGURES = Figures()
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.1):
+    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"within {timeout_s:.0f} s: {what}")
+        time.sleep(every_s)  # polling interval of a condition with a deadline
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+
+def box_id(number: int) -> str:
+    return f"{number:024x}"
+
+
+def random_walk_stream(boxes: int, steps: int, seed: int, every: timedelta = timedelta(hours=1)) -> list[Reading]:
+    """Readings of `boxes` boxes at `steps` times, in time order; each box's PM2.5 wanders around 15 µg/m³."""
+    rnd = random.Random(seed)
+    level = [rnd.uniform(5, 25) for _ in range(boxes)]
+    readings = []
+    for step in range(steps):
+        for number in range(boxes):
+            level[number] = min(60.0, max(0.0, level[number] + rnd.gauss(0, 3)))
+            readings.append(
+                Reading(box_id(number), f"Box {number} – Münster", box_id(10_000 + number), 51.90 + number * 1e-3,
+                        7.60, START + step * every, round(level[number], 2))
+            )  # fmt: skip
+    return readings
+
+
+def readings_csv(readings: list[Reading]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["boxId", "boxName", "sensorId", "lat", "lon", "timestamp", "value"])
+    for reading in readings:
+        message = reading.as_message()
+        writer.writerow([message[column] for column in ("boxId", "boxName", "sensorId", "lat", "lon", "timestamp")]
+                        + [message["value"]])  # fmt: skip
+    return buffer.getvalue()
+
+
+def boxes_geojson(readings: list[Reading]) -> str:
+    """senseboxes.geojson for the boxes of a stream, so step 3's status table lists them in a fixed order."""
+    seen: dict[str, Reading] = {}
+    for reading in readings:
+        seen.setdefault(reading.box_id, reading)
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+         "properties": {"boxId": r.box_id, "name": r.box_name, "readings": 0}}
+        for r in seen.values()
+    ]  # fmt: skip
+    return json.dumps({"type": "FeatureCollection", "features": features})
+
+
+# -- Kafka ---------------------------------------------------------------------------------------
+
+
+def create_topic(bootstrap_servers: str, name: str, partitions: int = 3) -> None:
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": 1}})
+
+
+def produce(bootstrap_servers: str, topic: str, readings: list[Reading]) -> None:
+    messages = [(reading.key.encode(), encode(reading)) for reading in readings]
+    with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=50, batch_size=1 << 20) as producer:
+        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+        producer.flush(timeout=60)
+    assert all(future.succeeded() for future in futures)
+
+
+def read_topic(bootstrap_servers: str, topic: str, quiet_s: float = 2.0) -> list:
+    """Every record of the topic, read from the start until nothing new came for `quiet_s`."""
+    with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
+        partitions = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+        records = []
+        for _ in range(10_000):  # bounded: one round per batch
+            batch = consumer.poll(timeout_ms=int(quiet_s * 1000))
+            if not batch:
+                return records
+            records += [record for part in batch.values() for record in part]
+        raise AssertionError(f"topic {topic} did not run dry")
+
+
+def committed_total(bootstrap_servers: str, group: str, topic: str) -> int:
+    """The sum of the group's committed offsets on the topic (0 before its first commit)."""
+    # committed() asks the group coordinator without joining the group, so it does not disturb the members.
+    with KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False) as consumer:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+
+
+# -- the notebooks as processes ------------------------------------------------------------------
+
+
+def consumer_script(directory: Path) -> Path:
+    """Step 3 as a script, up to and including the cell that writes alerts.csv and sensor_status.csv.
+
+    The cells after it only draw (a map and one plot per box: a minute for 100 boxes) and are left out.
+    """
+    path = notebook_as_script("step_3_event_processing.ipynb", directory)
+    text = path.read_text(encoding="utf-8")
+    written = text.index("consuming.write_outputs(")
+    drawing = text.index("maps.status_map(", written)
+    cut = text.rindex("# In[", 0, drawing)
+    path.write_text(text[:cut], encoding="utf-8")
+    return path
+
+
+def script_env(**settings: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env.update(settings)
+    return env
+
+
+def start_script(script: Path, env: dict[str, str], log: Path, *arguments: str) -> subprocess.Popen:
+    """Run a notebook script as its own process (group), output to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(script), *arguments], cwd=SRC, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
+        )  # fmt: skip
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A shell's background job ignores SIGINT, and its children inherit that: undo it, so SIGINT
+    # becomes KeyboardInterrupt in the script as Ctrl+C (or Jupyter's interrupt button) would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def finish(process: subprocess.Popen, log: Path, timeout_s: float) -> str:
+    """Wait for the process; its output; fail with that output if it did not succeed."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(
+            f"{process.args[1]} still ran after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
+        ) from None
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert process.returncode == 0, f"exit code {process.returncode}:\n{output[-3000:]}"
+    return output
