@@ -95,6 +95,7 @@ def test_task_3_feedback():
     assert "four numbers" in check_bbox("7.6,51.9,7.7", aoi)
     assert "not four comma-separated numbers" in check_bbox("west,south,east,north", aoi)
     assert "not your area" in check_bbox("0,0,1,1", aoi)
+    assert "smallest values come first" in check_bbox("7.7,52.0,7.6,51.9", aoi)
 
 
 @pytest.mark.parametrize(
@@ -108,8 +109,15 @@ def test_task_3_feedback():
     ],
 )
 def test_task_4_refuses_unusable_ranges_with_the_fix(time_from, time_to, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")) as raised:
         api_time_range(time_from, time_to)
+    assert "time_from" in str(raised.value) or "time_to" in str(raised.value)  # the learner's names, not PM25_*
+
+
+def test_learner_errors_show_as_one_line_in_a_notebook():
+    with pytest.raises(ConfigError) as raised:
+        api_time_range("2024-01-15", "2024-01-21T23:59:59.000Z")
+    assert raised.value._render_traceback_() == [f"❌ {raised.value}"]
 
 
 def test_task_4_environment_wins_over_the_notebook_values():

@@ -77,8 +77,8 @@ def test_ensure_topic_explains_a_refusal_by_the_broker():
         producing.ensure_topic(RefusingAdmin(), "a b")
 
 
-def test_no_broker_message_names_the_address_and_both_ways_to_start_one():
-    message = producing.no_broker_message("localhost:9092")
+def test_no_broker_error_names_the_address_and_both_ways_to_start_one():
+    message = str(producing.NoBroker("localhost:9092"))
     assert "localhost:9092" in message
     assert "make lab" in message
     assert "docker compose" in message

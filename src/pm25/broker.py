@@ -20,10 +20,12 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from pm25.errors import LearnerError
+
 HOST = "127.0.0.1"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(LearnerError, RuntimeError):
     """The embedded broker could not be started."""
 
 
@@ -68,7 +70,8 @@ class EmbeddedBroker:
         if not port_is_free(self.port):
             raise BrokerError(
                 f"Port {self.port} on {HOST} is already in use: is a broker already running "
-                "(docker compose, or another 'make lab')? Stop it or choose another port with --port."
+                "(docker compose, or another 'make lab')? Stop it, or use it: "
+                f"KAFKA_BOOTSTRAP_SERVERS={HOST}:{self.port} make lab. Or start this one with --port N."
             )
         url = f"tcp://{self.bootstrap_servers}"
         self._process = subprocess.Popen(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from pm25.config import ConfigError, Settings, check_time_range, parse_utc
+from pm25.config import ConfigError, Settings, parse_utc
 from pm25.geo import MUENSTER, Aoi, AoiError, check_coordinates, distance_km
 
 API_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
@@ -43,6 +43,8 @@ def check_bbox(bbox: str, aoi: Aoi) -> str:
     swapped = (expected[1], expected[0], expected[3], expected[2])
     if all(abs(a - b) < 1e-4 for a, b in zip(numbers, swapped, strict=True)):
         return WRONG + "Longitude comes first in a bbox (x before y): minLon,minLat,maxLon,maxLat."
+    if sorted(numbers) == sorted(expected) and (numbers[0] > numbers[2] or numbers[1] > numbers[3]):
+        return WRONG + "The smallest values come first: west and south edges, then east and north."
     return WRONG + "That is not your area's bounding box. Take the smallest and largest lon and lat of its corners."
 
 
@@ -52,7 +54,13 @@ def api_time_range(time_from: str, time_to: str, now: datetime | None = None) ->
         if not API_TIME.match(text):
             raise ConfigError(name, text, "the API's form YYYY-MM-DDTHH:MM:SS.sssZ, e.g. '2024-01-15T00:00:00.000Z'")
     start, end = parse_utc(time_from, "time_from"), parse_utc(time_to, "time_to")
-    check_time_range(start, end, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    if start >= end:
+        raise ConfigError(
+            "time_from/time_to", f"{time_from} .. {time_to}", "a start before the end (did you swap them?)"
+        )
+    if start > now:
+        raise ConfigError("time_from", time_from, f"a time in the past (it is {now:%Y-%m-%d %H:%M} UTC now)")
     return start, end
 
 

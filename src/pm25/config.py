@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pm25.errors import LearnerError
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 BUNDLED_DATA_DIR = REPO_DIR / "data"
 
@@ -27,7 +29,7 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 PRODUCER_MODES = ("bulk", "replay", "live")
 
 
-class ConfigError(ValueError):
+class ConfigError(LearnerError, ValueError):
     """A setting from the environment that cannot be used."""
 
     def __init__(self, variable: str, value: str, expected: str):
@@ -73,19 +75,6 @@ def parse_utc(text: str, variable: str = "time") -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+01:00: in UTC it would fall before the year 1
         raise ConfigError(variable, text, f"{expected}, within the years 1 to 9999 in UTC") from None
-
-
-def check_time_range(start: datetime, end: datetime, now: datetime | None = None) -> None:
-    """Reject a range that is empty or lies in the future: the API would answer with nothing."""
-    now = now or datetime.now(UTC)
-    if start >= end:
-        raise ConfigError(
-            "PM25_FROM/PM25_TO",
-            f"{start.isoformat()} .. {end.isoformat()}",
-            "a start before the end (did you swap them?)",
-        )
-    if start > now:
-        raise ConfigError("PM25_FROM", start.isoformat(), f"a time in the past (it is {now:%Y-%m-%d %H:%M} UTC now)")
 
 
 def _choice(env: Mapping[str, str], variable: str, allowed: tuple[str, ...], default: str | None):

@@ -141,15 +141,25 @@ def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, sta
     return paths
 
 
-def lag_table(consumer: KafkaConsumer, topic: str) -> pd.DataFrame:
-    """Per partition: the group's committed offset, the newest offset, and the lag between them."""
-    rows = []
-    for partition in sorted(consumer.partitions_for_topic(topic) or []):
-        topic_partition = TopicPartition(topic, partition)
-        committed = consumer.committed(topic_partition) or 0
-        # The high watermark from the last fetch is exact but can be old; end_offsets() is fresh, but the
-        # embedded broker answers it with the start of the last batch. The larger of the two is right on both.
-        fetched = consumer.highwater(topic_partition) if topic_partition in consumer.assignment() else None
-        newest = max(fetched or 0, consumer.end_offsets([topic_partition])[topic_partition])
-        rows.append({"partition": partition, "committed": committed, "newest": newest, "lag": newest - committed})
+def lag_table(kafka_options: dict, group_id: str, topic: str, timeout_s: float = 10.0) -> pd.DataFrame:
+    """Per partition: the group's committed offset, the newest offset, and the lag between them.
+
+    A consumer of its own reads the group's commits without joining the group, then fetches once from
+    each committed offset: a fetch answer carries the partition's high watermark (the newest offset),
+    which every broker reports exactly (the embedded broker's end_offsets() does not). Nothing is committed.
+    """
+    with KafkaConsumer(**kafka_options, group_id=group_id, enable_auto_commit=False) as consumer:
+        partitions = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        committed = {partition: consumer.committed(partition) or 0 for partition in partitions}
+        for partition, offset in committed.items():
+            consumer.seek(partition, offset)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(p) is None for p in partitions) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+        rows = [
+            {"partition": p.partition, "committed": committed[p], "newest": consumer.highwater(p),
+             "lag": consumer.highwater(p) - committed[p]}
+            for p in partitions
+        ]  # fmt: skip
     return pd.DataFrame(rows, columns=["partition", "committed", "newest", "lag"])

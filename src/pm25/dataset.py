@@ -91,19 +91,22 @@ def _within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame
     return table[keep].sort_values(["timestamp", "boxId"], ignore_index=True)
 
 
-def download(client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h") -> Pm25Data:
-    """Ask openSenseMap for the PM2.5 boxes in the AOI and their mean per time window."""
-    print(f"Asking {client.base_url} for the PM2.5 boxes in {aoi.api_bbox()} ...", flush=True)
-    found = client.find_boxes(aoi.api_bbox())
+def download(
+    client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h", bbox: str | None = None
+) -> Pm25Data:
+    """Ask openSenseMap for the PM2.5 boxes in `bbox` (default: the AOI's) and their mean per time window."""
+    bbox = bbox or aoi.api_bbox()
+    print(f"Asking {client.base_url} for the PM2.5 boxes in {bbox} ...", flush=True)
+    found = client.find_boxes(bbox)
     if not found:
         raise OpenSenseMapError(
-            f"openSenseMap knows no senseBox with a PM2.5 sensor in {aoi.api_bbox()}. Draw a larger area, "
+            f"openSenseMap knows no senseBox with a PM2.5 sensor in {bbox}. Draw a larger area, "
             "or one in a city with many senseBoxes (e.g. Münster)."
         )
     boxes, dropped = clip_to_aoi(found, aoi)
     if not boxes:
         raise OpenSenseMapError(
-            f"None of the {len(found)} PM2.5 boxes openSenseMap knows near {aoi.api_bbox()} stands in your area "
+            f"None of the {len(found)} PM2.5 boxes openSenseMap knows in {bbox} stands in your area "
             "today. Draw a larger area, or one in a city with many senseBoxes (e.g. Münster)."
         )
     if len(boxes) > MANY_BOXES:
@@ -152,14 +155,16 @@ def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
     return Pm25Data(readings, features, "bundled sample of real openSenseMap data (25 h means)", dropped)
 
 
-def get_pm25(settings: Settings, aoi: Aoi, client: OpenSenseMapClient | None = None) -> Pm25Data:
-    """From the API; from the bundled sample when offline or when the API cannot be reached."""
+def get_pm25(
+    settings: Settings, aoi: Aoi, client: OpenSenseMapClient | None = None, bbox: str | None = None
+) -> Pm25Data:
+    """From the API (asking for `bbox`, default the AOI's); from the bundled sample when offline or unreachable."""
     if settings.offline:
         print("OSEM_OFFLINE=1: using the bundled real sample instead of the openSenseMap API.")
         return from_sample(aoi, settings.start, settings.end)
     client = client or OpenSenseMapClient(settings.api_url, cache_dir=settings.data_dir / "cache")
     try:
-        return download(client, aoi, settings.start, settings.end)
+        return download(client, aoi, settings.start, settings.end, bbox=bbox)
     except ApiUnavailable as error:
         print(f"{error}\nFalling back to the bundled real sample, so you can go on with the tutorial.")
         return from_sample(aoi, settings.start, settings.end)

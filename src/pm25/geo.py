@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pm25.config import BUNDLED_DATA_DIR, BBox, Settings
+from pm25.errors import LearnerError
 from pm25.files import write_atomically
 
 BUNDLED_AOI = BUNDLED_DATA_DIR / "aoi_muenster_drawn.geojson"
@@ -17,7 +18,7 @@ EARTH_RADIUS_KM = 6371.0
 Ring = list[tuple[float, float]]  # (lon, lat) pairs, GeoJSON order
 
 
-class AoiError(ValueError):
+class AoiError(LearnerError, ValueError):
     """An area of interest that cannot be used, with what to do about it."""
 
 

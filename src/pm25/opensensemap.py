@@ -19,6 +19,7 @@ import pandas as pd
 import requests
 from tqdm.auto import tqdm
 
+from pm25.errors import LearnerError
 from pm25.files import write_atomically
 
 USER_AGENT = "pm25-kafka-tutorial/1.0 (teaching material; python-requests)"
@@ -26,7 +27,7 @@ PM25_TITLES = {"pm2.5", "pm 2.5", "pm25", "pm2,5"}
 BOXES_PER_REQUEST = 20  # keeps each statistics request small enough to answer quickly
 
 
-class OpenSenseMapError(Exception):
+class OpenSenseMapError(LearnerError):
     """Something went wrong talking to openSenseMap; the message says what to do."""
 
 

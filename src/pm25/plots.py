@@ -36,6 +36,7 @@ def rolling_mean_plot(history: pd.DataFrame, alerts: pd.DataFrame, threshold: fl
         axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8)
         for interval in intervals[intervals["boxName"] == box_name].itertuples() if len(intervals) else []:
             axis.axvspan(interval.start, interval.end, color="#d00000", alpha=0.15, linewidth=0)
+            axis.axvline(interval.start, color="#d00000", linewidth=0.8)  # visible even for an alert at the end
         axis.set_ylabel("µg/m³")
         axis.set_title(box_name, fontsize="small", loc="left")
     axes[0, 0].figure.suptitle(f"72 h rolling mean of PM2.5 per box; dashed: {threshold:g} µg/m³; red: alert")

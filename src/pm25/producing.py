@@ -15,6 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.future import Future
 
 from pm25.contract import InvalidMessage, Reading, parse_timestamp
+from pm25.errors import LearnerError
 from pm25.geo import Aoi
 from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError, is_pm25
 
@@ -24,8 +25,15 @@ HOW_TO_START_A_BROKER = (
 )
 
 
-def no_broker_message(bootstrap_servers: str) -> str:
-    return f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}"
+class NoBroker(LearnerError):
+    """No Kafka broker answered at the bootstrap address."""
+
+    def __init__(self, bootstrap_servers: str):
+        super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
+
+
+class TopicNotCreated(LearnerError, RuntimeError):
+    """The broker refused to create the topic."""
 
 
 def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = 3, replication_factor: int = 1) -> str:
@@ -36,7 +44,7 @@ def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = 3, replic
         existing = admin.describe_topics([name])[0]["partitions"]
         return f"Topic {name!r} exists already, with {len(existing)} partitions."
     except KafkaError as error:
-        raise RuntimeError(
+        raise TopicNotCreated(
             f"Kafka could not create the topic {name!r}: {error}. Check the name (letters, digits, '.', '_', '-') "
             f"and that replication factor {replication_factor} is not more than the number of brokers."
         ) from error
