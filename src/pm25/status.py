@@ -122,6 +122,7 @@ class StatusTracker:
 
     def _row(self, box_id, name, lat, lon, seen: _BoxStatus | None) -> list:
         status, quality = self._status(seen)
-        last_seen = seen.last_seen if seen else None
+        # ISO 8601 with Z, as timestamps are everywhere else in the tutorial's files.
+        last_seen = seen.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None
         last_value = seen.last_value if seen else math.nan
         return [box_id, name, lat, lon, status, quality, last_seen, last_value]
