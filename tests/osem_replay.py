@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-SAMPLE_CSV = Path(__file__).resolve().parents[1] / "data" / "sample_multilocation.csv"
+from pm25.readings import SAMPLE_CSV
+
 DEFAULT_NOW = datetime(2024, 1, 22, tzinfo=UTC)
 
 MINUTE_MS = 60_000

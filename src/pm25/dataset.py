@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pm25.config import BUNDLED_DATA_DIR, Settings
+from pm25.config import Settings
 from pm25.files import write_atomically
 from pm25.geo import Aoi
 from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, is_pm25
 from pm25.readings import COLUMNS, sample_readings
 
-SAMPLE_CSV = BUNDLED_DATA_DIR / "sample_multilocation.csv"
 READINGS_FILE = "pm25_readings.csv"
 BOXES_FILE = "senseboxes.geojson"
 MANY_BOXES = 100  # above this, say how big the request will be before making it
@@ -131,7 +130,7 @@ def download(
 
 def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
     """The bundled real sample (25 h means for Münster, 14-22 January 2024), clipped like an API answer."""
-    sample = sample_readings(SAMPLE_CSV)
+    sample = sample_readings()
     boxes = [
         {
             "_id": box_id,
@@ -184,7 +183,7 @@ def readings_file(data_dir: Path) -> Path:
     if path.exists():
         return path
     sample = data_dir / "output" / "sample_pm25_readings.csv"
-    write_atomically(sample, sample_readings(SAMPLE_CSV)[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
+    write_atomically(sample, sample_readings()[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
     print(
         f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
         f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."
