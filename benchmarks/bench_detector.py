@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import platform
 import random
@@ -24,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from figures import write_figures  # benchmarks/figures.py, next to this script
+
 from pm25.detector import Detector  # after the path: the package is used from src/, not installed
 
 BOXES = 1_000
@@ -188,9 +189,7 @@ def main() -> None:
     for name, measured, target, met in checks:
         print(f"{name:<40}{measured:>14}{target:>14}  {'yes' if met else 'NO'}")
     figures["targets_met"] = all(met for *_, met in checks)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"figures written to {args.json}")
+    write_figures(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ on this machine, so they share the clock. It starts an embedded broker unless KA
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -24,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25 import consuming, contract  # from src/ (see the path above), not installed
@@ -147,10 +147,7 @@ def main() -> None:
     )
     figures = {"boxes": BOXES, "seconds_per_rate": args.seconds, "results": results, "target_p99_ms": TARGET_P99_MS,
                "targets_met": met}  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"Figures written to {args.json}")
+    write_figures(args.json, figures)
 
 
 if __name__ == "__main__":

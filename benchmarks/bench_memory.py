@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from figures import write_figures  # benchmarks/figures.py, next to this script
+
 from pm25 import contract  # from src/ (see the path above), not installed
 from pm25.detector import Detector
 from pm25.status import StatusTracker
@@ -94,10 +96,7 @@ def main() -> None:
     figures = {"boxes": BOXES, "source": "in-memory generator of encoded messages (no Kafka)", "runs": runs,
                "growth_ratio_1e6_over_1e5": round(ratio, 3), "target_growth_ratio": TARGET_GROWTH_RATIO,
                "targets_met": met}  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"Figures written to {args.json}")
+    write_figures(args.json, figures)
 
 
 if __name__ == "__main__":

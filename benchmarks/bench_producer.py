@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import random
@@ -24,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import __version__ as kafka_python_version
 from kafka.partitioner.default import murmur2
@@ -247,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["targets_met"] = all(figures["met"].values())
     if batch:
         figures["bulk_with_batch_size"] = batch | {"batch_size": args.batch_size}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"Figures written to {args.json}")
+    write_figures(args.json, figures)
     return 1 if args.strict and not figures["targets_met"] else 0
 
 
