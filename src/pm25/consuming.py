@@ -3,8 +3,6 @@ knowing which readings were already acted on, and keeping alerts and rejected me
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -15,7 +13,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, T
 from kafka.serializer import Serializer
 
 from pm25.detector import Alert
-from pm25.files import write_atomically
+from pm25.errors import LearnerError
+from pm25.files import write_csv
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_readings"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
@@ -80,7 +79,7 @@ class IdleTimer:
             self._last = now
         self._joined = self._joined or assigned
         if not self._joined and now - self._started > self.join_timeout_s:
-            raise RuntimeError(
+            raise LearnerError(
                 f"The consumer got no partitions within {self.join_timeout_s:.0f} s. "
                 "Does the topic exist (run step 2 first), and is the broker running?"
             )
@@ -119,15 +118,6 @@ class Rejected:
         return pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
 
 
-def _csv(rows: list[dict], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    # RFC 4180 line ends: a text field holding a bare "\r" (a box name can) is then quoted, not split.
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
     return pd.DataFrame([alert.as_dict() for alert in alerts], columns=ALERT_COLUMNS)
 
@@ -135,9 +125,8 @@ def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
 def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, status: pd.DataFrame) -> list[Path]:
     """alerts.csv, rejected.csv and sensor_status.csv, each replaced in one step."""
     paths = [output_dir / "alerts.csv", output_dir / "rejected.csv", output_dir / "sensor_status.csv"]
-    write_atomically(paths[0], _csv([alert.as_dict() for alert in alerts], ALERT_COLUMNS))
-    write_atomically(paths[1], _csv(rejected.rows, REJECTED_COLUMNS))
-    write_atomically(paths[2], status.to_csv(index=False, lineterminator="\r\n"))
+    for path, table in zip(paths, (alerts_table(alerts), rejected.table(), status), strict=True):
+        write_csv(path, table)
     return paths
 
 

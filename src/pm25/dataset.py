@@ -11,13 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from pm25.config import Settings
-from pm25.files import write_atomically
+from pm25.files import write_atomically, write_csv
 from pm25.geo import Aoi
 from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, is_pm25
 from pm25.readings import COLUMNS, sample_readings
 
 READINGS_FILE = "pm25_readings.csv"
 BOXES_FILE = "senseboxes.geojson"
+TRY_ANOTHER_AREA = "Draw a larger area, or one in a city with many senseBoxes (e.g. Münster)."
 MANY_BOXES = 100  # above this, say how big the request will be before making it
 
 
@@ -79,6 +80,13 @@ def _box_feature(box: dict, readings: int) -> dict:
     return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": properties}
 
 
+def _pm25_data(readings: pd.DataFrame, boxes: list[dict], source: str, dropped: list[str]) -> Pm25Data:
+    """The readings with one GeoJSON feature per box, each counting its readings (0 for a silent box)."""
+    counts = readings.groupby("boxId").size()
+    features = [_box_feature(box, int(counts.get(box["_id"], 0))) for box in boxes]
+    return Pm25Data(readings, features, source, dropped)
+
+
 def _iso(moments: pd.Series) -> pd.Series:
     return pd.to_datetime(moments, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -98,15 +106,12 @@ def download(
     print(f"Asking {client.base_url} for the PM2.5 boxes in {bbox} ...", flush=True)
     found = client.find_boxes(bbox)
     if not found:
-        raise OpenSenseMapError(
-            f"openSenseMap knows no senseBox with a PM2.5 sensor in {bbox}. Draw a larger area, "
-            "or one in a city with many senseBoxes (e.g. Münster)."
-        )
+        raise OpenSenseMapError(f"openSenseMap knows no senseBox with a PM2.5 sensor in {bbox}. {TRY_ANOTHER_AREA}")
     boxes, dropped = clip_to_aoi(found, aoi)
     if not boxes:
         raise OpenSenseMapError(
-            f"None of the {len(found)} PM2.5 boxes openSenseMap knows in {bbox} stands in your area "
-            "today. Draw a larger area, or one in a city with many senseBoxes (e.g. Münster)."
+            f"None of the {len(found)} PM2.5 boxes openSenseMap knows in {bbox} stands in your area today. "
+            f"{TRY_ANOTHER_AREA}"
         )
     if len(boxes) > MANY_BOXES:
         print(f"Your area holds {len(boxes)} PM2.5 boxes: fetching them takes a while. Draw a smaller area if needed.")
@@ -123,9 +128,7 @@ def download(
             f"The {len(boxes)} PM2.5 boxes in your area sent no readings between {start:%Y-%m-%d %H:%M} and "
             f"{end:%Y-%m-%d %H:%M} UTC. Choose another time range (the default week of January 2024 works)."
         )
-    counts = readings.groupby("boxId").size()
-    features = [_box_feature(box, int(counts.get(box["_id"], 0))) for box in boxes]
-    return Pm25Data(readings, features, f"openSenseMap API ({client.base_url}), {window} means", dropped)
+    return _pm25_data(readings, boxes, f"openSenseMap API ({client.base_url}), {window} means", dropped)
 
 
 def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
@@ -149,9 +152,7 @@ def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
             "The bundled sample has no readings for this area and time range: it covers Münster, "
             "14-22 January 2024. Use the default area and dates, or go online (OSEM_OFFLINE=0)."
         )
-    counts = readings.groupby("boxId").size()
-    features = [_box_feature(box, int(counts.get(box["_id"], 0))) for box in boxes]
-    return Pm25Data(readings, features, "bundled sample of real openSenseMap data (25 h means)", dropped)
+    return _pm25_data(readings, boxes, "bundled sample of real openSenseMap data (25 h means)", dropped)
 
 
 def get_pm25(
@@ -172,7 +173,7 @@ def get_pm25(
 def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
     """Write both files atomically: a failed run leaves the previous ones as they were."""
     readings_path, boxes_path = data_dir / READINGS_FILE, data_dir / BOXES_FILE
-    write_atomically(readings_path, data.readings[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
+    write_csv(readings_path, data.readings[COLUMNS])
     write_atomically(boxes_path, json.dumps({"type": "FeatureCollection", "features": data.boxes}, indent=1))
     return readings_path, boxes_path
 
@@ -183,7 +184,7 @@ def readings_file(data_dir: Path) -> Path:
     if path.exists():
         return path
     sample = data_dir / "output" / "sample_pm25_readings.csv"
-    write_atomically(sample, sample_readings()[COLUMNS].to_csv(index=False, lineterminator="\r\n"))
+    write_csv(sample, sample_readings()[COLUMNS])
     print(
         f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
         f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename it over `path` in one step."""
@@ -18,3 +20,9 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    """A table as CSV, atomically. RFC 4180 line ends ("\r\n"), so a text field that holds a bare
+    "\r" (a box name can) is quoted rather than split into two rows."""
+    write_atomically(path, table.to_csv(index=False, lineterminator="\r\n"))

@@ -171,9 +171,13 @@ class OpenSenseMapClient:
 
     # -- what the learner asks for -----------------------------------------------------------
 
-    def find_boxes(self, bbox: str) -> list[dict]:
-        """Every senseBox with a PM2.5 sensor whose location, now or ever, lies in the bbox."""
-        boxes = self.get_json("/boxes", {"bbox": bbox, "format": "json"})
+    def find_boxes(self, bbox: str, full: bool = False) -> list[dict]:
+        """Every senseBox with a PM2.5 sensor whose location, now or ever, lies in the bbox.
+
+        With `full`, each sensor carries its latest measurement (what live mode polls for).
+        """
+        params = {"bbox": bbox, "format": "json"} | ({"full": "true"} if full else {})
+        boxes = self.get_json("/boxes", params)
         if not isinstance(boxes, list):
             raise ApiUnavailable("openSenseMap sent a list of boxes in an unexpected shape. Run the cell again.")
         return [box for box in boxes if any(is_pm25(sensor) for sensor in box.get("sensors", []))]

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -183,18 +184,18 @@ def live_readings(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Reading]:
     """Poll openSenseMap for the AOI's latest PM2.5 measurements and yield each one once."""
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, datetime]] = set()
     end = clock() + duration_s
     while True:
         try:
-            boxes = client.get_json("/boxes", {"bbox": aoi.api_bbox(), "full": "true", "format": "json"})
+            boxes = client.find_boxes(aoi.api_bbox(), full=True)
         except OpenSenseMapError as error:
             print(f"This poll failed, trying again at the next one: {error}")
             boxes = []
         for box in boxes:
             for reading in _latest_pm25(box, aoi):
-                if (reading.box_id, reading.timestamp.isoformat()) not in seen:
-                    seen.add((reading.box_id, reading.timestamp.isoformat()))
+                if (reading.box_id, reading.timestamp) not in seen:
+                    seen.add((reading.box_id, reading.timestamp))
                     yield reading
         if clock() + every_s > end:
             return
