@@ -11,7 +11,6 @@ import os
 import tempfile
 import uuid
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +18,7 @@ from pm25.broker import EmbeddedBroker
 from tests.osem_replay import ReplayServer
 
 _services = ExitStack()
+REPLAY_KEY = pytest.StashKey[ReplayServer]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -37,9 +37,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _services.close()
-
-
-REPLAY_KEY = pytest.StashKey[ReplayServer]()
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +58,3 @@ def replay_api(request: pytest.FixtureRequest) -> ReplayServer:
 def topic() -> str:
     """A topic name no other test uses (the broker lives for the whole session)."""
     return f"test_{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """An empty data folder of the test's own."""
-    return tmp_path

@@ -33,7 +33,7 @@ def valid_row(box_id: str, hour: float, value: float) -> str:
     return f"{box_id},{BOXES[box_id]},{SENSOR},51.96,7.62,{moment},{value}"
 
 
-def write_csv_with_bad_rows(data_dir) -> tuple[list[str], dict[int, str]]:
+def write_csv_with_bad_rows(folder) -> tuple[list[str], dict[int, str]]:
     """Four hours of three boxes, in step 1's order (time, then box), with the bad rows in between.
 
     Returns the valid rows and {line number: expected reason} for the bad ones.
@@ -47,7 +47,7 @@ def write_csv_with_bad_rows(data_dir) -> tuple[list[str], dict[int, str]]:
             lines.append(next_bad[0])
             bad_lines[len(lines)] = next_bad[1]
     assert len(bad_lines) == len(INVALID_ROWS)
-    (data_dir / "pm25_readings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "pm25_readings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return valid, bad_lines
 
 
@@ -94,9 +94,9 @@ def per_key_order(records: list) -> dict[str, list[datetime]]:
     return order
 
 
-def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_rows(bootstrap_servers, topic, data_dir):
-    valid, bad_lines = write_csv_with_bad_rows(data_dir)
-    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "bulk"}
+def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_rows(bootstrap_servers, topic, tmp_path):
+    valid, bad_lines = write_csv_with_bad_rows(tmp_path)
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk"}
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
 
     records = read_topic(bootstrap_servers, topic)
@@ -128,11 +128,11 @@ def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_ro
     assert f"Created topic '{topic}' with 3 partitions" in printed
 
 
-def test_without_a_file_from_step_1_the_bundled_sample_is_sent_with_a_note(bootstrap_servers, topic, data_dir):
-    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "bulk"}
+def test_without_a_file_from_step_1_the_bundled_sample_is_sent_with_a_note(bootstrap_servers, topic, tmp_path):
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk"}
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
 
-    assert f"There is no pm25_readings.csv from step 1 in {data_dir}" in printed
+    assert f"There is no pm25_readings.csv from step 1 in {tmp_path}" in printed
     assert "the bundled real sample" in printed
     sample = sample_readings(SAMPLE_CSV)
     readings = check_messages(read_topic(bootstrap_servers, topic))
@@ -144,15 +144,15 @@ def test_without_a_file_from_step_1_the_bundled_sample_is_sent_with_a_note(boots
 
 
 def test_replay_sends_each_reading_once_in_timestamp_order_at_the_pace_of_event_time(
-    bootstrap_servers, topic, data_dir
+    bootstrap_servers, topic, tmp_path
 ):
     # Six readings ten minutes apart, written out of order: replay must sort them by time.
     # The notebook's speedup is 3600, so ten minutes of event time take 1/6 s of wall time.
     box_ids = list(BOXES)
     rows = [valid_row(box_ids[step % 3], step / 6, 10.0 + step) for step in range(6)]
     shuffled = [rows[index] for index in (3, 0, 5, 1, 4, 2)]
-    (data_dir / "pm25_readings.csv").write_text("\n".join([HEADER, *shuffled]) + "\n", encoding="utf-8")
-    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(data_dir), "PM25_PRODUCER_MODE": "replay"}
+    (tmp_path / "pm25_readings.csv").write_text("\n".join([HEADER, *shuffled]) + "\n", encoding="utf-8")
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "replay"}
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
 
     records = read_topic(bootstrap_servers, topic)
