@@ -81,9 +81,10 @@ class LiveMap:
         self.widget.add(marker)
         return marker
 
-    def update(self, box_id: str, name: str, lat: float, lon: float, mean: float, alerting: bool) -> None:
-        """Colour by the 72 h mean; a thick red ring while the box is in an 'exceeded' state."""
-        marker = self.markers.get(box_id) or self._add(box_id, name, lat, lon)
+    def update(self, reading, mean: float, alerting: bool) -> None:
+        """Colour the reading's box by its 72 h mean; a thick red ring while it is in an 'exceeded' state."""
+        name = reading.box_name
+        marker = self.markers.get(reading.box_id) or self._add(reading.box_id, name, reading.lat, reading.lon)
         marker.fill_color = level_colour(mean)
         marker.color, marker.weight = ("#d00000", 4) if alerting else ("white", 1)
         marker.popup.value = f"<b>{name}</b><br>72 h mean {mean:.1f} µg/m³{' — ALERT' if alerting else ''}"
