@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from pm25.config import BUNDLED_DATA_DIR, DEFAULT_BBOX, ConfigError, Settings, parse_bbox, parse_utc
+from pm25.config import BUNDLED_DATA_DIR, ConfigError, Settings, parse_bbox, parse_utc
 
 
 def test_defaults_run_the_tutorial_on_muenster_for_one_week():
     settings = Settings.from_env({})
     assert settings.bootstrap_servers == "localhost:9092"
     assert settings.api_url == "https://api.opensensemap.org"
-    assert settings.bbox == DEFAULT_BBOX and not settings.bbox_from_env
+    assert settings.bbox is None  # so step 1 takes the bundled Münster area (see test_geo)
     assert settings.start == datetime(2024, 1, 15, tzinfo=UTC)
     assert settings.end == datetime(2024, 1, 21, 23, 59, 59, tzinfo=UTC)
     assert (settings.topic, settings.alert_topic) == ("pm25_stream", "pm25_alerts")
@@ -36,7 +36,7 @@ def test_environment_overrides_every_default():
     assert settings.kafka_options()["bootstrap_servers"] == ["b1:9092", "b2:9092"]
     assert settings.api_url == "http://127.0.0.1:8000"
     assert settings.offline and settings.data_dir == Path("/tmp/somewhere")
-    assert settings.bbox == (7.5, 51.9, 7.7, 52.0) and settings.bbox_from_env
+    assert settings.bbox == (7.5, 51.9, 7.7, 52.0)
     assert settings.start == datetime(2024, 2, 1, tzinfo=UTC) and settings.range_from_env
     assert (settings.topic, settings.alert_topic) == ("t", "a")
     assert (settings.threshold, settings.window_hours, settings.min_readings) == (25.0, 24.0, 6)

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pm25.config import DEFAULT_BBOX
 from pm25.contract import Reading, validate
 from pm25.readings import COLUMNS, SAMPLE_CSV, load_readings, parse_readings_csv, sample_readings
 
@@ -263,15 +262,3 @@ def test_sample_drops_rows_without_value(tmp_path):
     path = tmp_path / "sample.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert len(sample_readings(path)) == 84
-
-
-def test_sample_can_be_narrowed_to_a_time_range_and_area():
-    in_range = sample_readings(
-        SAMPLE_CSV, start=datetime(2024, 1, 15, tzinfo=UTC), end=datetime(2024, 1, 16, tzinfo=UTC)
-    )
-    assert not in_range.empty
-    assert in_range["timestamp"].between("2024-01-15T00:00:00Z", "2024-01-16T00:00:00Z").all()
-    in_muenster = sample_readings(SAMPLE_CSV, bbox=DEFAULT_BBOX)
-    assert len(in_muenster) == 76  # the sample also holds one box in Berlin
-    assert "Bundeskanzleramt" not in set(in_muenster["boxName"])
-    assert sample_readings(SAMPLE_CSV, bbox=(0.0, 0.0, 1.0, 1.0)).empty

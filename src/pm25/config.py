@@ -19,8 +19,6 @@ BUNDLED_DATA_DIR = REPO_DIR / "data"
 
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
 DEFAULT_API_URL = "https://api.opensensemap.org"
-# Münster, as (min lon, min lat, max lon, max lat): the bundled AOI's bounding box.
-DEFAULT_BBOX = (7.518768, 51.891272, 7.702789, 52.011038)
 DEFAULT_FROM = datetime(2024, 1, 15, 0, 0, 0, tzinfo=UTC)
 DEFAULT_TO = datetime(2024, 1, 21, 23, 59, 59, tzinfo=UTC)
 
@@ -118,8 +116,7 @@ class Settings:
     api_url: str = DEFAULT_API_URL
     offline: bool = False
     data_dir: Path = BUNDLED_DATA_DIR
-    bbox: BBox = DEFAULT_BBOX
-    bbox_from_env: bool = False
+    bbox: BBox | None = None  # PM25_BBOX; without it, step 1 takes a drawn, saved or the bundled Münster area
     start: datetime = DEFAULT_FROM
     end: datetime = DEFAULT_TO
     range_from_env: bool = False
@@ -151,8 +148,7 @@ class Settings:
             api_url=(env.get("OSEM_API_URL") or DEFAULT_API_URL).rstrip("/"),
             offline=_flag(env, "OSEM_OFFLINE"),
             data_dir=Path(env.get("PM25_DATA_DIR") or BUNDLED_DATA_DIR),
-            bbox=parse_bbox(bbox_text, "PM25_BBOX") if bbox_text else DEFAULT_BBOX,
-            bbox_from_env=bool(bbox_text),
+            bbox=parse_bbox(bbox_text, "PM25_BBOX") if bbox_text else None,
             start=start,
             end=end,
             range_from_env=bool(env.get("PM25_FROM") or env.get("PM25_TO")),

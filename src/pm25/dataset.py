@@ -184,7 +184,7 @@ def readings_file(data_dir: Path) -> Path:
     if path.exists():
         return path
     sample = data_dir / "output" / "sample_pm25_readings.csv"
-    write_csv(sample, sample_readings()[COLUMNS])
+    write_csv(sample, sample_readings())
     print(
         f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
         f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."

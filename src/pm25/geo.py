@@ -141,7 +141,7 @@ def save_aoi(aoi: Aoi, path: Path) -> None:
 
 def choose_aoi(settings: Settings, drawing: dict | None = None) -> Aoi:
     """PM25_BBOX when set; else a drawing made now; else the saved aoi.geojson; else the bundled AOI."""
-    if settings.bbox_from_env:
+    if settings.bbox:
         return Aoi.from_bbox(settings.bbox, "bounding box from PM25_BBOX")
     if drawing:
         return Aoi.from_geojson(drawing, "area you drew on the map")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pm25.config import BUNDLED_DATA_DIR, BBox
+from pm25.config import BUNDLED_DATA_DIR
 from pm25.contract import (
     EXAMPLE_TIMESTAMP,
     InvalidMessage,
@@ -165,17 +165,11 @@ def _any_iso_time(column: str, text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def sample_readings(
-    sample_csv: Path = SAMPLE_CSV,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    bbox: BBox | None = None,
-) -> pd.DataFrame:
+def sample_readings(sample_csv: Path = SAMPLE_CSV) -> pd.DataFrame:
     """The bundled real Münster sample in COLUMNS, ready to be written as pm25_readings.csv.
 
-    Optionally only the readings from `start` to `end` (both included) inside `bbox`
-    (minLon, minLat, maxLon, maxLat). Sorted by time, then box, as a live stream would bring them.
+    Sorted by time, then box, as a live stream would bring them. (Step 1 clips it to the area and
+    time range like an API answer: see pm25.dataset.from_sample.)
     """
     table = pd.read_csv(sample_csv, dtype=str, keep_default_na=False)
     needed = ["boxId", "boxName", "sensorId_y", "lat", "lon", "day", "value"]
@@ -195,13 +189,6 @@ def sample_readings(
             "value": pd.to_numeric(table["value"]),
         }
     )
-    if start is not None:
-        frame = frame[frame["timestamp"] >= start]
-    if end is not None:
-        frame = frame[frame["timestamp"] <= end]
-    if bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = bbox
-        frame = frame[frame["lon"].between(min_lon, max_lon) & frame["lat"].between(min_lat, max_lat)]
     frame = frame.sort_values(["timestamp", "boxId"], kind="stable").reset_index(drop=True)
     frame["timestamp"] = frame["timestamp"].map(format_timestamp)
     return frame[COLUMNS]
