@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-SDS011_SATURATION = 999.9
+from pm25.contract import VALUE_LIMIT, format_timestamp
+
 EXCEEDED = "exceeded"
 RESOLVED = "resolved"
 OK = "ok"
@@ -37,13 +38,9 @@ _EPSILON = 2.0**-52  # twice the unit roundoff of a float: a safe bound per addi
 def is_valid_value(value) -> bool:
     """True for a finite PM2.5 value the sensor can actually measure: 0 <= value < 999.9."""
     try:
-        return 0.0 <= value < SDS011_SATURATION  # NaN fails every comparison, inf the upper bound
+        return 0.0 <= value < VALUE_LIMIT  # NaN fails every comparison, inf the upper bound
     except TypeError:  # None, text: not a number at all
         return False
-
-
-def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class Alert:
             "boxId": self.box_id,
             "boxName": self.box_name,
             "event": self.event,
-            "timestamp": _iso_utc(self.timestamp),
+            "timestamp": format_timestamp(self.timestamp),
             "mean": self.mean,
             "n_readings": self.n_readings,
             "threshold": self.threshold,

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from pm25.contract import format_timestamp
 from pm25.detector import Detector
 
 COLUMNS = ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value"]
@@ -122,7 +123,6 @@ class StatusTracker:
 
     def _row(self, box_id, name, lat, lon, seen: _BoxStatus | None) -> list:
         status, quality = self._status(seen)
-        # ISO 8601 with Z, as timestamps are everywhere else in the tutorial's files.
-        last_seen = seen.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None
+        last_seen = format_timestamp(seen.last_seen) if seen else None
         last_value = seen.last_value if seen else math.nan
         return [box_id, name, lat, lon, status, quality, last_seen, last_value]
