@@ -3,24 +3,39 @@
     from pm25.quiz import show_quiz
     show_quiz("kafka")          # one chapter; show_quiz() shows all
 
-The questions live in data/quiz.yaml. Each has options with one explanation each and either one
-correct answer (`answer: b`) or, with `multiple: true`, a list of correct answers (`answer: [a, c]`).
+The questions live in data/quiz.yaml. Each names the learning goal of TEACHERS.md it checks, has
+options with one explanation each, and either one correct answer (`answer: b`) or, with
+`multiple: true`, a list of correct answers (`answer: [a, c]`). `Inline code` in a question or an
+explanation is shown as code; option labels are plain text (radio buttons cannot show code).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pm25.config import BUNDLED_DATA_DIR
+from pm25.errors import LearnerError
 
 QUIZ_PATH = BUNDLED_DATA_DIR / "quiz.yaml"
 
+# ipywidgets cut long labels off with "…" (checkboxes) or let wrapped lines overlap (radio buttons):
+# inside the quiz, labels wrap and grow instead.
+QUIZ_CSS = """<style>
+.pm25-quiz .widget-checkbox { width: auto; height: auto; }
+.pm25-quiz .widget-checkbox .widget-label-basic { white-space: normal; overflow: visible; line-height: 1.4; }
+.pm25-quiz .widget-radio-box label { height: auto; line-height: 1.4; margin: 0.15em 0; }
+.pm25-quiz .widget-radio-box input { height: 1.4em; }
+</style>"""
+INLINE_CODE = re.compile(r"`([^`]+)`")
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
-class QuizError(ValueError):
+
+class QuizError(LearnerError):
     """The quiz file cannot be used; the message lists every problem found."""
 
 
@@ -36,6 +51,7 @@ class Question:
     id: str
     chapter: str
     chapter_title: str
+    goal: str
     text: str
     options: tuple[Option, ...]
     answer: tuple[str, ...]
@@ -78,6 +94,7 @@ def parse_quiz(data: dict) -> list[Question]:
                 id=_text(raw.get("id")) or f"question {number}",
                 chapter=chapter,
                 chapter_title=_text(titles.get(chapter)),
+                goal=_text(raw.get("goal")),
                 text=_text(raw.get("text")),
                 options=options,
                 answer=tuple(_text(key) for key in answers),
@@ -100,6 +117,8 @@ def _problems(question: Question) -> list[str]:
         problems.append("has no chapter")
     elif not question.chapter_title:
         problems.append(f"has chapter {question.chapter!r}, which 'chapters:' does not name")
+    if not question.goal:
+        problems.append("names no learning goal (`goal:`, one of TEACHERS.md's learning goals)")
     if not question.text:
         problems.append("has no text")
     if len(question.options) < 2:
@@ -114,6 +133,8 @@ def _problems(question: Question) -> list[str]:
             problems.append(f"option {option.key!r} has no text")
         if not option.explanation:
             problems.append(f"option {option.key!r} has no explanation")
+        if "`" in option.text:
+            problems.append(f"option {option.key!r} has backticks, but option labels are plain text: leave them out")
     unknown = [key for key in question.answer if key not in keys]
     if unknown:
         problems.append(f"answer names unknown options {unknown}")
@@ -156,16 +177,40 @@ def check_answer(question: Question, answer: str | list[str] | tuple[str, ...] |
     if set(chosen) == set(question.answer):
         return Feedback(True, "Correct!", explanations)
     if question.multiple:
-        missed = len(set(question.answer) - set(chosen))
-        wrong = len(set(chosen) - set(question.answer))
-        message = f"Not quite: {wrong} chosen option(s) are wrong and {missed} correct one(s) are missing."
-        return Feedback(False, message, explanations)
+        return Feedback(False, _multiple_choice_hint(question, chosen), explanations)
     return Feedback(False, "Not quite. Read why, then try again.", explanations)
+
+
+def _multiple_choice_hint(question: Question, chosen: list[str]) -> str:
+    """What is wrong with a choice of several options, in words, without giving the answer away."""
+    wrong = len(set(chosen) - set(question.answer))
+    missed = len(set(question.answer) - set(chosen))
+    if wrong and missed:
+        return (
+            f"Not quite: {_options(wrong)} you ticked {_is(wrong)} wrong, "
+            f"and {_options(missed)} that {_is(missed)} right {_is(missed)} not ticked."
+        )
+    if wrong:
+        return f"Almost: you ticked every right option, but also {_options(wrong)} that {_is(wrong)} wrong."
+    return f"Almost: what you ticked is right, but {_options(missed, 'more ')} {_is(missed)} right too."
+
+
+def _options(count: int, more: str = "") -> str:
+    return f"{NUMBER_WORDS.get(count, count)} {more}option{'' if count == 1 else 's'}"
+
+
+def _is(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def inline_html(text: str) -> str:
+    """Text as HTML, with `inline code` shown as code."""
+    return INLINE_CODE.sub(r"<code>\1</code>", html.escape(text))
 
 
 def feedback_html(feedback: Feedback) -> str:
     colour = "green" if feedback.correct else "#b00020"
-    items = "".join(f"<li>{html.escape(text)}</li>" for text in feedback.explanations)
+    items = "".join(f"<li>{inline_html(text)}</li>" for text in feedback.explanations)
     details = f"<ul>{items}</ul>" if items else ""
     return f'<div style="color:{colour}"><b>{html.escape(feedback.message)}</b></div>{details}'
 
@@ -174,9 +219,12 @@ def question_widget(question: Question, number: int):
     """One question: its text, radio buttons (or checkboxes), a Check button and the feedback."""
     import ipywidgets as widgets
 
-    title = widgets.HTML(f"<b>{number}. {html.escape(question.text)}</b>")
+    title = widgets.HTML(f"<b>{number}. {inline_html(question.text)}</b>")
     if question.multiple:
-        boxes = [widgets.Checkbox(description=o.text, value=False, indent=False) for o in question.options]
+        boxes = [
+            widgets.Checkbox(description=o.text, value=False, indent=False, layout=widgets.Layout(width="auto"))
+            for o in question.options
+        ]
         choice = widgets.VBox([widgets.HTML("<i>Choose all that apply.</i>"), *boxes])
 
         def current():
@@ -212,7 +260,10 @@ def show_quiz(chapter: str | None = None, path: str | Path | None = None):
         raise QuizError("The quiz file has problems:\n" + "\n".join(problems))
     chapters = list(dict.fromkeys(q.chapter for q in questions))
     if chapter is not None and chapter not in chapters:
-        raise ValueError(f"No chapter {chapter!r}; the chapters are: {', '.join(chapters)}.")
+        raise QuizError(f"No chapter {chapter!r}; the chapters are: {', '.join(chapters)}.")
     chosen = [q for q in questions if chapter in (None, q.chapter)]
-    header = widgets.HTML(f"<h3>{html.escape(chosen[0].chapter_title)}</h3>") if chapter else widgets.HTML()
-    return widgets.VBox([header, *(question_widget(q, n) for n, q in enumerate(chosen, start=1))])
+    title = f"<h3>{html.escape(chosen[0].chapter_title)}</h3>" if chapter else ""
+    header = widgets.HTML(QUIZ_CSS + title)
+    quiz = widgets.VBox([header, *(question_widget(q, n) for n, q in enumerate(chosen, start=1))])
+    quiz.add_class("pm25-quiz")
+    return quiz
