@@ -187,11 +187,14 @@ def test_step_3_maps_every_box_and_plots_the_rolling_means(notebook, lab, screen
 def test_self_tests_answer_a_click_with_feedback(notebook, screenshots):
     page = notebook("self_tests.ipynb")
     assert_no_errors(page)
-    question = next(q for q in load_quiz() if not q.multiple)
+    question = next(q for q in load_quiz() if not q.multiple and "`" in q.text)
     right = question.option(question.answer[0])
     wrong = next(option for option in question.options if option.key != right.key)
-    box = page.locator(".widget-vbox").filter(has=page.locator(":scope > .widget-html", has_text=question.text))
+    box = quiz_box(page, question)
     expect(box).to_have_count(1)
+    title = box.locator(":scope > .widget-html").first
+    expect(title.locator("code")).not_to_have_count(0)  # `inline code` rendered as code, without backticks
+    expect(title).not_to_contain_text("`")
     feedback = box.locator(":scope > .widget-html").last
 
     box.locator(".widget-radio-box label", has_text=wrong.text).click()
@@ -202,4 +205,38 @@ def test_self_tests_answer_a_click_with_feedback(notebook, screenshots):
     box.locator(".widget-radio-box label", has_text=right.text).click()
     box.get_by_role("button", name="Check").click()
     expect(feedback).to_contain_text("Correct!")
+    assert labels_cut_off(box.locator(".widget-radio-box label")) == []
     snap(box, screenshots / "self_tests_feedback.png")
+
+
+def test_self_tests_long_labels_wrap_on_a_narrow_screen(notebook, screenshots):
+    page = notebook("self_tests.ipynb")
+    question = next(q for q in load_quiz() if q.multiple)
+    box = quiz_box(page, question)
+    for option in question.options:
+        box.locator(".widget-checkbox", has_text=option.text).locator("input").set_checked(
+            option.key != question.answer[0]
+        )
+    box.get_by_role("button", name="Check").click()
+    expect(box.locator(":scope > .widget-html").last).to_contain_text("Not quite: one option you ticked is wrong")
+    size = page.viewport_size
+    page.set_viewport_size({"width": 640, "height": size["height"]})  # a laptop with the file browser open
+    try:
+        assert labels_cut_off(page.locator(".widget-checkbox label, .widget-radio-box label")) == []
+        snap(box, screenshots / "self_tests_multiple_choice.png")
+    finally:
+        page.set_viewport_size(size)
+
+
+def quiz_box(page: Page, question) -> Locator:
+    """The widget box of one question, found by its title as rendered (inline code without backticks)."""
+    title = question.text.replace("`", "")
+    return page.locator(".widget-vbox").filter(has=page.locator(":scope > .widget-html", has_text=title))
+
+
+def labels_cut_off(labels: Locator) -> list[str]:
+    """The labels whose text does not fit their box (cut off with "…", or overflowing into the next)."""
+    return labels.evaluate_all(
+        "labels => labels.filter(l => l.scrollWidth > l.clientWidth + 1 || l.scrollHeight > l.clientHeight + 1)"
+        ".map(l => l.textContent)"
+    )

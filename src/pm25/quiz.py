@@ -23,13 +23,14 @@ from pm25.errors import LearnerError
 
 QUIZ_PATH = BUNDLED_DATA_DIR / "quiz.yaml"
 
-# ipywidgets cut long labels off with "…" (checkboxes) or let wrapped lines overlap (radio buttons):
-# inside the quiz, labels wrap and grow instead.
+# ipywidgets cut long labels off with "…" (checkboxes) or let wrapped lines overlap (radio buttons), and
+# space text for one-line labels: inside the quiz, labels wrap and grow, and paragraphs read as text.
 QUIZ_CSS = """<style>
 .pm25-quiz .widget-checkbox { width: auto; height: auto; }
 .pm25-quiz .widget-checkbox .widget-label-basic { white-space: normal; overflow: visible; line-height: 1.4; }
 .pm25-quiz .widget-radio-box label { height: auto; line-height: 1.4; margin: 0.15em 0; }
 .pm25-quiz .widget-radio-box input { height: 1.4em; }
+.pm25-quiz .widget-html-content { line-height: 1.4; }
 </style>"""
 INLINE_CODE = re.compile(r"`([^`]+)`")
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
