@@ -30,7 +30,7 @@ def test_environment_overrides_every_default():
         "PM25_ALERT_TOPIC": "a",
         "PM25_THRESHOLD": "25",
         "PM25_WINDOW_HOURS": "24",
-        "PM25_MIN_READINGS": "6",
+        "PM25_MIN_HOURS": "6",
     }
     settings = Settings.from_env(env)
     assert settings.kafka_options()["bootstrap_servers"] == ["b1:9092", "b2:9092"]
@@ -39,7 +39,7 @@ def test_environment_overrides_every_default():
     assert settings.bbox == (7.5, 51.9, 7.7, 52.0)
     assert settings.start == datetime(2024, 2, 1, tzinfo=UTC) and settings.range_from_env
     assert (settings.topic, settings.alert_topic) == ("t", "a")
-    assert (settings.threshold, settings.window_hours, settings.min_readings) == (25.0, 24.0, 6)
+    assert (settings.threshold, settings.window_hours, settings.min_hours) == (25.0, 24, 6)
 
 
 def test_sasl_settings_reach_the_kafka_options_and_stay_out_of_the_summary():
@@ -68,7 +68,10 @@ def test_sasl_settings_reach_the_kafka_options_and_stay_out_of_the_summary():
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "SASL_SSL"),
         ("OSEM_OFFLINE", "maybe", "1 (on)"),
         ("PM25_THRESHOLD", "high", "float"),
-        ("PM25_MIN_READINGS", "-1", ">= 1"),
+        ("PM25_MIN_HOURS", "-1", ">= 1"),
+        ("PM25_MIN_HOURS", "25", "at most PM25_WINDOW_HOURS (24)"),
+        ("PM25_WINDOW_HOURS", "1.5", "int"),
+        ("PM25_MIN_READINGS", "3", "PM25_MIN_HOURS"),
         ("PM25_PRODUCER_MODE", "fast", "bulk, replay, live"),
     ],
 )
@@ -97,3 +100,8 @@ def test_bbox_hints_at_swapped_coordinates():
 def test_times_without_zone_are_utc_and_other_zones_are_converted():
     assert parse_utc("2024-01-15T00:00:00") == datetime(2024, 1, 15, tzinfo=UTC)
     assert parse_utc("2024-01-15T01:00:00+01:00") == datetime(2024, 1, 15, tzinfo=UTC)
+
+
+def test_rule_defaults_are_the_who_24_hour_mean_valid_with_18_hours():
+    settings = Settings.from_env({})
+    assert (settings.threshold, settings.window_hours, settings.min_hours) == (15.0, 24, 18)

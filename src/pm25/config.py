@@ -126,8 +126,8 @@ class Settings:
     consumer_group: str | None = None  # None: a fresh group for every run of step 3
     idle_timeout_s: float = 10.0
     threshold: float = 15.0
-    window_hours: float = 72.0
-    min_readings: int = 3
+    window_hours: int = 24  # the WHO guideline's 24-hour mean ...
+    min_hours: int = 18  # ... valid with data in at least 18 of its hours (75%)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -158,9 +158,17 @@ class Settings:
             consumer_group=env.get("PM25_CONSUMER_GROUP") or None,
             idle_timeout_s=_number(env, "PM25_IDLE_TIMEOUT_S", 10.0),
             threshold=_number(env, "PM25_THRESHOLD", 15.0),
-            window_hours=_number(env, "PM25_WINDOW_HOURS", 72.0, minimum=1),
-            min_readings=_number(env, "PM25_MIN_READINGS", 3, kind=int, minimum=1),
+            window_hours=_number(env, "PM25_WINDOW_HOURS", 24, kind=int, minimum=1),
+            min_hours=_number(env, "PM25_MIN_HOURS", 18, kind=int, minimum=1),
         )
+        if env.get("PM25_MIN_READINGS"):  # the rule before the 24-hour mean: say what replaced it
+            raise ConfigError("PM25_MIN_READINGS", env["PM25_MIN_READINGS"], "PM25_MIN_HOURS (hours with data) instead")
+        if settings.min_hours > settings.window_hours:
+            raise ConfigError(
+                "PM25_MIN_HOURS",
+                str(settings.min_hours),
+                f"at most PM25_WINDOW_HOURS ({settings.window_hours}): a window cannot have more hours with data",
+            )
         if settings.sasl_mechanism and not settings.security_protocol.startswith("SASL"):
             raise ConfigError(
                 "KAFKA_SECURITY_PROTOCOL",

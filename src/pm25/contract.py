@@ -29,6 +29,7 @@ UNIT = "µg/m³"
 PHENOMENON = "PM2.5"
 # SDS011 sensors report 999.9 when the dust is beyond what they can measure: a mark, not a value.
 VALUE_LIMIT = 999.9
+SATURATED = "sensor saturated"  # the reason every check gives for such a value
 REQUIRED_FIELDS: list[str] = SCHEMA["required"]
 EXAMPLE_ID = "591f578c51d34600116a8ea5"
 EXAMPLE_TIMESTAMP = "2024-01-15T00:00:00Z"
@@ -107,7 +108,7 @@ def check_value(raw: Any) -> float:
     if value < 0:
         raise InvalidMessage(f"value {show(raw)} is below 0")
     if value >= VALUE_LIMIT:
-        raise InvalidMessage(f"value {show(raw)} is {VALUE_LIMIT} or more, the sensor's out-of-range mark")
+        raise InvalidMessage(f"{SATURATED}: value {show(raw)} is {VALUE_LIMIT} or more, the sensor's out-of-range mark")
     return value
 
 

@@ -7,22 +7,35 @@ from pathlib import Path
 
 import folium
 import pandas as pd
-from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, Map
+from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, LegendControl, Map
 from ipywidgets import HTML
 
 from pm25.geo import Aoi
+from pm25.status import mean_column
 
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
-# PM2.5 colours by the WHO 2021 levels: the 24-hour guideline (15) and interim targets (25, 37.5, 50).
-LEVELS = [(15.0, "#2b9348", "≤ 15 µg/m³"), (25.0, "#f0c808", "15–25"), (37.5, "#f08c00", "25–37.5"),
-          (50.0, "#d00000", "37.5–50"), (float("inf"), "#6a040f", "> 50")]  # fmt: skip
-NO_DATA = "#8d99ae"
+# PM2.5 colours by the WHO 2021 levels for a 24-hour mean: the guideline (15) and the interim targets
+# (25, 37.5, 50). ColorBrewer's YlOrRd: colour-blind safe, darker means dirtier, also in greyscale.
+LEVELS = [(15.0, "#ffffb2", "≤ 15 (WHO guideline)"), (25.0, "#fecc5c", "15–25"), (37.5, "#fd8d3c", "25–37.5"),
+          (50.0, "#f03b20", "37.5–50"), (float("inf"), "#bd0026", "> 50")]  # fmt: skip
+NO_DATA = "#bdbdbd"
+OUTLINE = "#555555"
+# A box in alert gets a thick black ring: visible without telling colours apart.
+ALERT_OUTLINE = {"color": "black", "weight": 4}
+NORMAL_OUTLINE = {"color": OUTLINE, "weight": 1}
 
 
 def level_colour(value: float | None) -> str:
     if value is None or value != value:  # None or NaN: nothing measured
         return NO_DATA
     return next(colour for upper, colour, _ in LEVELS if value <= upper)
+
+
+def legend_entries(window_hours: float) -> tuple[str, dict[str, str]]:
+    """The legend's title and its label → colour entries, for a map coloured by this window's mean."""
+    entries = {label: colour for _, colour, label in LEVELS}
+    entries["no data"] = NO_DATA
+    return f"{window_hours:g} h mean PM2.5 (µg/m³)", entries
 
 
 def drawing_map(center: tuple[float, float], on_drawn: Callable[[dict], None], zoom: int = 11) -> Map:
@@ -59,56 +72,68 @@ def boxes_map(aoi: Aoi, boxes: list[dict]) -> Map:
 
 
 class LiveMap:
-    """An ipyleaflet map whose markers follow each box's rolling mean while the stream arrives."""
+    """An ipyleaflet map whose markers follow each box's window mean while the stream arrives."""
 
-    def __init__(self, boxes: list[dict]):
-        coordinates = [feature["geometry"]["coordinates"] for feature in boxes] or [[7.6261, 51.9607]]
+    def __init__(self, boxes: list[dict], window_hours: float = 24):
+        coordinates = [feature["geometry"]["coordinates"] for feature in boxes] or [[13.4050, 52.5200]]
         center = (
             sum(lat for _, lat in coordinates) / len(coordinates),
             sum(lon for lon, _ in coordinates) / len(coordinates),
         )
+        self.window_hours = window_hours
         self.widget = Map(center=center, zoom=11, scroll_wheel_zoom=True)
+        title, entries = legend_entries(window_hours)
+        self.widget.add(LegendControl(entries, title=f"{title}; thick black ring: alert", position="bottomleft"))
         self.markers: dict[str, CircleMarker] = {}
         for feature in boxes:
             lon, lat = feature["geometry"]["coordinates"]
             self._add(feature["properties"]["boxId"], feature["properties"]["name"], lat, lon)
 
     def _add(self, box_id: str, name: str, lat: float, lon: float) -> CircleMarker:
-        marker = CircleMarker(location=(lat, lon), radius=9, color="white", weight=1, fill_color=NO_DATA,
-                              fill_opacity=0.9, name=name)  # fmt: skip
+        marker = CircleMarker(location=(lat, lon), radius=9, fill_color=NO_DATA, fill_opacity=0.9, name=name,
+                              **NORMAL_OUTLINE)  # fmt: skip
         marker.popup = HTML(f"<b>{name}</b><br>no reading yet")
         self.markers[box_id] = marker
         self.widget.add(marker)
         return marker
 
     def update(self, reading, mean: float, alerting: bool) -> None:
-        """Colour the reading's box by its 72 h mean; a thick red ring while it is in an 'exceeded' state."""
+        """Colour the reading's box by its window mean; a thick black ring while it is 'exceeded'."""
         name = reading.box_name
         marker = self.markers.get(reading.box_id) or self._add(reading.box_id, name, reading.lat, reading.lon)
         marker.fill_color = level_colour(mean)
-        marker.color, marker.weight = ("#d00000", 4) if alerting else ("white", 1)
-        marker.popup.value = f"<b>{name}</b><br>72 h mean {mean:.1f} µg/m³{' — ALERT' if alerting else ''}"
+        outline = ALERT_OUTLINE if alerting else NORMAL_OUTLINE
+        marker.color, marker.weight = outline["color"], outline["weight"]
+        marker.popup.value = (
+            f"<b>{name}</b><br>{self.window_hours:g} h mean {_number(mean)} µg/m³{' — ALERT' if alerting else ''}"
+        )
 
 
-def status_map(status: pd.DataFrame, path: Path) -> folium.Map:
-    """The final state of every box, saved as a stand-alone HTML page: active, stale or inactive."""
+def status_map(status: pd.DataFrame, path: Path, window_hours: float = 24) -> folium.Map:
+    """The final state of every box, saved as a stand-alone HTML page: active, stale or inactive.
+
+    `status` is StatusTracker.table(boxes, detector); its mean column is the one of `window_hours`.
+    """
     located = status.dropna(subset=["lat", "lon"])
-    center = [located["lat"].mean(), located["lon"].mean()] if len(located) else [51.9607, 7.6261]
+    center = [located["lat"].mean(), located["lon"].mean()] if len(located) else [52.5200, 13.4050]
     status_map = folium.Map(location=center, zoom_start=11, tiles="OpenStreetMap")
-    for row in located.itertuples():
-        mean = getattr(row, "mean_72h", float("nan"))
+    means = located.get(mean_column(window_hours), pd.Series(float("nan"), index=located.index))
+    alerting = located.get("alert_state", pd.Series("", index=located.index)) == "exceeded"
+    for row, mean, alert in zip(located.itertuples(), means, alerting, strict=True):
         style = {"active": dict(radius=10, fill_opacity=0.9, dash_array=None),
                  "stale": dict(radius=8, fill_opacity=0.5, dash_array="4"),
                  "inactive": dict(radius=6, fill_opacity=0.3, dash_array="2")}[row.status]  # fmt: skip
         popup = (
             f"<b>{row.boxName}</b><br>status: {row.status} ({row.quality})<br>"
-            f"last value: {_number(row.last_value)} µg/m³<br>72 h mean: {_number(mean)} µg/m³"
+            f"last value: {_number(row.last_value)} µg/m³<br>{window_hours:g} h mean: {_number(mean)} µg/m³"
+            f"{'<br><b>ALERT</b>' if alert else ''}"
         )
         folium.CircleMarker(
-            location=[row.lat, row.lon], color="#333333", weight=1, fill=True, fill_color=level_colour(mean),
-            popup=folium.Popup(popup, max_width=250), tooltip=f"{row.boxName} ({row.status})", **style,
+            location=[row.lat, row.lon], fill=True, fill_color=level_colour(mean),
+            popup=folium.Popup(popup, max_width=250), tooltip=f"{row.boxName} ({row.status})",
+            **(ALERT_OUTLINE if alert else NORMAL_OUTLINE), **style,
         ).add_to(status_map)  # fmt: skip
-    status_map.get_root().html.add_child(folium.Element(_legend()))
+    status_map.get_root().html.add_child(folium.Element(_legend(window_hours)))
     path.parent.mkdir(parents=True, exist_ok=True)
     status_map.save(str(path))
     return status_map
@@ -118,14 +143,16 @@ def _number(value) -> str:
     return "–" if value is None or value != value else f"{value:.1f}"
 
 
-def _legend() -> str:
+def _legend(window_hours: float) -> str:
+    title, entries = legend_entries(window_hours)
     swatches = "".join(
-        f'<div><span style="background:{colour};width:12px;height:12px;display:inline-block"></span> {label}</div>'
-        for _, colour, label in LEVELS
+        f'<div><span style="background:{colour};border:1px solid {OUTLINE};width:12px;height:12px;'
+        f'display:inline-block"></span> {label}</div>'
+        for label, colour in entries.items()
     )
     return (
         '<div style="position:fixed;bottom:20px;left:20px;z-index:9999;background:white;padding:8px;'
-        'border:1px solid #999;font:12px sans-serif"><b>72 h mean PM2.5 (µg/m³)</b>'
-        f'{swatches}<div><span style="background:{NO_DATA};width:12px;height:12px;display:inline-block"></span>'
-        " no data</div><div>solid: active · dashed: stale · faint: inactive</div></div>"
+        f'border:1px solid #999;font:12px sans-serif"><b>{title}</b>{swatches}'
+        '<div><span style="border:4px solid black;border-radius:50%;width:8px;height:8px;display:inline-block">'
+        "</span> alert (exceeded)</div><div>solid: active · dashed: stale · faint: inactive</div></div>"
     )
