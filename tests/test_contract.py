@@ -185,7 +185,7 @@ BAD_FIELDS = [
     ("lat", 91, "lat 91 is outside -90..90"),
     ("lon", -180.5, "lon -180.5 is outside -180..180"),
     ("value", -3.0, "value -3.0 is below 0"),
-    ("value", 999.9, "value 999.9 is 999.9 or more"),
+    ("value", 999.9, "sensor saturated: value 999.9 is 999.9 or more"),
     ("value", 10**400, "value 1000"),
     ("value", "NaN", "value must be a number, got the text 'NaN'"),
     ("value", False, "value must be a number, got false"),

@@ -105,7 +105,7 @@ BAD_CELLS = [
     ("value", "١٢", "value '١٢' is not a number"),
     ("value", "1e999", "value inf is not a finite number"),
     ("value", "-3", "value -3.0 is below 0"),
-    ("value", "999.9", "value 999.9 is 999.9 or more, the sensor's out-of-range mark"),
+    ("value", "999.9", "sensor saturated: value 999.9 is 999.9 or more, the sensor's out-of-range mark"),
     ("lat", "", "lat is missing"),
     ("lat", "95", "lat 95.0 is outside -90..90"),
     ("lon", "", "lon is missing"),

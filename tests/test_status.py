@@ -9,10 +9,12 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from pm25.config import REPO_DIR
 from pm25.detector import Detector
 from pm25.status import COLUMNS, StatusTracker
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)
+BERLIN = REPO_DIR / "data" / "berlin_pm25_raw_2023-02-26.csv.gz"
 
 
 def reading(hours: float, value: float, box: str = "a", name: str | None = None, **extra) -> SimpleNamespace:
@@ -80,7 +82,8 @@ def test_every_box_is_inactive_before_any_reading():
 def test_table_has_exactly_the_documented_columns_and_types():
     table = tracked([reading(0, 8, "a")]).table([feature("a", "A", 7.6, 51.9), feature("b", "B", 7.7, 52.0)])
     assert list(table.columns) == COLUMNS
-    assert COLUMNS == ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value"]
+    assert COLUMNS == ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value",
+                       "days_valid", "days_above_who", "days_above_eu_2030"]  # fmt: skip
     assert str(table["last_seen"].dt.tz) == "UTC"
     assert table["last_value"].dtype == float
 
@@ -104,43 +107,33 @@ def test_box_listed_twice_on_the_map_appears_once():
     assert table["boxId"].tolist() == ["a"]
 
 
-def test_five_equal_readings_in_24_hours_are_not_suspect():
-    table = tracked([reading(hour, 999.0) for hour in range(5)]).table([])
-    assert row(table, "a")["quality"] == "ok"
-
-
-def test_six_equal_readings_in_24_hours_are_suspect():
-    table = tracked([reading(hour, 999.0) for hour in range(6)]).table([])
+def test_flat_readings_in_six_hours_are_suspect():
+    # A dead sensor as in the Berlin recording: 0.0 with an occasional 0.1.
+    table = tracked([reading(hour + minute / 60, 0.1 if minute == 30 else 0.0) for hour in range(6)
+                     for minute in range(0, 60, 10)]).table([])  # fmt: skip
     assert row(table, "a")["quality"] == "suspect"
 
 
-def test_one_different_reading_in_the_last_24_hours_makes_the_box_ok():
-    values = [7.0, 7.0, 7.0, 7.5, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0]
+def test_flat_readings_in_only_five_hours_are_not_judged():
+    table = tracked([reading(hour, 4.0) for hour in range(5)]).table([])
+    assert row(table, "a")["quality"] == "ok"
+
+
+def test_readings_spanning_one_microgram_are_ok():
+    values = [7.0, 7.5, 8.0, 7.0, 7.2, 7.1, 7.3, 7.0]  # a range of exactly 1.0 µg/m³
     table = tracked([reading(hour, value) for hour, value in enumerate(values)]).table([])
     assert row(table, "a")["quality"] == "ok"
 
 
-def test_different_reading_exactly_24_hours_before_last_seen_does_not_count():
-    stuck = [reading(hour, 4.0) for hour in range(24, 30)]  # last seen at 29
-    at_boundary = tracked([reading(5, 1.0), *stuck]).table([])
-    just_inside = tracked([reading(5 + 1 / 3600, 1.0), *stuck]).table([])
+def test_a_change_24_clock_hours_before_the_last_reading_no_longer_counts():
+    flat = [reading(hour + 0.5, 4.0) for hour in range(24, 30)]  # last reading in hour 29
+    at_boundary = tracked([reading(5.5, 1.0), *flat]).table([])  # hour 5: 24 clock hours before hour 29
+    just_inside = tracked([reading(6.5, 1.0), *flat]).table([])
     assert row(at_boundary, "a")["quality"] == "suspect"
     assert row(just_inside, "a")["quality"] == "ok"
 
 
-def test_equal_readings_must_be_six_within_the_24_hours_not_six_in_total():
-    spread_out = [reading(hour, 4.0) for hour in (0, 10, 20, 30, 40, 50)]  # 3 in the last 24 h
-    assert row(tracked(spread_out).table([]), "a")["quality"] == "ok"
-
-
-def test_sixth_equal_reading_exactly_24_hours_before_last_seen_does_not_count():
-    readings = [reading(hour, 4.0) for hour in (0, 20, 21, 22, 23, 24)]
-    assert row(tracked(readings).table([]), "a")["quality"] == "ok"
-    readings = [reading(hour, 4.0) for hour in (0.5, 20, 21, 22, 23, 24)]
-    assert row(tracked(readings).table([]), "a")["quality"] == "suspect"
-
-
-def test_stuck_value_after_a_change_becomes_suspect_once_the_change_is_24_hours_old():
+def test_flat_value_after_a_change_becomes_suspect_once_the_change_is_24_hours_old():
     readings = [reading(hour, 9.0 if hour < 4 else 4.0) for hour in range(40)]
     tracker = tracked(readings[:27])  # last seen 26: the change at hour 3 -> 4 is within 24 h
     assert row(tracker.table([]), "a")["quality"] == "ok"
@@ -150,20 +143,26 @@ def test_stuck_value_after_a_change_becomes_suspect_once_the_change_is_24_hours_
 
 
 def test_stale_box_is_judged_on_its_own_last_24_hours():
-    stuck = [reading(hour, 4.0, "a") for hour in range(6)]
-    table = tracked([*stuck, reading(100, 9.0, "b")]).table([])
+    flat = [reading(hour, 4.0, "a") for hour in range(6)]
+    table = tracked([*flat, reading(100, 9.0, "b")]).table([])
     assert (row(table, "a")["status"], row(table, "a")["quality"]) == ("stale", "suspect")
 
 
 def test_suspect_rule_follows_its_parameters():
-    readings = [reading(hour * 2, 5.0) for hour in range(4)]  # 4 equal readings over 6 h
-    assert row(tracked(readings, suspect_min_readings=4).table([]), "a")["quality"] == "suspect"
-    assert row(tracked(readings, suspect_min_readings=4, active_hours=5).table([]), "a")["quality"] == "ok"
+    readings = [reading(hour * 2, 5.0 + hour / 10) for hour in range(4)]  # 4 hours, range 0.3
+    assert row(tracked(readings, suspect_min_hours=4).table([]), "a")["quality"] == "suspect"
+    assert row(tracked(readings, suspect_min_hours=5).table([]), "a")["quality"] == "ok"
+    assert row(tracked(readings, suspect_min_hours=4, suspect_range=0.3).table([]), "a")["quality"] == "ok"
 
 
-def test_nan_values_never_count_as_equal():
-    table = tracked([reading(hour, math.nan) for hour in range(8)]).table([])
-    assert row(table, "a")["quality"] == "ok"
+@pytest.mark.skipif(not BERLIN.exists(), reason="the Berlin recording is shipped by the raw-data branch")
+def test_suspect_rule_fires_on_the_dead_sensors_of_the_berlin_recording_only():
+    recording = pd.read_csv(BERLIN, parse_dates=["createdAt"]).sort_values("createdAt", kind="stable")
+    tracker = StatusTracker()
+    for box_id, name, moment, value in recording[["boxId", "boxName", "createdAt", "value"]].itertuples(index=False):
+        tracker.update(SimpleNamespace(box_id=box_id, box_name=name, timestamp=moment.to_pydatetime(), value=value))
+    table = tracker.table([])
+    assert sorted(table.loc[table["quality"] == "suspect", "boxName"]) == ["C16", "Hans-Werner Sense"]
 
 
 def test_out_of_order_and_repeated_readings_are_ignored():
@@ -173,23 +172,43 @@ def test_out_of_order_and_repeated_readings_are_ignored():
     assert row(table, "a")["last_seen"] == T0 + timedelta(hours=5)
 
 
-def test_detector_adds_its_window_mean_and_count():
-    readings = [reading(0, 10, "a"), reading(1, 20, "a")]
+def test_detector_adds_its_window_mean_hours_and_alert_state():
+    readings = [reading(hour, 10 if hour % 2 else 20, "a") for hour in range(18)] + [reading(0, 30, "c")]
     detector = Detector()
     for r in readings:
         detector.process(r)
-    table = tracked(readings).table([feature("a", "A", 7.6, 51.9), feature("b", "B", 7.7, 52.0)], detector)
-    assert list(table.columns) == [*COLUMNS, "mean_72h", "n_72h"]
-    assert (row(table, "a")["mean_72h"], row(table, "a")["n_72h"]) == (15.0, 2)
-    assert math.isnan(row(table, "b")["mean_72h"]) and row(table, "b")["n_72h"] == 0
+    boxes = [feature("a", "A", 7.6, 51.9), feature("b", "B", 7.7, 52.0), feature("c", "C", 7.8, 52.1)]
+    table = tracked(readings).table(boxes, detector)
+    assert list(table.columns) == [*COLUMNS, "mean_24h", "n_hours", "alert_state"]
+    assert row(table, "a")[["mean_24h", "n_hours", "alert_state"]].tolist() == [15.0, 18, "ok"]
+    assert row(table, "c")[["mean_24h", "n_hours", "alert_state"]].tolist() == [30.0, 1, "not enough data"]
+    assert math.isnan(row(table, "b")["mean_24h"]) and row(table, "b")["n_hours"] == 0
 
 
-def test_window_columns_are_named_after_the_detector_window():
-    table = StatusTracker().table([], Detector(window_hours=24))
-    assert list(table.columns) == [*COLUMNS, "mean_24h", "n_24h"]
+@pytest.mark.parametrize("window_hours", [24, 72])
+def test_window_column_is_named_after_the_detector_window(window_hours):
+    table = StatusTracker().table([], Detector(window_hours=window_hours))
+    assert list(table.columns) == [*COLUMNS, f"mean_{window_hours}h", "n_hours", "alert_state"]
 
 
-@pytest.mark.parametrize("parameters", [{"active_hours": 0}, {"suspect_min_readings": 1}])
+def test_table_counts_valid_days_and_days_above_the_limits():
+    day_one = [reading(hour, 20.0) for hour in range(18)]  # valid, above 15, not above 25
+    day_two = [reading(24 + hour, 30.0) for hour in range(17)]  # 17 hours: not a valid day
+    table = tracked(day_one + day_two).table([])
+    assert row(table, "a")[["days_valid", "days_above_who", "days_above_eu_2030"]].tolist() == [1, 1, 0]
+
+
+def test_forget_drops_a_box_so_it_reads_as_inactive():
+    tracker = tracked([reading(hour, 20.0, "a") for hour in range(18)] + [reading(0, 1.0, "b")])
+    tracker.forget(["a"])
+    table = tracker.table([feature("a", "A", 7.6, 51.9)])
+    assert row(table, "a")[["status", "days_valid"]].tolist() == ["inactive", 0]
+    assert row(table, "b")["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    "parameters", [{"active_hours": 0}, {"suspect_range": 0}, {"suspect_min_hours": 0}, {"suspect_min_hours": 25}]
+)
 def test_unusable_parameters_are_rejected(parameters):
     with pytest.raises(ValueError):
         StatusTracker(**parameters)

@@ -16,7 +16,7 @@ from pm25.detector import Alert
 from pm25.errors import LearnerError
 from pm25.files import write_csv
 
-ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_readings"]
+ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
 
 
@@ -24,7 +24,7 @@ class ReplayFromStart(ConsumerRebalanceListener):
     """Rebuild state by re-reading assigned partitions from their start; act only on what is new.
 
     The detector's windows are rebuilt by re-reading each partition from offset 0, so a restarted
-    consumer knows the last 72 hours of every box. Records below the group's committed offset were
+    consumer knows the window of every box. Records below the group's committed offset were
     acted on (their alerts published) before the restart: `is_new` tells them apart, and `commit`
     never moves the committed offset back while the consumer re-reads what it already had.
     """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import cycle, product
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,13 +11,15 @@ import pandas as pd
 # Okabe-Ito colours (told apart with any colour vision), each combined with a line style and a
 # marker, so every line of a legend can also be found by its shape.
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
-LINE_STYLES = ["-", "--", ":", "-."]
-MARKERS = ["o", "s", "^", "D", "v", "x"]
+# 8, 3 and 5 entries: no common factor, so the triples repeat only after 120 lines, and the
+# (line style, marker) shape alone after 15.
+LINE_STYLES = ["-", "--", ":"]
+MARKERS = ["o", "s", "^", "D", "v"]
 
 
 def line_styles():
-    """Endless (colour, line style, marker) triples: 192 different ones before any repeats."""
-    return cycle((colour, style, marker) for marker, style, colour in product(MARKERS, LINE_STYLES, COLOURS))
+    """Endless (colour, line style, marker) triples; neighbours differ in all three."""
+    return zip(cycle(COLOURS), cycle(LINE_STYLES), cycle(MARKERS))
 
 
 def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from pm25.contract import format_timestamp
 from pm25.daily import DailyMeans
-from pm25.detector import Detector, clock_hour
+from pm25.detector import Detector, clock_hour, hundredths
 
 COLUMNS = ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value",
            "days_valid", "days_above_who", "days_above_eu_2030"]  # fmt: skip
@@ -110,7 +110,8 @@ class StatusTracker:
         # The deque holds only hours of the 24 up to the last reading's, so all of them count.
         lowest = min(low for _, low, _ in box.hours)
         highest = max(high for _, _, high in box.hours)
-        return len(box.hours) >= self.suspect_min_hours and highest - lowest < self.suspect_range
+        spread = hundredths(highest) - hundredths(lowest)  # exact, as the detector: 1.00 is not below 1
+        return len(box.hours) >= self.suspect_min_hours and spread < hundredths(self.suspect_range)
 
     def _status(self, box: _BoxStatus | None) -> tuple[str, str]:
         if box is None:

@@ -1,0 +1,81 @@
+"""Labels of maps and plots follow the detector's window; colours come with a legend and shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from pm25 import maps, plots
+from pm25.detector import Detector, naive_last_rows_alerts
+from pm25.status import StatusTracker
+
+matplotlib.use("Agg")
+T0 = datetime(2023, 2, 26, tzinfo=UTC)
+BOX = "5c2bca0e2c80100019218e6b"
+
+
+def readings(values):
+    moments = [T0 + timedelta(hours=hour) for hour in range(len(values))]
+    return [SimpleNamespace(box_id=BOX, box_name="Garten", timestamp=moment, value=value, lat=52.5, lon=13.4)
+            for moment, value in zip(moments, values, strict=True)]  # fmt: skip
+
+
+@pytest.mark.parametrize("window_hours", [24, 72])
+def test_saved_status_map_shows_the_window_and_marks_alerts_with_a_ring(tmp_path, window_hours):
+    detector, status = Detector(window_hours=window_hours, min_hours=18), StatusTracker()
+    for r in readings([40] * 20):
+        detector.process(r)
+        status.update(r)
+    path = tmp_path / "map.html"
+    maps.status_map(status.table([], detector), path, window_hours)
+    html = path.read_text()
+    assert f"{window_hours} h mean PM2.5" in html and f"{window_hours} h mean: 40.0" in html
+    assert maps.level_colour(40) in html
+    assert '"weight": 4' in html and "alert (exceeded)" in html  # the ring, and its legend entry
+
+
+@pytest.mark.parametrize("window_hours", [24, 72])
+def test_live_map_popup_and_legend_name_the_window(window_hours):
+    live = maps.LiveMap([], window_hours=window_hours)
+    (reading,) = readings([20])
+    live.update(reading, 20.0, alerting=True)
+    marker = live.markers[BOX]
+    assert f"{window_hours} h mean 20.0" in marker.popup.value
+    assert (marker.color, marker.weight) == ("black", 4)
+    (legend,) = [control for control in live.widget.controls if hasattr(control, "legend")]
+    assert legend.title.startswith(f"{window_hours} h mean") and "no data" in legend.legend
+
+
+def test_colour_scale_gets_darker_with_more_dust():
+    def lightness(colour):
+        red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+    colours = [colour for _, colour, _ in maps.LEVELS]
+    assert [lightness(c) for c in colours] == sorted((lightness(c) for c in colours), reverse=True)
+
+
+@pytest.mark.parametrize("window_hours", [24, 72])
+def test_rolling_mean_plot_title_names_the_window(tmp_path, window_hours):
+    stream = readings([40] * 20)
+    history = pd.DataFrame({"boxName": "Garten", "timestamp": [r.timestamp for r in stream], "mean": 40.0})
+    alerts = pd.DataFrame([a.as_dict() for a in naive_last_rows_alerts(stream)])
+    figure = plots.rolling_mean_plot(history, alerts, 15.0, window_hours, tmp_path / "plot.png")
+    assert figure.texts[0].get_text().startswith(f"{window_hours} h mean of PM2.5")
+    assert (tmp_path / "plot.png").exists()
+
+
+def test_readings_plot_tells_boxes_apart_without_colour():
+    table = pd.DataFrame(
+        [(f"Box {box}", T0 + timedelta(hours=hour), float(box + hour)) for box in range(10) for hour in range(12)],
+        columns=["boxName", "timestamp", "value"],
+    )
+    figure = plots.readings_plot(table)
+    lines = [line for line in figure.axes[0].get_lines() if line.get_label().startswith("Box")]
+    assert len(lines) == 10
+    shapes = {(line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(shapes) == 10  # each box has its own line style and marker, not only its own colour
