@@ -21,16 +21,17 @@ def reading(box_id, hour, value, name=None):
 
 
 def known_stream():
-    """Alpha: 30, 30, 30 -> exceeded at hour 2; then 0, 0, 0 -> the mean reaches 15 at hour 5: resolved."""
-    messages = [(BOX_A, encode(reading(BOX_A, hour, 30.0))) for hour in range(3)]
-    messages += [(BOX_A, encode(reading(BOX_A, hour, 0.0))) for hour in range(3, 6)]
-    messages += [(BOX_B, encode(reading(BOX_B, hour, 5.0))) for hour in range(6)]
+    """Alpha: 30 for 18 hours -> exceeded at hour 17, the first with 18 hours of data; then 0 -> the
+    24-hour mean reaches 15 at hour 29 ((12 * 30 + 12 * 0) / 24): resolved. Beta stays at 5."""
+    messages = [(BOX_A, encode(reading(BOX_A, hour, 30.0))) for hour in range(18)]
+    messages += [(BOX_A, encode(reading(BOX_A, hour, 0.0))) for hour in range(18, 30)]
+    messages += [(BOX_B, encode(reading(BOX_B, hour, 5.0))) for hour in range(30)]
     messages += [
-        (BOX_A, encode(reading(BOX_A, 1, 99.0))),  # duplicate of hour 1
-        (BOX_A, encode(reading(BOX_A, 4.5, 99.0))),  # late: older than hour 5
+        (BOX_A, encode(reading(BOX_A, 29, 99.0))),  # duplicate of Alpha's newest, hour 29
+        (BOX_A, encode(reading(BOX_A, 28.5, 99.0))),  # late: older than hour 29
         (BOX_B, b"this is not JSON"),
         (BOX_B, json.dumps({"boxId": BOX_B, "boxName": "Beta"}).encode()),
-        (BOX_B, encode(reading(BOX_B, 7, 5.0)).replace(b'"value":5.0', b'"value":999.9')),
+        (BOX_B, encode(reading(BOX_B, 31, 5.0)).replace(b'"value":5.0', b'"value":999.9')),
     ]
     return messages
 
@@ -81,10 +82,10 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))
 
     alerts = pd.read_csv(data_dir / "output" / "alerts.csv")
-    assert list(alerts.columns) == ["boxId", "boxName", "event", "timestamp", "mean", "n_readings"]
-    assert alerts[["boxName", "event", "timestamp", "n_readings"]].values.tolist() == [
-        ["Alpha", "exceeded", "2024-01-15T02:00:00Z", 3],
-        ["Alpha", "resolved", "2024-01-15T05:00:00Z", 6],
+    assert list(alerts.columns) == ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
+    assert alerts[["boxName", "event", "timestamp", "n_hours"]].values.tolist() == [
+        ["Alpha", "exceeded", "2024-01-15T17:00:00Z", 18],
+        ["Alpha", "resolved", "2024-01-16T05:00:00Z", 24],
     ]
     assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
     assert "'duplicates': 1, 'late': 1" in printed
@@ -95,18 +96,23 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
         (BOX_A, "resolved"),
     ]
     assert set(json.loads(published[0].value)) == {
-        "boxId", "boxName", "event", "timestamp", "mean", "n_readings", "threshold", "window_hours",
+        "boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours",
     }  # fmt: skip
 
     rejected = pd.read_csv(data_dir / "output" / "rejected.csv")
     assert len(rejected) == 3
     assert rejected["reason"].str.contains("not JSON").sum() == 1
     assert rejected["reason"].str.contains("missing field").sum() == 1
-    assert rejected["reason"].str.contains("999.9").sum() == 1
+    assert rejected["reason"].str.startswith("sensor saturated: value 999.9").sum() == 1
 
     status = pd.read_csv(data_dir / "output" / "sensor_status.csv").set_index("boxName")
     assert status.loc["Gamma (silent)", "status"] == "inactive"
     assert status.loc["Alpha", "status"] == "active"
+    daily = pd.read_csv(data_dir / "output" / "daily_means.csv")
+    assert daily[["boxName", "date", "n_hours", "above_who"]].values.tolist() == [
+        ["Alpha", "2024-01-15", 24, True],  # 18 hours of 30 and 6 of 0: 22.5
+        ["Beta", "2024-01-15", 24, False],
+    ]
     for name in ("sensor_status_map.html", "pm25_rolling_mean.png"):
         assert (data_dir / "output" / name).stat().st_size > 1000
 

@@ -31,7 +31,7 @@ BOXES, HOURS = 100, 200  # 20,000 readings: about 15 s of step 3, so a kill land
 
 
 def _alert_keys(records) -> list[tuple]:
-    return [(m["boxId"], m["event"], m["timestamp"], m["n_readings"]) for m in (json.loads(r.value) for r in records)]
+    return [(m["boxId"], m["event"], m["timestamp"], m["n_hours"]) for m in (json.loads(r.value) for r in records)]
 
 
 def _sorted_csv(path) -> pd.DataFrame:
@@ -116,7 +116,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_ends_like_an_uninterrupted_o
 
 
 def _alert_keys_from_csv(table: pd.DataFrame) -> list[tuple]:
-    return [(row.boxId, row.event, row.timestamp, int(row.n_readings)) for row in table.itertuples()]
+    return [(row.boxId, row.event, row.timestamp, int(row.n_hours)) for row in table.itertuples()]
 
 
 # Runs step 3 with the alert producer's network slow: alerts are delivered only when flushed, as

@@ -101,7 +101,7 @@ def test_every_message_is_processed_or_rejected_with_a_reason_and_nothing_raises
 def test_the_detector_counts_every_reading_whatever_its_value(readings, figures):
     """Duck-typed readings, as a learner's own code might pass them: values of any type."""
     figures.hostile_inputs += len(readings)
-    detector = Detector(threshold=15, window_hours=3, min_readings=2)
+    detector = Detector(threshold=15, window_hours=3, min_hours=2)
     start = datetime(2024, 1, 15, tzinfo=UTC)
     for box_id, hour, value in readings:
         moment = start + timedelta(minutes=30 * hour)
@@ -116,7 +116,7 @@ def test_the_detector_counts_every_reading_whatever_its_value(readings, figures)
 @given(names=st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=5))
 def test_hostile_box_names_survive_the_alert_csv(names, figures, tmp_path_factory):
     figures.hostile_inputs += len(names)
-    detector, alerts = Detector(min_readings=1), []
+    detector, alerts = Detector(min_hours=1), []
     start = datetime(2024, 1, 15, tzinfo=UTC)
     for number, name in enumerate(names):
         reading = contract.Reading(f"{number:024x}", name, "b" * 24, 51.9, 7.6, start, 50.0)

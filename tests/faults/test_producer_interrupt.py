@@ -35,8 +35,10 @@ pytestmark = pytest.mark.faults
 # bulk: 12,000 readings take about 2 s to hand over; replay: 720 readings 10 minutes apart, paced at
 # 3600x (the notebook's speedup), take 6 s. Either way Ctrl+C comes in the middle.
 STREAMS = {
-    "bulk": dict(boxes=100, steps=120, every=timedelta(hours=1), window_hours="72", ctrl_c_after=(0.0, 0.5)),
-    "replay": dict(boxes=20, steps=36, every=timedelta(minutes=10), window_hours="1", ctrl_c_after=(0.5, 3.0)),
+    "bulk": dict(boxes=100, steps=120, every=timedelta(hours=1), window_hours="24", min_hours="18",
+                 ctrl_c_after=(0.0, 0.5)),
+    "replay": dict(boxes=20, steps=36, every=timedelta(minutes=10), window_hours="1", min_hours="1",
+                   ctrl_c_after=(0.5, 3.0)),
 }
 
 
@@ -102,11 +104,14 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
         env = script_env(
             PM25_TOPIC=source, PM25_ALERT_TOPIC=f"{source}_alerts", PM25_DATA_DIR=str(data_dir),
             PM25_IDLE_TIMEOUT_S="3", PM25_WINDOW_HOURS=shape["window_hours"],
+            PM25_MIN_HOURS=shape["min_hours"],
         )  # fmt: skip
         runs[name] = (data_dir, tmp_path / f"{name}.log", start_script(script, env, tmp_path / f"{name}.log"))
         processes.append(runs[name][2])
     printed = {name: finish(process, log, 120) for name, (_, log, process) in runs.items()}
-    counts = re.search(r"'processed': (\d+), 'invalid': 0, 'duplicates': (\d+), 'late': (\d+)", printed["twice"])
+    counts = re.search(
+        r"'processed': (\d+), 'invalid': 0, 'saturated': 0, 'duplicates': (\d+), 'late': (\d+)", printed["twice"]
+    )
     assert counts, printed["twice"][-1500:]
     processed, duplicates, late = map(int, counts.groups())
     assert processed == len(readings)
