@@ -184,7 +184,10 @@ def main() -> None:
             speedup >= TARGET_SPEEDUP,
         ),
     ]
-    print(f"Detector on {BOXES:,} boxes, a reading every ~2.5 min per box (Python {figures['python']}, best of {args.repeats})")
+    print(
+        f"Detector on {BOXES:,} boxes, a reading every ~2.5 min per box "
+        f"(Python {figures['python']}, best of {args.repeats})"
+    )
     how = f"estimated from {args.naive_sample} messages" if args.naive_sample else "measured"
     print(
         f"  naive pandas recomputation: {figures['naive_readings_per_s_1e4']:,} readings/s "

@@ -101,7 +101,8 @@ def main() -> int:
         "notebooks": time_notebooks(),
     }
     results["baselines"] = {
-        "detector": "naive: append each message to a pandas DataFrame and recompute every box's hourly means and their 24 h mean "
+        "detector": "naive: append each message to a pandas DataFrame and recompute every box's hourly means "
+        "and their 24 h mean "
         "over everything so far (bench_detector.py)",
         "producer": "a flush() after every message instead of batching with one flush at the end (bench_producer.py)",
     }
