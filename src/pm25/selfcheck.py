@@ -26,6 +26,8 @@ from pm25.tasks import WrongAnswer
 
 EVENTS = ("exceeded", "resolved", None)
 PRACTICE_PARTITIONS = 3
+# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+GROUP_SESSION_TIMEOUT_MS = 6000
 
 
 def key_field_check() -> Callable[[str], str]:
@@ -212,7 +214,11 @@ def consumer_loop_check(
                 producer.flush()
             group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
             consumer = KafkaConsumer(
-                **kafka_options, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
+                **kafka_options,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
             )
             consumer.subscribe([topic])
             watched = _WatchedConsumer(consumer)
