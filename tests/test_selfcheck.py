@@ -71,7 +71,8 @@ def test_window_detector_solution_gives_the_reference_alerts_on_the_berlin_recor
 
 def test_mean_of_last_three_rows_is_reported_with_the_first_differing_alert(berlin_stream):
     check = selfcheck.window_detector_check(berlin_stream, reference=REFERENCE)
-    with pytest.raises(WrongAnswer, match=r"The first difference is at reading [\d,]+ \(box .+\): Detector gives") as hint:
+    first_difference = r"The first difference is at reading [\d,]+ \(box .+\): Detector gives"
+    with pytest.raises(WrongAnswer, match=first_difference) as hint:
         check(LastThreeRows)
     assert "yours gives" in str(hint.value)
 

@@ -282,7 +282,7 @@ def window_detector_check(
     """
     settings = {"threshold": threshold, "window_hours": window_hours, "min_hours": min_hours}
 
-    def check(WindowDetector) -> str:  # noqa: N803: the name of the learner's class
+    def check(WindowDetector) -> str:  # the name of the learner's class
         yours, theirs = WindowDetector(**settings), reference(**settings)
         events: Counter = Counter()
         for number, reading in enumerate(readings, start=1):
