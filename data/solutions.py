@@ -1,0 +1,67 @@
+"""The solutions of the learner's tasks: one cell per task, opened by `# %% task:<name>`.
+
+pm25.tasks uses a solution when its task is still unanswered, and the tests run every notebook
+with these cells in place of the cells tagged `task:<name>`. TEACHERS.md shows the same code
+(tests/test_tasks.py checks that it does). Each cell stands alone: it imports what it uses.
+"""
+
+# %% task:message_key
+key_field = "boxId"
+
+# %% task:producer
+import json
+
+
+def to_json(reading):
+    """The message value: the reading (a dict) as UTF-8 JSON bytes."""
+    return json.dumps(reading).encode("utf-8")
+
+
+def send_readings(producer, topic, readings):
+    """Send each reading keyed by its box, then wait once until the broker has them all."""
+    for reading in readings:
+        producer.send(topic, key=reading["boxId"], value=reading)
+    producer.flush()
+
+# %% task:consumer_loop
+def run_loop(consumer, process, stop):
+    """Poll records, process each one, then commit them: until stop() says to stop."""
+    while not stop():
+        batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
+        for records in batch.values():
+            for record in records:
+                process(record)
+        consumer.commit()  # after processing: a crash before this line means re-reading, not losing
+
+# %% task:window_detector
+from collections import defaultdict
+from datetime import timedelta
+from statistics import fmean
+
+
+class WindowDetector:
+    """Per box: hourly means, their 24-hour mean, and an alert when the box changes state."""
+
+    def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
+        self.threshold, self.window_hours, self.min_hours = threshold, window_hours, min_hours
+        self.hours = defaultdict(dict)  # box_id -> {clock hour: (sum, count) of its values}
+        self.exceeded = set()  # the boxes whose last alert was "exceeded"
+
+    def process(self, reading):
+        """Take one reading; return "exceeded" or "resolved" when its box changes state, else None."""
+        hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)
+        buckets = self.hours[reading.box_id]
+        total, count = buckets.get(hour, (0.0, 0))
+        buckets[hour] = (total + reading.value, count + 1)
+        for old in [h for h in buckets if h <= hour - timedelta(hours=self.window_hours)]:
+            del buckets[old]  # this hour has left the window
+        if len(buckets) < self.min_hours:
+            return None  # not enough hours with data: no new decision
+        mean = fmean(total / count for total, count in buckets.values())
+        if mean > self.threshold and reading.box_id not in self.exceeded:
+            self.exceeded.add(reading.box_id)
+            return "exceeded"
+        if mean <= self.threshold and reading.box_id in self.exceeded:
+            self.exceeded.discard(reading.box_id)
+            return "resolved"
+        return None

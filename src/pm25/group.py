@@ -1,0 +1,179 @@
+"""Consumer-group members that a notebook starts and stops, to watch Kafka share partitions among them.
+
+Each GroupMember is an ordinary KafkaConsumer of the group, polling in a background thread of the
+notebook's kernel: to the broker it is a member like any other process, and the notebook can show
+every member's partitions and offsets side by side while they work. Stopping a member closes its
+consumer, which tells the group it left; the group then hands its partitions to the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer
+
+from pm25.contract import InvalidMessage, decode
+from pm25.errors import LearnerError
+
+# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+SESSION_TIMEOUT_MS = 6000
+MEMBER_COLUMNS = ["member", "partition", "processed", "next offset", "boxes"]
+
+
+class GroupError(LearnerError, RuntimeError):
+    """A member could not work, or the group did not reach the expected state in time."""
+
+
+def require_topic(kafka_options: dict, topic: str) -> int:
+    """The topic's number of partitions; a clear error if it does not exist (run step 2 first)."""
+    with KafkaAdminClient(**kafka_options) as admin:
+        if topic not in admin.list_topics():  # asked before subscribing: a consumer's request could create it
+            raise GroupError(f"The topic {topic!r} does not exist yet: run step 2 first, which creates and fills it.")
+        return len(admin.describe_topics([topic])[0]["partitions"])
+
+
+class GroupMember(ConsumerRebalanceListener):
+    """One member of consumer group `group_id` on `topic`: polls, processes each record, commits after.
+
+    Processing a record here means reading it and counting it per partition and box: enough to see
+    who handled what. The rebalance callbacks record which partitions the group gave this member.
+    """
+
+    def __init__(self, name: str, kafka_options: dict, topic: str, group_id: str):
+        self.name, self.topic, self.group_id = name, topic, group_id
+        self._kafka_options = kafka_options
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"group member {name}", daemon=True)
+        self._partitions: list[int] = []
+        self._next_offsets: dict[int, int] = {}
+        self._counts: Counter = Counter()
+        self._boxes: dict[int, set[str]] = {}
+        self._processed: set[tuple[int, int]] = set()
+        self._error: BaseException | None = None
+
+    def start(self) -> GroupMember:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Commit, leave the group and end the thread: the group gives this member's partitions to the others."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise GroupError(f"Member {self.name!r} did not stop within {timeout_s:.0f} s.")
+        self._raise_if_failed()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions the group gave this member (empty while it joins, and once it stopped)."""
+        self._raise_if_failed()
+        with self._lock:
+            return list(self._partitions)
+
+    @property
+    def processed(self) -> set[tuple[int, int]]:
+        """(partition, offset) of every record this member processed."""
+        with self._lock:
+            return set(self._processed)
+
+    def rows(self) -> list[dict]:
+        """One row per partition this member owns or has processed records of."""
+        with self._lock:
+            numbers = sorted(set(self._partitions) | set(self._counts))
+            return [
+                {
+                    "member": self.name + ("" if number in self._partitions else " (no longer)"),
+                    "partition": number,
+                    "processed": self._counts[number],
+                    "next offset": self._next_offsets.get(number, 0),
+                    "boxes": len(self._boxes.get(number, ())),
+                }
+                for number in numbers
+            ] or [{"member": self.name + " (no partition)", "partition": None, "processed": 0,
+                   "next offset": None, "boxes": 0}]  # fmt: skip
+
+    # ConsumerRebalanceListener: called inside poll(), on this member's thread.
+    def on_partitions_revoked(self, revoked):
+        with self._lock:
+            self._partitions = []
+
+    def on_partitions_assigned(self, assigned):
+        with self._lock:
+            self._partitions = sorted(tp.partition for tp in assigned)
+
+    def _run(self) -> None:
+        try:
+            consumer = KafkaConsumer(
+                **self._kafka_options,
+                group_id=self.group_id,
+                client_id=f"pm25-{self.name}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+            )
+        except BaseException as error:
+            self._error = error
+            return
+        try:
+            consumer.subscribe([self.topic], listener=self)
+            while not self._stop.is_set():
+                batch = consumer.poll(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        self._process(record)
+                if batch:
+                    consumer.commit()  # after processing: a crash before this re-reads, never loses
+        except BaseException as error:
+            self._error = error
+        finally:
+            consumer.close()  # leaves the group at once, so the others need not wait for a time-out
+            with self._lock:
+                self._partitions = []
+
+    def _process(self, record) -> None:
+        try:
+            box = decode(record.value).box_name
+        except InvalidMessage:
+            box = "(not a reading)"
+        with self._lock:
+            self._counts[record.partition] += 1
+            self._boxes.setdefault(record.partition, set()).add(box)
+            self._next_offsets[record.partition] = record.offset + 1
+            self._processed.add((record.partition, record.offset))
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise GroupError(f"Member {self.name!r} stopped: {self._error}") from self._error
+
+
+def settled(members: Iterable[GroupMember], partitions: int) -> bool:
+    """Whether the running members own every partition between them, each partition exactly once,
+    and no running member waits for partitions while another owns several."""
+    owned = [member.partitions for member in members if member.running]
+    numbers = [number for mine in owned for number in mine]
+    if sorted(numbers) != list(range(partitions)):
+        return False
+    return all(mine for mine in owned) or len(owned) > partitions
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    """Return once condition() holds; a GroupError naming `what` if it does not within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise GroupError(f"Waited {timeout_s:.0f} s for {what}, in vain. Is the broker still running?")
+        time.sleep(0.1)  # how often the condition is looked at; nothing depends on this pause
+
+
+def group_table(members: Iterable[GroupMember]) -> pd.DataFrame:
+    """Each member's partitions: records processed, the next offset to read (committed), boxes seen."""
+    return pd.DataFrame([row for member in members for row in member.rows()], columns=MEMBER_COLUMNS)

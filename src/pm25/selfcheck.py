@@ -1,0 +1,321 @@
+"""Self-checks for the Kafka code the learner writes: they run it and say, in plain words, what differs.
+
+Each `*_check(...)` returns a checker for pm25.tasks.check: it takes the learner's answer, returns a
+sentence confirming it, or raises WrongAnswer with the first thing that is wrong and how to fix it.
+The producer and consumer-loop checks run the learner's code on a practice topic of their own
+(created with 3 partitions, deleted afterwards), so the tutorial's topics never see practice data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.serializer import Serializer
+
+from pm25.contract import Reading, format_timestamp
+from pm25.detector import Detector
+from pm25.producing import ensure_topic
+from pm25.tasks import WrongAnswer
+
+EVENTS = ("exceeded", "resolved", None)
+PRACTICE_PARTITIONS = 3
+# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+GROUP_SESSION_TIMEOUT_MS = 6000
+
+
+def key_field_check() -> Callable[[str], str]:
+    """Which field of a reading is the message key?"""
+
+    def check(key_field: str) -> str:
+        hints = {
+            "timestamp": "With the time as key, one box's readings spread over all partitions and lose their order.",
+            "value": "With the value as key, equal values meet and one box's readings scatter over the partitions.",
+            "sensorId": "Close: but the rule and its alerts are per box, so the box is the key.",
+            "boxName": "Names are not unique (and can change): the box's id is.",
+        }
+        if key_field == "boxId":
+            return "Right: every reading of a box goes to the same partition, so a box's readings stay in order."
+        raise WrongAnswer(hints.get(key_field, f"{key_field!r} is not a field of a reading; see the example above."))
+
+    return check
+
+
+@contextmanager
+def practice_topic(kafka_options: dict):
+    """A new topic with 3 partitions for one self-check; deleted afterwards."""
+    name = f"pm25_practice_{uuid.uuid4().hex[:8]}"
+    with KafkaAdminClient(**kafka_options) as admin:
+        ensure_topic(admin, name, PRACTICE_PARTITIONS)
+        try:
+            yield name
+        finally:
+            admin.delete_topics([name])
+
+
+def _read_back(kafka_options: dict, topic: str, expected: int, timeout_s: float = 20.0) -> list:
+    """Every record of `topic`, once `expected` have arrived or the time is up."""
+    with KafkaConsumer(**kafka_options, enable_auto_commit=False) as consumer:
+        consumer.assign([TopicPartition(topic, p) for p in range(PRACTICE_PARTITIONS)])
+        consumer.seek_to_beginning()
+        records, deadline = [], time.monotonic() + timeout_s
+        while len(records) < expected and time.monotonic() < deadline:
+            records += [record for batch in consumer.poll(timeout_ms=500).values() for record in batch]
+        return records
+
+
+class _FunctionSerializer(Serializer):
+    """The learner's plain function as a serializer (kafka-python warns about bare functions)."""
+
+    def __init__(self, function: Callable[[dict], bytes]):
+        self.function = function
+
+    def serialize(self, topic, headers, data):
+        return self.function(data)
+
+
+class _TextKey(Serializer):
+    """Any key as UTF-8 text, so a wrong key arrives and can be named instead of failing in send()."""
+
+    def serialize(self, topic, headers, data):
+        return None if data is None else str(data).encode("utf-8")
+
+
+class _WatchedProducer:
+    """A KafkaProducer that notes the order of send() and flush() calls."""
+
+    def __init__(self, producer: KafkaProducer):
+        self._producer = producer
+        self.calls: list[str] = []
+
+    def send(self, topic, *args, **kwargs):
+        self.calls.append("send")
+        return self._producer.send(topic, *args, **kwargs)
+
+    def flush(self, *args, **kwargs):
+        self.calls.append("flush")
+        return self._producer.flush(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._producer, name)
+
+
+def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable[..., str]:
+    """Step 2: `to_json(reading_dict) -> bytes` and `send_readings(producer, topic, readings)`.
+
+    The check builds KafkaProducer(value_serializer=to_json, key_serializer=str.encode), lets
+    send_readings send the readings (as dicts) to a practice topic, reads them back, and shows
+    the partition each box's readings went to.
+    """
+    messages = [reading.as_message() for reading in readings]
+
+    def check(to_json, send_readings) -> str:
+        encoded = to_json(messages[0])
+        if not isinstance(encoded, bytes):
+            raise WrongAnswer(
+                f"to_json must return bytes, it returned {type(encoded).__name__}: "
+                "encode the JSON text, e.g. json.dumps(reading).encode('utf-8')."
+            )
+        try:
+            decoded = json.loads(encoded)
+        except ValueError:
+            raise WrongAnswer(f"to_json's bytes are not JSON ({encoded[:40]!r}...): use json.dumps(reading).") from None
+        if decoded != messages[0]:
+            raise WrongAnswer("to_json(reading) does not decode back to the same reading: use json.dumps(reading).")
+        with practice_topic(kafka_options) as topic:
+            producer = _WatchedProducer(
+                KafkaProducer(**kafka_options, value_serializer=_FunctionSerializer(to_json), key_serializer=_TextKey())
+            )
+            try:
+                send_readings(producer, topic, messages)
+                calls = producer.calls
+            except Exception as error:
+                raise WrongAnswer(f"send_readings stopped with {type(error).__name__}: {error}") from error
+            finally:
+                producer.close()
+            records = _read_back(kafka_options, topic, len(messages))
+        if calls.count("send") != len(messages):
+            raise WrongAnswer(f"send() was called {calls.count('send')} times for {len(messages)} readings.")
+        if "flush" not in calls:
+            raise WrongAnswer(
+                "flush() is missing: send() only puts a message in a buffer. Call producer.flush() once after "
+                "the loop, so the function returns when the broker has every message."
+            )
+        if calls.count("flush") > 1 or calls[-1] != "flush":
+            raise WrongAnswer(
+                "Call producer.flush() once, after the loop: flushing inside the loop waits for every "
+                "message on its own, which makes sending many times slower."
+            )
+        if len(records) != len(messages):
+            raise WrongAnswer(f"{len(messages)} readings were sent but {len(records)} arrived.")
+        keys = {record.key for record in records}
+        if keys == {None}:
+            raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
+        partitions: dict[str, set[int]] = {}
+        for record in records:
+            if record.key != json.loads(record.value)["boxId"].encode():
+                raise WrongAnswer(
+                    f"A message's key is {record.key!r}, not its box's id: with key=reading['boxId'] "
+                    "all readings of a box go to one partition and stay in order."
+                )
+            partitions.setdefault(json.loads(record.value)["boxName"], set()).add(record.partition)
+        lines = [f"  {name}: partition {min(numbers)}" for name, numbers in sorted(partitions.items())]
+        return f"{len(records)} readings arrived, each box on one partition:\n" + "\n".join(lines)
+
+    return check
+
+
+class _WatchedConsumer:
+    """A KafkaConsumer that notes what was processed when each commit() was made."""
+
+    def __init__(self, consumer: KafkaConsumer):
+        self._consumer = consumer
+        self.processed: list[tuple[int, int]] = []  # (partition, offset), in processing order
+        self.commits = 0
+        self.committed_unprocessed: tuple[int, int] | None = None  # the first record committed unprocessed
+
+    def commit(self, offsets: dict | None = None):
+        self.commits += 1
+        if offsets is None:
+            offsets = {tp: OffsetAndMetadata(self._consumer.position(tp), "") for tp in self._consumer.assignment()}
+        done = set(self.processed)
+        for tp, offset in offsets.items():
+            start = self._consumer.committed(tp) or 0
+            missing = [o for o in range(start, offset.offset) if (tp.partition, o) not in done]
+            if missing and self.committed_unprocessed is None:
+                self.committed_unprocessed = (tp.partition, missing[0])
+        return self._consumer.commit(offsets)
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+
+def consumer_loop_check(
+    kafka_options: dict, readings: Iterable[Reading], timeout_s: float = 60.0
+) -> Callable[..., str]:
+    """Step 3: `run_loop(consumer, process, stop)` polls, processes every record, then commits.
+
+    The check sends the readings to a practice topic, runs run_loop with a consumer of a new group
+    (auto-commit off), and compares what the group committed with what was processed.
+    """
+    values = [json.dumps(reading.as_message()).encode() for reading in readings]
+
+    def check(run_loop) -> str:
+        with practice_topic(kafka_options) as topic:
+            with KafkaProducer(**kafka_options) as producer:
+                for number, value in enumerate(values):
+                    producer.send(topic, value=value, partition=number % PRACTICE_PARTITIONS)
+                producer.flush()
+            group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
+            consumer = KafkaConsumer(
+                **kafka_options,
+                group_id=group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
+            )
+            consumer.subscribe([topic])
+            watched = _WatchedConsumer(consumer)
+            deadline = time.monotonic() + timeout_s
+            try:
+                run_loop(
+                    watched,
+                    lambda record: watched.processed.append((record.partition, record.offset)),
+                    lambda: len(watched.processed) >= len(values) or time.monotonic() > deadline,
+                )
+                committed = sum(consumer.committed(tp) or 0 for tp in consumer.assignment())
+            finally:
+                consumer.close()
+        return _judge_loop(watched, committed, len(values))
+
+    return check
+
+
+def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
+    processed = Counter(watched.processed)
+    if not processed:
+        raise WrongAnswer("process(record) was never called: call it for every record of the batch.")
+    twice = [record for record, times in processed.items() if times > 1]
+    if twice:
+        raise WrongAnswer(f"The record at partition {twice[0][0]}, offset {twice[0][1]} was processed twice.")
+    if len(processed) < sent:
+        raise WrongAnswer(f"{len(processed)} of {sent} records were processed: process every record of every batch.")
+    if watched.commits == 0:
+        raise WrongAnswer(
+            "Nothing was committed: call consumer.commit() after processing the batch. "
+            "Without it, a restarted consumer of this group reads everything again."
+        )
+    if watched.committed_unprocessed is not None:
+        partition, offset = watched.committed_unprocessed
+        raise WrongAnswer(
+            f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
+            "right after that commit, the record would be lost: commit after the loop over the records."
+        )
+    if committed < sent:
+        raise WrongAnswer(
+            f"{sent} records were processed but only {committed} committed: the last batch was not "
+            "committed. Commit after processing each batch, inside the loop."
+        )
+    return (
+        f"Your loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions and committed "
+        f"{watched.commits} times, each time after processing: the group's committed offsets add up to {committed}."
+    )
+
+
+def window_detector_check(
+    readings: list[Reading],
+    threshold: float = 15.0,
+    window_hours: int = 24,
+    min_hours: int = 18,
+    reference: Callable[..., Detector] = Detector,
+) -> Callable[..., str]:
+    """Step 3: run the learner's WindowDetector and the package's Detector on the same readings.
+
+    Only readings the Detector accepted (`last_accepted`) go to the learner's detector: filtering
+    duplicates, late and saturated readings is what the hardened Detector adds, not the exercise.
+    """
+    settings = {"threshold": threshold, "window_hours": window_hours, "min_hours": min_hours}
+
+    def check(WindowDetector) -> str:  # the name of the learner's class
+        yours, theirs = WindowDetector(**settings), reference(**settings)
+        events: Counter = Counter()
+        for number, reading in enumerate(readings, start=1):
+            alert = theirs.process(reading)
+            if not theirs.last_accepted:
+                continue
+            event = yours.process(reading)
+            if event not in EVENTS:
+                raise WrongAnswer(f'process() must return "exceeded", "resolved" or None; it returned {event!r}.')
+            expected = alert.event if alert else None
+            if event != expected:
+                raise WrongAnswer(_first_difference(number, reading, event, expected, theirs, settings))
+            events[event] += 1
+        return (
+            f"Same alerts as pm25.detector.Detector on {len(readings):,} readings: "
+            f"{events['exceeded']} exceeded, {events['resolved']} resolved."
+        )
+
+    return check
+
+
+def _first_difference(number: int, reading: Reading, yours, expected, reference, settings: dict) -> str:
+    mean, hours = reference.window(reading.box_id)
+    min_hours = settings["min_hours"]
+    where = (
+        f"reading {number:,} (box {reading.box_name!r}, {format_timestamp(reading.timestamp)}, "
+        f"{reading.value:g} µg/m³)"
+    )
+    if hours < min_hours:
+        why = f"the box has only {hours} hours with data in its window, fewer than {min_hours}"
+    else:
+        mean_text = "unknown" if math.isnan(mean) else f"{mean:.2f} µg/m³"
+        why = f"the {settings['window_hours']:g}-hour mean is {mean_text} over {hours} hours with data"
+    said = "no alert" if expected is None else f'"{expected}"'
+    got = "no alert" if yours is None else f'"{yours}"'
+    return f"The first difference is at {where}: Detector gives {said} ({why}), yours gives {got}."

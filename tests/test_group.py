@@ -1,0 +1,68 @@
+"""Two members of one consumer group share the partitions; when one leaves, the other takes them all."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from pm25.group import GroupError, GroupMember, group_table, require_topic, settled, wait_until
+from pm25.producing import ensure_topic
+
+PARTITIONS = 3
+
+
+@pytest.fixture
+def kafka_options(bootstrap_servers):
+    return {"bootstrap_servers": bootstrap_servers}
+
+
+@pytest.fixture
+def readings_topic(kafka_options, topic):
+    with KafkaAdminClient(**kafka_options) as admin:
+        ensure_topic(admin, topic, PARTITIONS)
+    return topic
+
+
+def send(kafka_options, topic, count):
+    """`count` messages spread over every partition; returns the (partition, offset) of each."""
+    with KafkaProducer(**kafka_options) as producer:
+        futures = [producer.send(topic, value=b"{}", partition=n % PARTITIONS) for n in range(count)]
+        producer.flush()
+        return {(future.get().partition, future.get().offset) for future in futures}
+
+
+def test_second_member_shares_partitions_and_the_survivor_takes_all_of_them(kafka_options, readings_topic):
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    first = GroupMember("first", kafka_options, readings_topic, group).start()
+    second = GroupMember("second", kafka_options, readings_topic, group).start()
+    try:
+        wait_until(lambda: settled([first, second], PARTITIONS), "both members to get partitions")
+        assert first.partitions and second.partitions
+        assert sorted(first.partitions + second.partitions) == [0, 1, 2]
+
+        sent = send(kafka_options, readings_topic, 30)
+        wait_until(lambda: first.processed | second.processed >= sent, "the two members to process the messages")
+        assert first.processed and second.processed  # both really worked
+
+        second.stop()
+        wait_until(lambda: settled([first, second], PARTITIONS), "the rebalance after the second member left")
+        assert first.partitions == [0, 1, 2]
+
+        sent |= send(kafka_options, readings_topic, 30)
+        wait_until(lambda: first.processed | second.processed >= sent, "the first member to process the rest")
+        assert first.processed | second.processed == sent  # no message processed by neither, none invented
+        assert {"first", "second (no longer)"} <= set(group_table([first, second])["member"])
+    finally:
+        first.stop()
+        if second.running:
+            second.stop()
+
+
+def test_a_missing_topic_is_a_clear_error_and_is_not_created(kafka_options):
+    missing = f"test_missing_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(GroupError, match="run step 2 first"):
+        require_topic(kafka_options, missing)
+    with KafkaAdminClient(**kafka_options) as admin:
+        assert missing not in admin.list_topics()
