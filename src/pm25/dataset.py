@@ -93,7 +93,8 @@ def _iso(moments: pd.Series) -> pd.Series:
 
 def _with_values(table: pd.DataFrame) -> pd.DataFrame:
     """Rows with a number in `value` (an hour without data has none), in stream order."""
-    return table[table["value"].map(math.isfinite)].sort_values(["timestamp", "boxId"], ignore_index=True)
+    finite = table["value"].map(math.isfinite).astype(bool)  # bool even when empty, or [] would pick columns
+    return table[finite].sort_values(["timestamp", "boxId"], ignore_index=True)
 
 
 def _hours_within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
