@@ -136,9 +136,8 @@ def test_without_a_file_from_step_1_the_bundled_recording_is_sent_with_a_note(bo
     assert "the bundled real recording" in printed
     sample = recording_readings()
     readings = check_messages(read_topic(bootstrap_servers, topic))
-    assert sorted((r.box_id, contract.format_timestamp(r.timestamp)) for r in readings) == sorted(
-        zip(sample["boxId"], sample["timestamp"], strict=True)
-    )
+    sent = sorted((r.box_id, r.timestamp) for r in readings)
+    assert sent == sorted(zip(sample["boxId"], sample["timestamp"].map(contract.parse_timestamp), strict=True))
     assert printed_count(printed, "acknowledged") == len(sample)
     assert "Every message sent was acknowledged by the broker." in printed
 
