@@ -1,30 +1,29 @@
 """A local replay of the openSenseMap REST API, for tests and offline notebook runs.
 
 It follows /work/shared/docs/opensensemap-api.md (shapes, parameters, validation, error bodies) and
-serves data derived deterministically from the real sample in data/sample_multilocation.csv:
+serves the real raw measurements of data/berlin_pm25_raw_2023-02-26.csv.gz:
 
-- The ten real boxes around Münster, each with its real PM2.5 sensor and a made-up companion PM10
-  sensor, so clients have to pick PM2.5 by title.
-- Raw readings every 10 minutes (minute 5, 15, 25, ...). Within each 25 h window of the sample,
-  covering (start, start + 25 h], the k-th of its 150 readings is mean * (1 + 0.3 sin(2 pi k / 150)):
-  the window means stay those of the sample, hourly means get a daily shape. The near-constant
-  "Feinstaub_MS_PIUSALLEE" keeps a constant value per window (amplitude 0): the possibly stuck sensor.
-- Quirks of the real service are kept: "Bundeskanzleramt" lies in Berlin now, but its location
-  history starts in Münster, so a Münster bbox returns it; "Nienberge Garten" has only 4 windows.
-- Two synthetic boxes, clearly marked as such (ids with "7e57b0c5" in the middle): one whose PM2.5
-  sensor never measured, one with a temperature sensor only.
+- The recording's 48 outdoor boxes in central Berlin, each with its real PM2.5 sensor and every one of
+  its measurements (value strings as recorded), plus a made-up companion PM10 sensor (1.5 x the PM2.5
+  value), so clients have to pick PM2.5 by title.
+- A quirk of the real service is kept: "Bundeskanzleramt" was registered in Münster (its location
+  history starts there; the move date is made up), so a Münster bbox returns it from /boxes.
+- Three synthetic boxes, clearly marked as such (ids with "7e57b0c5" in the middle): one whose PM2.5
+  sensor never measured, one with a temperature sensor only, and an indoor box with PM2.5 readings
+  every 10 minutes (what an outdoor-only client must leave out).
 
 `ReplayServer.now` is the replay's clock: the "latest" measurement of a sensor is the newest one at or
-before `now`, and the data route's default to-date is `now`. Explicit time ranges see every recorded
-reading, so statistics over the sample period reproduce the sample whatever `now` is.
+before `now`, and the data routes' default to-date is `now`. Explicit time ranges see every recorded
+reading, whatever `now` is. /statistics/descriptive computes its statistics from the raw measurements.
 
-Not replayed: POST routes, /boxes/data, /statistics/idw, `outliers` on the data route (ignored).
+Not replayed: POST routes, /statistics/idw, `outliers` on the data route (ignored).
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -41,24 +40,25 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from pm25.readings import SAMPLE_CSV
+from pm25.readings import RECORDING_CSV
 
-DEFAULT_NOW = datetime(2024, 1, 22, tzinfo=UTC)
+DEFAULT_NOW = datetime(2023, 3, 1, 9, tzinfo=UTC)  # just after the recording ends
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
-SAMPLE_WINDOW_MS = 25 * HOUR_MS
 READING_EVERY_MS = 10 * MINUTE_MS
-READINGS_PER_WINDOW = SAMPLE_WINDOW_MS // READING_EVERY_MS  # 150
-STUCK_BOX_NAME = "Feinstaub_MS_PIUSALLEE"
 MAX_DATA_ROWS = 10_000
+BUNDESKANZLERAMT = "5d6e465a953683001a2b62c5"
 
 EXPOSURES = ("indoor", "outdoor", "mobile", "unknown")
 OPERATIONS = (
     "arithmeticMean", "geometricMean", "harmonicMean", "max", "median", "min",
     "mode", "rootMeanSquare", "standardDeviation", "sum", "variance",
 )
+DATA_COLUMNS = ("createdAt", "value", "lat", "lon", "height", "unit", "boxId", "sensorId", "phenomenon",
+                "sensorType", "boxName", "exposure")
+DEFAULT_DATA_COLUMNS = ["sensorId", "createdAt", "value", "lat", "lon"]
 STATISTICS_COLUMNS = ("boxId", "boxName", "exposure", "height", "lat", "lon", "phenomenon", "sensorType", "unit")
 BOX_ID_ALIASES = ("boxid", "boxids", "senseboxid", "senseboxids")
 FAULT_KINDS = ("status", "slow", "malformed", "truncated")
@@ -191,64 +191,65 @@ def _created_ms(object_id: str) -> int:
     return int(object_id[:8], 16) * 1000
 
 
-def _pm_sensors(pm25_id: str, box_id: str) -> tuple[_Sensor, _Sensor]:
-    pm25 = _Sensor(pm25_id, "PM2.5", "µg/m³", "SDS 011", "osem-cloud")
-    pm10 = _Sensor(_made_up_id(f"{box_id}:PM10"), "PM10", "µg/m³", "SDS 011", "osem-cloud")
+def _pm_sensors(pm25_id: str, box_id: str, sensor_type: str = "SDS 011") -> tuple[_Sensor, _Sensor]:
+    pm25 = _Sensor(pm25_id, "PM2.5", "µg/m³", sensor_type, "osem-cloud")
+    pm10 = _Sensor(_made_up_id(f"{box_id}:PM10"), "PM10", "µg/m³", sensor_type, "osem-cloud")
     return pm25, pm10
 
 
-def _load_recorded_boxes(sample: Path = SAMPLE_CSV) -> list[_Box]:
+def _load_recorded_boxes(recording: Path = RECORDING_CSV) -> list[_Box]:
     boxes: dict[str, _Box] = {}
-    with sample.open(encoding="utf-8", newline="") as file:
+    with gzip.open(recording, "rt", encoding="utf-8", newline="") as file:
         for row in csv.DictReader(file):
-            box_id = row["sensorId_x"]  # the sample's join left the box id under this name
-            box = boxes.get(box_id)
+            box = boxes.get(row["boxId"])
             if box is None:
-                created = _created_ms(box_id)
+                created = _created_ms(row["boxId"])
                 coordinates = [float(row["lon"]), float(row["lat"])]
-                box = _Box(box_id, row["boxName"], created, [(coordinates, created)], [])
-                box.sensors.extend(_pm_sensors(row["sensorId_y"], box_id))
-                boxes[box_id] = box
-            if row["value"]:
-                amplitude = 0.0 if box.name == STUCK_BOX_NAME else 0.3
-                _add_window(box, _parse_iso(row["day"]), float(row["value"]), amplitude)
-    _move_to_berlin(boxes["5d6e465a953683001a2b62c5"])
+                sensors = list(_pm_sensors(row["sensorId"], row["boxId"], row["sensorType"]))
+                box = _Box(row["boxId"], row["boxName"], created, [(coordinates, created)], sensors, row["exposure"])
+                boxes[box.id] = box
+            _add_measurement(box, _parse_iso(row["createdAt"]), row["value"])
+    for box in boxes.values():
+        for sensor in box.sensors:  # the recording is in time order overall; make sure per sensor
+            pairs = sorted(zip(sensor.times, sensor.values, strict=True))
+            sensor.times, sensor.values = [at for at, _ in pairs], [value for _, value in pairs]
+    _registered_in_muenster(boxes[BUNDESKANZLERAMT])
     return [*boxes.values(), *_synthetic_boxes()]
 
 
-def _add_window(box: _Box, start_ms: int, mean: float, amplitude: float) -> None:
+def _add_measurement(box: _Box, at: int, value: str) -> None:
     pm25, pm10 = box.sensors
-    for k in range(READINGS_PER_WINDOW):
-        at = start_ms + 5 * MINUTE_MS + k * READING_EVERY_MS
-        value = round(mean * (1 + amplitude * math.sin(2 * math.pi * k / READINGS_PER_WINDOW)), 2)
-        pm25.times.append(at)
-        pm25.values.append(f"{value:.2f}")
-        pm10.times.append(at)
-        pm10.values.append(f"{value * 1.5:.2f}")  # made up, but plausibly above PM2.5
+    pm25.times.append(at)
+    pm25.values.append(value)
+    pm10.times.append(at)
+    pm10.values.append(f"{float(value) * 1.5:.2f}")  # made up, but plausibly above PM2.5
 
 
-def _move_to_berlin(box: _Box) -> None:
-    """The real box's history starts in Münster (2019) and moved to Berlin later (date made up)."""
+def _registered_in_muenster(box: _Box) -> None:
+    """The real box's location history starts in Münster (2019); it moved to Berlin later (date made up)."""
     berlin, _ = box.locations[0]
     moved = _parse_iso("2021-06-01T00:00:00.000Z")
     box.locations = [([7.62, 51.96], box.created_ms), (berlin, moved)]
 
 
 def _synthetic_boxes() -> list[_Box]:
-    """Two boxes that do NOT exist on openSenseMap; they cover cases the real sample lacks."""
-    created = _parse_iso("2024-01-01T00:00:00.000Z")
+    """Three boxes that do NOT exist on openSenseMap; they cover cases the recording lacks."""
+    created = _parse_iso("2023-01-01T00:00:00.000Z")
     prefix = f"{created // 1000:08x}7e57b0c5"  # "7e57b0c5" ~ "test box": made-up ids
-    silent_id, thermo_id = prefix + "00000001", prefix + "00000002"
-    silent = _Box(silent_id, "Testbox ohne Messungen", created, [([7.6261, 51.9607], created)],
+    silent_id, thermo_id, indoor_id = prefix + "00000001", prefix + "00000002", prefix + "00000003"
+    silent = _Box(silent_id, "Testbox ohne Messungen", created, [([13.405, 52.52], created)],
                   list(_pm_sensors(prefix + "00000011", silent_id)), grouptag=["replay-test"])
     thermometer = _Sensor(prefix + "00000021", "Temperatur", "°C", "BME280", "osem-thermometer")
-    start, end = _parse_iso("2024-01-14T11:05:00.000Z"), _parse_iso("2024-01-23T19:55:00.000Z")
+    indoor = _Box(indoor_id, "Testbox drinnen", created, [([13.40, 52.51], created)],
+                  list(_pm_sensors(prefix + "00000031", indoor_id)), exposure="indoor", grouptag=["replay-test"])
+    start, end = _parse_iso("2023-02-26T08:05:00.000Z"), _parse_iso("2023-03-01T08:55:00.000Z")
     for at in range(start, end + 1, READING_EVERY_MS):
         thermometer.times.append(at)
         thermometer.values.append(f"{2 + 3 * math.sin(2 * math.pi * at / DAY_MS):.2f}")
-    thermo = _Box(thermo_id, "Testbox nur Temperatur", created, [([7.595, 51.95], created)], [thermometer],
+        _add_measurement(indoor, at, f"{40 + 10 * math.sin(2 * math.pi * at / DAY_MS):.2f}")  # a smoky kitchen
+    thermo = _Box(thermo_id, "Testbox nur Temperatur", created, [([13.38, 52.50], created)], [thermometer],
                   model="custom", grouptag=["replay-test"])
-    return [silent, thermo]
+    return [silent, thermo, indoor]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -533,6 +534,7 @@ class _Api:
 
     ROUTES = (
         (re.compile(r"/boxes"), "boxes"),
+        (re.compile(r"/boxes/data"), "data_multi"),  # before /boxes/:boxId, which would take "data" as an id
         (re.compile(r"/boxes/(?P<box_id>[^/]+)"), "box"),
         (re.compile(r"/boxes/(?P<box_id>[^/]+)/sensors"), "sensors"),
         (re.compile(r"/boxes/(?P<box_id>[^/]+)/sensors/(?P<sensor_id>[^/]+)"), "sensor"),
@@ -746,6 +748,58 @@ class _Api:
         rows = [{"location": box.location_at(sensor.times[i]), "createdAt": _iso(sensor.times[i]),
                  "value": sensor.values[i]} for i in picked]
         return _json_reply(rows, headers=headers)
+
+    def data_multi(self, query: _Query) -> _Reply:
+        """GET /boxes/data: raw measurements of many boxes; both ends of the time range excluded."""
+        box_ids = [_check_id(i, "boxId") for i in query.items("boxId", BOX_ID_ALIASES)]
+        bbox = query.bbox()
+        phenomenon, _ = query.scalar("phenomenon", required=True)
+        exposures = query.items("exposure", allowed=EXPOSURES)
+        to_ms = query.timestamp("toDate", "to-date")
+        to_ms = self._server._now_ms() if to_ms is None else to_ms
+        from_ms = query.timestamp("fromDate", "from-date")
+        from_ms = to_ms - 2 * DAY_MS if from_ms is None else from_ms
+        fmt = query.choice("format", ("csv", "json"), "csv")
+        columns = query.items("columns", allowed=DATA_COLUMNS) or DEFAULT_DATA_COLUMNS
+        download = query.flag("download", default=True)
+        delimiter = query.delimiter()
+        _check_time_frame(from_ms, to_ms)
+        if box_ids and bbox:
+            raise ApiError(400, "please specify only boxId or bbox")
+        if not box_ids and not bbox:
+            raise ApiError(400, "please specify either boxId or bbox")
+        boxes = [box for box in RECORDED_BOXES
+                 if (not box_ids or box.id in box_ids) and (not exposures or box.exposure in exposures)]
+        if not boxes:
+            raise ApiError(404, "No senseBoxes found")
+
+        rows = []  # grouped by sensor, newest first, as the API streams them
+        for box in boxes:
+            for sensor in (s for s in box.sensors if s.title == phenomenon):
+                for i in reversed(sensor.between(from_ms + 1, to_ms - 1)):
+                    lon, lat, *height = box.location_at(sensor.times[i])
+                    if bbox and not _in_bbox([lon, lat], bbox):
+                        continue  # the measurement's own location decides, not the box's
+                    rows.append({"createdAt": _iso(sensor.times[i]), "value": sensor.values[i], "lat": lat,
+                                 "lon": lon, "height": height[0] if height else None, "unit": sensor.unit,
+                                 "boxId": box.id, "sensorId": sensor.id, "phenomenon": sensor.title,
+                                 "sensorType": sensor.sensor_type, "boxName": box.name, "exposure": box.exposure})
+        headers = {}
+        if download:
+            stamp = self._server.now.strftime("%Y%m%d_%H%M%S")
+            name = "-".join(["opensensemap_org-download", phenomenon, *columns, stamp])
+            headers["Content-Disposition"] = f"attachment; filename={name}.{fmt}"
+        if fmt == "json":
+            keys = ["createdAt", "value", *(column for column in columns if column not in ("createdAt", "value"))]
+            return _json_reply([{key: row[key] for key in keys} for row in rows], headers=headers)
+
+        def cell(value) -> str:
+            if value is None:
+                return ""
+            return _js_number(value) if isinstance(value, float) else str(value)
+
+        table = [[cell(row[column]) for column in columns] for row in rows]
+        return _Reply(_csv_text(columns, table, delimiter).encode(), CSV_TYPE, headers=headers)
 
     def descriptive(self, query: _Query) -> _Reply:
         box_ids = [_check_id(i, "boxId") for i in query.items("boxId", BOX_ID_ALIASES)]

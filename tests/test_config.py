@@ -6,13 +6,14 @@ import pytest
 from pm25.config import BUNDLED_DATA_DIR, ConfigError, Settings, parse_bbox, parse_utc
 
 
-def test_defaults_run_the_tutorial_on_muenster_for_one_week():
+def test_defaults_run_the_tutorial_on_the_days_of_the_berlin_recording():
     settings = Settings.from_env({})
     assert settings.bootstrap_servers == "localhost:9092"
     assert settings.api_url == "https://api.opensensemap.org"
-    assert settings.bbox is None  # so step 1 takes the bundled Münster area (see test_geo)
-    assert settings.start == datetime(2024, 1, 15, tzinfo=UTC)
-    assert settings.end == datetime(2024, 1, 21, 23, 59, 59, tzinfo=UTC)
+    assert settings.bbox is None  # so step 1 takes the default Berlin area (see test_geo)
+    assert settings.start == datetime(2023, 2, 26, 8, tzinfo=UTC)
+    assert settings.end == datetime(2023, 3, 1, 9, tzinfo=UTC)
+    assert settings.resolution == "raw"
     assert (settings.topic, settings.alert_topic) == ("pm25_stream", "pm25_alerts")
     assert settings.data_dir == BUNDLED_DATA_DIR and not settings.offline
 
@@ -40,6 +41,12 @@ def test_environment_overrides_every_default():
     assert settings.start == datetime(2024, 2, 1, tzinfo=UTC) and settings.range_from_env
     assert (settings.topic, settings.alert_topic) == ("t", "a")
     assert (settings.threshold, settings.window_hours, settings.min_hours) == (25.0, 24, 6)
+
+
+def test_resolution_is_raw_or_hourly():
+    assert Settings.from_env({"PM25_RESOLUTION": "1h"}).resolution == "1h"
+    with pytest.raises(ConfigError, match="PM25_RESOLUTION='1d' cannot be used: expected one of raw, 1h"):
+        Settings.from_env({"PM25_RESOLUTION": "1d"})
 
 
 def test_sasl_settings_reach_the_kafka_options_and_stay_out_of_the_summary():

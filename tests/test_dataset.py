@@ -9,45 +9,68 @@ import pandas as pd
 import pytest
 
 from pm25 import dataset
-from pm25.config import Settings
+from pm25.config import DEFAULT_BBOX, DEFAULT_FROM, DEFAULT_TO, Settings
 from pm25.files import write_atomically
-from pm25.geo import BUNDLED_AOI, Aoi, load_aoi
+from pm25.geo import Aoi, default_aoi
 from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError
-from pm25.readings import COLUMNS, load_readings
+from pm25.readings import COLUMNS, load_readings, recording_readings
 
-WEEK = (datetime(2024, 1, 15, tzinfo=UTC), datetime(2024, 1, 21, 23, 59, 59, tzinfo=UTC))
+DAYS = (DEFAULT_FROM, DEFAULT_TO)
+MUENSTER = Aoi.from_bbox((7.52, 51.89, 7.70, 52.01), "area around Münster")
+SUMMER = (datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 2, tzinfo=UTC))
+# A small area in the north-east of the city, around the boxes "Berliner Allee" and "Updown".
+NORTH_EAST = Aoi.from_bbox((13.43, 52.54, 13.47, 52.56), "test area")
 
 
-@pytest.fixture
-def aoi():
-    return load_aoi(BUNDLED_AOI, "bundled area")
+@pytest.fixture(scope="module")
+def recording() -> pd.DataFrame:
+    return recording_readings()
 
 
 def client_for(replay, **options):
-    return OpenSenseMapClient(replay.url, backoff_s=0.01, timeout_s=(2.0, 2.0), **options)
+    return OpenSenseMapClient(replay.url, backoff_s=0.01, timeout_s=(2.0, 10.0), **options)
 
 
-def test_download_drops_moved_boxes_and_keeps_silent_ones(replay_api, aoi):
-    data = dataset.download(client_for(replay_api), aoi, *WEEK)
+def test_the_default_area_holds_every_box_of_the_recording(recording):
+    west, south, east, north = DEFAULT_BBOX
+    assert recording["lon"].between(west, east).all() and recording["lat"].between(south, north).all()
+    moments = pd.to_datetime(recording["timestamp"], utc=True)
+    assert moments.min() >= pd.Timestamp(DEFAULT_FROM) and moments.max() <= pd.Timestamp(DEFAULT_TO)
+
+
+def test_online_raw_download_equals_the_bundled_recording(replay_api):
+    online = dataset.download(client_for(replay_api), default_aoi(), *DAYS)
+    offline = dataset.from_recording(default_aoi(), *DAYS)
+    assert len(online.readings) == 106_524
+    assert online.readings.equals(offline.readings)
+
+
+def test_download_keeps_silent_boxes_and_leaves_out_indoor_ones(replay_api):
+    data = dataset.download(client_for(replay_api), default_aoi(), *DAYS)
     names = {feature["properties"]["name"] for feature in data.boxes}
-    assert "Bundeskanzleramt" not in names and "Testbox nur Temperatur" not in names
-    assert any("Bundeskanzleramt" in reason and "stood inside once" in reason for reason in data.dropped)
+    assert "Testbox drinnen" not in names and "Testbox nur Temperatur" not in names
     silent = [feature for feature in data.boxes if feature["properties"]["name"] == "Testbox ohne Messungen"]
     assert silent and silent[0]["properties"]["readings"] == 0
     assert "Testbox ohne Messungen" in data.summary()
+    assert "raw measurements" in data.source
 
 
-def test_saved_files_have_the_promised_columns_and_contents(replay_api, aoi, tmp_path):
-    data = dataset.download(client_for(replay_api), aoi, *WEEK)
+def test_a_moved_box_is_dropped_with_the_reason(replay_api):
+    with pytest.raises(OpenSenseMapError, match="stands in your area today"):
+        dataset.download(client_for(replay_api), MUENSTER, *DAYS)
+    boxes, dropped = dataset.clip_to_aoi(client_for(replay_api).find_boxes(MUENSTER.api_bbox()), MUENSTER)
+    assert boxes == [] and any("Bundeskanzleramt" in reason and "stood inside once" in reason for reason in dropped)
+
+
+def test_saved_files_have_the_promised_columns_and_contents(replay_api, tmp_path):
+    data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS)
     readings_path, boxes_path = dataset.save(data, tmp_path)
 
     readings = pd.read_csv(readings_path)
     assert list(readings.columns) == COLUMNS
     assert readings.equals(readings.sort_values(["timestamp", "boxId"], ignore_index=True))
-    assert readings["timestamp"].min() == "2024-01-15T00:00:00Z"
-    assert readings["timestamp"].max() == "2024-01-21T23:00:00Z"
-    assert readings.groupby("boxName").size()["Wetterstation Erpho"] == 168
-    assert readings.groupby("boxName").size()["Nienberge Garten"] < 168  # the box that stopped sending
+    assert readings["timestamp"].min() == "2023-02-26T08:24:51.641Z"
+    assert readings.groupby("boxName").size()["Berliner Allee"] == 1699
     assert load_readings(readings_path).rejected.empty  # what step 1 writes, step 2 accepts
 
     features = json.loads(boxes_path.read_text())["features"]
@@ -59,60 +82,104 @@ def test_saved_files_have_the_promised_columns_and_contents(replay_api, aoi, tmp
         assert feature["properties"]["readings"] == counts.get(feature["properties"]["boxId"], 0)
 
 
-def test_the_25_hour_means_of_the_replay_match_the_real_sample(replay_api, aoi):
-    replayed = dataset.download(client_for(replay_api), aoi, *WEEK, window="90000000").readings
-    sample = dataset.from_sample(aoi, *WEEK).readings
-    merged = sample.merge(replayed, on=["boxId", "timestamp"], suffixes=("_sample", "_replay"))
-    assert len(merged) == len(sample)
-    assert (merged["value_sample"] - merged["value_replay"]).abs().max() < 0.01
+def test_hourly_resolution_gives_one_mean_per_box_and_hour(replay_api, recording):
+    data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS, resolution="1h")
+    assert "hourly means" in data.source
+    per_box = data.readings.groupby("boxName").size()
+    assert per_box["Berliner Allee"] == 73
+    assert data.readings["timestamp"].str.endswith(":00:00Z").all()
 
 
 def test_no_box_in_the_area_is_a_clear_error(replay_api):
     sea = Aoi.from_bbox((3.0, 54.0, 3.5, 54.5), "area in the North Sea")
-    with pytest.raises(OpenSenseMapError, match=r"no senseBox with a PM2\.5 sensor"):
-        dataset.download(client_for(replay_api), sea, *WEEK)
+    with pytest.raises(OpenSenseMapError, match=r"no outdoor senseBox with a PM2\.5 sensor"):
+        dataset.download(client_for(replay_api), sea, *DAYS)
 
 
-def test_boxes_without_readings_in_the_range_are_a_clear_error(replay_api, aoi):
+def test_boxes_without_readings_in_the_range_are_a_clear_error(replay_api):
     with pytest.raises(OpenSenseMapError, match="sent no readings"):
-        dataset.download(
-            client_for(replay_api), aoi, datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 2, tzinfo=UTC)
-        )
+        dataset.download(client_for(replay_api), NORTH_EAST, *SUMMER)
 
 
-def test_many_boxes_are_announced_before_fetching(replay_api, aoi, monkeypatch, capsys):
-    monkeypatch.setattr(dataset, "MANY_BOXES", 3)
-    dataset.download(client_for(replay_api), aoi, *WEEK)
+def test_many_boxes_are_announced_before_fetching(replay_api, monkeypatch, capsys):
+    monkeypatch.setattr(dataset, "MANY_BOXES", 1)
+    dataset.download(client_for(replay_api), NORTH_EAST, *DAYS)
     assert "fetching them takes a while" in capsys.readouterr().out
 
 
-def test_offline_uses_the_bundled_sample_and_says_so(aoi, capsys, tmp_path):
+def test_offline_uses_the_bundled_recording_and_says_so(capsys, tmp_path):
     settings = Settings.from_env({"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path)})
-    data = dataset.get_pm25(settings, aoi)
+    data = dataset.get_pm25(settings, default_aoi())
     assert "OSEM_OFFLINE=1" in capsys.readouterr().out
-    assert "bundled sample" in data.source
-    assert "Bundeskanzleramt" not in set(data.readings["boxName"])
+    assert "bundled recording" in data.source and "Berlin" in data.source
+    assert len(data.readings) == 106_524
 
 
-def test_an_unreachable_api_falls_back_to_the_sample_and_says_so(aoi, capsys, tmp_path):
+def test_offline_clips_to_the_area_and_time_like_the_api(recording, capsys):
+    start, end = datetime(2023, 2, 27, tzinfo=UTC), datetime(2023, 2, 28, tzinfo=UTC)
+    data = dataset.from_recording(NORTH_EAST, start, end)
+    moments = pd.to_datetime(data.readings["timestamp"], utc=True)
+    assert moments.min() >= pd.Timestamp(start) and moments.max() <= pd.Timestamp(end)
+    inside = recording[recording["lon"].between(13.43, 13.47) & recording["lat"].between(52.54, 52.56)]
+    assert set(data.readings["boxName"]) == set(inside["boxName"]) == {"Berliner Allee", "Updown"}
+    assert "⚠️" not in capsys.readouterr().out
+
+
+def test_offline_never_says_a_box_moved(capsys):
+    data = dataset.from_recording(MUENSTER, *DAYS)
+    assert not any("stood inside once" in reason for reason in data.dropped)
+    assert "stood inside once" not in data.summary() + capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("aoi", "bbox", "warning"),
+    [
+        (MUENSTER, None, "no box in your area"),
+        (default_aoi(), "52.44,13.29,52.57,13.50", "Did you swap latitude and longitude?"),
+        (default_aoi(), "7.52,51.89,7.70,52.01", "no box in your area (bounding box 7.52,51.89,7.70,52.01)"),
+    ],
+)
+def test_offline_outside_the_recording_uses_its_area_and_warns(aoi, bbox, warning, capsys):
+    data = dataset.from_recording(aoi, *DAYS, bbox=bbox)
+    printed = capsys.readouterr().out
+    assert warning in printed and "It covers central Berlin, 26 Feb 2023 08:24 to 01 Mar 2023 08:24 UTC" in printed
+    assert len(data.boxes) == 48 and len(data.readings) == 106_524
+
+
+def test_offline_a_bbox_is_not_ignored(recording):
+    data = dataset.from_recording(default_aoi(), *DAYS, bbox=NORTH_EAST.api_bbox())
+    assert 0 < data.readings["boxId"].nunique() < 10
+
+
+def test_offline_outside_the_recorded_days_uses_its_days_and_warns(capsys):
+    data = dataset.from_recording(NORTH_EAST, *SUMMER)
+    printed = capsys.readouterr().out
+    assert "no measurements from 2023-06-01 00:00 to 2023-06-02 00:00 UTC" in printed
+    assert "using all of its days" in printed
+    assert len(data.readings) > 1000
+
+
+def test_offline_an_unreadable_bbox_is_a_learner_error():
+    with pytest.raises(OpenSenseMapError, match="not four comma-separated numbers"):
+        dataset.from_recording(default_aoi(), *DAYS, bbox="13.29;52.44;13.50;52.57")
+
+
+def test_an_unreachable_api_falls_back_to_the_recording_and_says_so(capsys, tmp_path):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}"
     settings = Settings.from_env({"OSEM_API_URL": url, "PM25_DATA_DIR": str(tmp_path)})
-    data = dataset.get_pm25(settings, aoi, OpenSenseMapClient(url, backoff_s=0.01, max_attempts=2))
-    assert "Falling back to the bundled real sample" in capsys.readouterr().out
-    assert len(data.readings) > 0
+    data = dataset.get_pm25(settings, default_aoi(), OpenSenseMapClient(url, backoff_s=0.01, max_attempts=2))
+    assert "Falling back to the bundled real recording" in capsys.readouterr().out
+    assert len(data.readings) == 106_524
 
 
-def test_the_sample_outside_its_dates_is_a_clear_error(aoi):
-    with pytest.raises(OpenSenseMapError, match="14-22 January 2024"):
-        dataset.from_sample(aoi, datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 2, tzinfo=UTC))
-
-
-def test_readings_file_falls_back_to_the_sample_in_step_1_columns(tmp_path, capsys):
+def test_readings_file_falls_back_to_the_recording_in_step_1_columns(tmp_path, capsys):
     path = dataset.readings_file(tmp_path)
-    assert "no pm25_readings.csv" in capsys.readouterr().out
-    assert list(pd.read_csv(path).columns) == COLUMNS
+    printed = capsys.readouterr().out
+    assert "no pm25_readings.csv" in printed and "central Berlin" in printed
+    fallback = pd.read_csv(path)
+    assert list(fallback.columns) == COLUMNS and len(fallback) == 106_524
     (tmp_path / "pm25_readings.csv").write_text(",".join(COLUMNS) + "\n")
     assert dataset.readings_file(tmp_path) == tmp_path / "pm25_readings.csv"
 

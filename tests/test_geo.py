@@ -3,18 +3,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pm25.checks import api_time_range, check_bbox, check_muenster, choose_time_range
+from pm25.checks import api_time_range, check_bbox, check_city_centre, choose_time_range
 from pm25.config import ConfigError, Settings
-from pm25.geo import BUNDLED_AOI, Aoi, AoiError, check_coordinates, choose_aoi, load_aoi, save_aoi
+from pm25.geo import Aoi, AoiError, check_coordinates, choose_aoi, default_aoi, save_aoi
 
 SQUARE = {"type": "Polygon", "coordinates": [[[7.6, 51.9], [7.7, 51.9], [7.7, 52.0], [7.6, 52.0], [7.6, 51.9]]]}
 
 
-def test_the_bundled_aoi_covers_muenster_and_not_berlin():
-    aoi = load_aoi(BUNDLED_AOI, "bundled")
-    assert aoi.contains(7.6261, 51.9607)
-    assert not aoi.contains(13.369128, 52.520151)
-    assert 100 < aoi.area_km2() < 300
+def test_the_default_area_covers_central_berlin_and_not_muenster():
+    aoi = default_aoi()
+    assert aoi.contains(13.405, 52.52)
+    assert not aoi.contains(7.6261, 51.9607)
+    assert 200 < aoi.area_km2() < 300
 
 
 def test_contains_follows_a_concave_outline():
@@ -50,9 +50,9 @@ def test_swapped_latitude_is_named():
         check_coordinates(152.0, 51.9)
 
 
-def test_aoi_precedence_env_then_drawing_then_saved_then_bundled(tmp_path):
+def test_aoi_precedence_env_then_drawing_then_saved_then_default(tmp_path):
     settings = Settings.from_env({"PM25_DATA_DIR": str(tmp_path)})
-    assert "bundled" in choose_aoi(settings).source
+    assert choose_aoi(settings) == default_aoi()
     save_aoi(Aoi.from_geojson(SQUARE, "x"), tmp_path / "aoi.geojson")
     assert "saved" in choose_aoi(settings).source
     drawn = {"type": "Feature", "geometry": SQUARE, "properties": {}}
@@ -77,15 +77,15 @@ def test_saved_aoi_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("lat", "lon", "verdict"),
     [
-        (51.96, 7.63, "✅"),
-        (7.63, 51.96, "swapped"),
+        (52.5163, 13.3777, "✅"),
+        (13.3777, 52.5163, "swapped"),
         (48.14, 11.58, "km away"),
         (95.0, 7.6, "-90..90"),
         (float("nan"), 7.6, "not a number"),
     ],
 )
 def test_task_1_feedback(lat, lon, verdict):
-    assert verdict in check_muenster(lat, lon)
+    assert verdict in check_city_centre(lat, lon)
 
 
 def test_task_3_feedback():

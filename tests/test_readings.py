@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pm25.contract import Reading, validate
-from pm25.readings import COLUMNS, SAMPLE_CSV, load_readings, parse_readings_csv, sample_readings
+from pm25.readings import COLUMNS, RECORDING_CSV, load_readings, parse_readings_csv, recording_readings
 
 HEADER = ",".join(COLUMNS)
 GOOD_ROW = (
@@ -230,35 +230,31 @@ def test_any_text_after_the_header_is_loaded_without_crashing(body):
     assert all(isinstance(reason, str) and reason for reason in loaded.rejected["reason"])
 
 
-# --- the bundled sample ---
+# --- the bundled recording ---
 
 
-def test_sample_is_converted_to_the_readings_columns():
-    sample = sample_readings(SAMPLE_CSV)
-    assert list(sample.columns) == COLUMNS
-    assert len(sample) == 85
-    assert sample["boxId"].nunique() == 10
-    assert (sample["boxName"] == "Nienberge Garten").sum() == 4
-    first = sample.iloc[0]
-    assert (first["boxId"], first["sensorId"], first["timestamp"]) == (
-        "591f578c51d34600116a8ea5", "59458624a4ad590011186665", "2024-01-14T11:00:00Z"
+def test_recording_is_converted_to_the_readings_columns():
+    recording = recording_readings(RECORDING_CSV)
+    assert list(recording.columns) == COLUMNS
+    assert len(recording) == 106_524
+    assert recording["boxId"].nunique() == 48
+    first = recording.iloc[0]
+    assert (first["boxId"], first["sensorId"], first["timestamp"], first["value"]) == (
+        "5c2bca0e2c80100019218e6b", "5c2bca0e2c80100019218e6e", "2023-02-26T08:24:39.302Z", 3.27
     )
-    assert first["value"] == 11.232186012449652
-    ordered = sample.sort_values(["timestamp", "boxId"], kind="stable").reset_index(drop=True)
-    assert sample.equals(ordered)
+    assert recording.equals(recording.sort_values(["timestamp", "boxId"], ignore_index=True))
 
 
-def test_sample_written_as_csv_loads_without_rejections(tmp_path):
+def test_recording_written_as_csv_loads_without_rejections(tmp_path):
     path = tmp_path / "pm25_readings.csv"
-    sample_readings(SAMPLE_CSV).to_csv(path, index=False)
+    recording_readings(RECORDING_CSV).to_csv(path, index=False)
     loaded = load_readings(path)
-    assert len(loaded.readings) == 85 and loaded.rejected.empty
-    assert loaded.readings[0].value == 11.232186012449652  # no digits lost on the way
+    assert len(loaded.readings) == 106_524 and loaded.rejected.empty
+    assert loaded.readings[0].timestamp == datetime(2023, 2, 26, 8, 24, 39, 302000, tzinfo=UTC)  # milliseconds kept
 
 
-def test_sample_drops_rows_without_value(tmp_path):
-    lines = SAMPLE_CSV.read_text(encoding="utf-8").splitlines()
-    lines[1] = lines[1].rsplit(",", 1)[0] + ","
-    path = tmp_path / "sample.csv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert len(sample_readings(path)) == 84
+def test_a_file_that_is_not_the_recording_is_refused(tmp_path):
+    path = tmp_path / "other.csv"
+    path.write_text("boxId,value\n" + "a" * 24 + ",1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="not the bundled recording"):
+        recording_readings(path)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from kafka import KafkaConsumer, TopicPartition
 
 from pm25 import contract
-from pm25.readings import SAMPLE_CSV, sample_readings
+from pm25.readings import recording_readings
 from tests.notebooks import execute_notebook, stream_text
 
 HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
@@ -128,17 +128,16 @@ def test_bulk_sends_each_valid_row_once_keyed_by_box_and_reports_the_rejected_ro
     assert f"Created topic '{topic}' with 3 partitions" in printed
 
 
-def test_without_a_file_from_step_1_the_bundled_sample_is_sent_with_a_note(bootstrap_servers, topic, tmp_path):
+def test_without_a_file_from_step_1_the_bundled_recording_is_sent_with_a_note(bootstrap_servers, topic, tmp_path):
     env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk"}
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
 
     assert f"There is no pm25_readings.csv from step 1 in {tmp_path}" in printed
-    assert "the bundled real sample" in printed
-    sample = sample_readings(SAMPLE_CSV)
+    assert "the bundled real recording" in printed
+    sample = recording_readings()
     readings = check_messages(read_topic(bootstrap_servers, topic))
-    assert sorted((r.box_id, contract.format_timestamp(r.timestamp)) for r in readings) == sorted(
-        zip(sample["boxId"], sample["timestamp"], strict=True)
-    )
+    sent = sorted((r.box_id, r.timestamp) for r in readings)
+    assert sent == sorted(zip(sample["boxId"], sample["timestamp"].map(contract.parse_timestamp), strict=True))
     assert printed_count(printed, "acknowledged") == len(sample)
     assert "Every message sent was acknowledged by the broker." in printed
 

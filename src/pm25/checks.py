@@ -6,27 +6,24 @@ import re
 from datetime import UTC, datetime
 
 from pm25.config import ConfigError, Settings, parse_utc
-from pm25.geo import MUENSTER, Aoi, AoiError, check_coordinates, distance_km
+from pm25.geo import CITY, CITY_CENTRE, Aoi, AoiError, check_coordinates, distance_km
 
 API_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 RIGHT, WRONG = "✅ ", "❌ "
 
 
-def check_muenster(lat: float, lon: float) -> str:
-    """Task 1: is (lat, lon) in Münster?"""
+def check_city_centre(lat: float, lon: float) -> str:
+    """Task 1: is (lat, lon) in the centre of the default data's city?"""
     try:
         check_coordinates(lat, lon)
     except AoiError as error:
         return WRONG + str(error)
-    if distance_km(lon, lat, *MUENSTER) < 10 <= distance_km(lat, lon, *MUENSTER):
-        return WRONG + "You swapped them: latitude (north-south, about 52 here) comes first, then longitude."
-    km = distance_km(lat, lon, *MUENSTER)
+    if distance_km(lon, lat, *CITY_CENTRE) < 10 <= distance_km(lat, lon, *CITY_CENTRE):
+        return WRONG + "You swapped them: latitude (north-south, about 52.5 here) comes first, then longitude."
+    km = distance_km(lat, lon, *CITY_CENTRE)
     if km < 10:
-        return RIGHT + f"Right: ({lat}, {lon}) is {km:.1f} km from Münster's centre."
-    return (
-        WRONG
-        + f"({lat}, {lon}) is {km:,.0f} km away from Münster. Münster is in north-west Germany, near 52° N, 7.6° E."
-    )
+        return RIGHT + f"Right: ({lat}, {lon}) is {km:.1f} km from the centre of {CITY}."
+    return WRONG + f"({lat}, {lon}) is {km:,.0f} km away from {CITY}'s centre. {CITY} lies near 52.5° N, 13.4° E."
 
 
 def check_bbox(bbox: str, aoi: Aoi) -> str:

@@ -1,6 +1,7 @@
 """One configuration for notebooks, tests and the Docker stack, read from the environment.
 
-Every setting has a default that runs the tutorial on Münster for one week of January 2024.
+Every setting has a default that runs the tutorial on the bundled recording: central Berlin,
+26 February to 1 March 2023, raw measurements.
 A value that cannot be used fails at once, naming the variable, the value and the form expected.
 """
 
@@ -19,8 +20,11 @@ BUNDLED_DATA_DIR = REPO_DIR / "data"
 
 DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
 DEFAULT_API_URL = "https://api.opensensemap.org"
-DEFAULT_FROM = datetime(2024, 1, 15, 0, 0, 0, tzinfo=UTC)
-DEFAULT_TO = datetime(2024, 1, 21, 23, 59, 59, tzinfo=UTC)
+# The area and days of data/berlin_pm25_raw_2023-02-26.csv.gz, so online and offline show the same.
+DEFAULT_FROM = datetime(2023, 2, 26, 8, 0, 0, tzinfo=UTC)
+DEFAULT_TO = datetime(2023, 3, 1, 9, 0, 0, tzinfo=UTC)
+DEFAULT_BBOX = (13.29, 52.44, 13.50, 52.57)  # its 48 boxes, with a margin of about 1 km
+RESOLUTIONS = ("raw", "1h")  # every measurement, or hourly means (for large areas or long periods)
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -40,7 +44,7 @@ BBox = tuple[float, float, float, float]
 
 def parse_bbox(text: str, variable: str = "bbox") -> BBox:
     """Parse 'minLon,minLat,maxLon,maxLat' and check that it is a real area on Earth."""
-    expected = "'minLon,minLat,maxLon,maxLat' in degrees, e.g. '7.52,51.89,7.70,52.01' for Münster"
+    expected = "'minLon,minLat,maxLon,maxLat' in degrees, e.g. '13.29,52.44,13.50,52.57' for central Berlin"
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 4:
         raise ConfigError(variable, text, f"{expected} (four numbers, got {len(parts)})")
@@ -116,10 +120,11 @@ class Settings:
     api_url: str = DEFAULT_API_URL
     offline: bool = False
     data_dir: Path = BUNDLED_DATA_DIR
-    bbox: BBox | None = None  # PM25_BBOX; without it, step 1 takes a drawn, saved or the bundled Münster area
+    bbox: BBox | None = None  # PM25_BBOX; without it, step 1 takes a drawn, saved or the default Berlin area
     start: datetime = DEFAULT_FROM
     end: datetime = DEFAULT_TO
     range_from_env: bool = False
+    resolution: str = "raw"
     topic: str = "pm25_stream"
     alert_topic: str = "pm25_alerts"
     producer_mode: str = "bulk"
@@ -152,6 +157,7 @@ class Settings:
             start=start,
             end=end,
             range_from_env=bool(env.get("PM25_FROM") or env.get("PM25_TO")),
+            resolution=_choice(env, "PM25_RESOLUTION", RESOLUTIONS, "raw"),
             topic=env.get("PM25_TOPIC") or "pm25_stream",
             alert_topic=env.get("PM25_ALERT_TOPIC") or "pm25_alerts",
             producer_mode=_choice(env, "PM25_PRODUCER_MODE", PRODUCER_MODES, "bulk"),
@@ -194,7 +200,7 @@ class Settings:
 
     def describe(self) -> str:
         """A short, password-free summary for the top of each notebook."""
-        source = "the bundled sample (OSEM_OFFLINE=1)" if self.offline else self.api_url
+        source = "the bundled Berlin recording (OSEM_OFFLINE=1)" if self.offline else self.api_url
         return "\n".join(
             [
                 f"Kafka:        {self.bootstrap_servers} ({self.security_protocol})",

@@ -12,13 +12,13 @@ import pandas as pd
 
 from pm25.config import Settings
 from pm25.files import write_atomically, write_csv
-from pm25.geo import Aoi
+from pm25.geo import CITY, Aoi
 from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, is_pm25
-from pm25.readings import COLUMNS, sample_readings
+from pm25.readings import COLUMNS, recording_readings
 
 READINGS_FILE = "pm25_readings.csv"
 BOXES_FILE = "senseboxes.geojson"
-TRY_ANOTHER_AREA = "Draw a larger area, or one in a city with many senseBoxes (e.g. Münster)."
+TRY_ANOTHER_AREA = "Draw a larger area, or one in a city with many senseBoxes (e.g. central Berlin)."
 MANY_BOXES = 100  # above this, say how big the request will be before making it
 
 
@@ -91,22 +91,37 @@ def _iso(moments: pd.Series) -> pd.Series:
     return pd.to_datetime(moments, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    """Windows that start inside [start, end]: the API adds one before and one after."""
+def _with_values(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a number in `value` (an hour without data has none), in stream order."""
+    finite = table["value"].map(math.isfinite).astype(bool)  # bool even when empty, or [] would pick columns
+    return table[finite].sort_values(["timestamp", "boxId"], ignore_index=True)
+
+
+def _hours_within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Hours that start inside [start, end]: the API adds one before and one after."""
     moments = pd.to_datetime(table["timestamp"], utc=True)
-    keep = (moments >= pd.Timestamp(start)) & (moments <= pd.Timestamp(end)) & table["value"].map(math.isfinite)
-    return table[keep].sort_values(["timestamp", "boxId"], ignore_index=True)
+    return table[(moments >= pd.Timestamp(start)) & (moments <= pd.Timestamp(end))]
 
 
 def download(
-    client: OpenSenseMapClient, aoi: Aoi, start: datetime, end: datetime, window: str = "1h", bbox: str | None = None
+    client: OpenSenseMapClient,
+    aoi: Aoi,
+    start: datetime,
+    end: datetime,
+    resolution: str = "raw",
+    bbox: str | None = None,
 ) -> Pm25Data:
-    """Ask openSenseMap for the PM2.5 boxes in `bbox` (default: the AOI's) and their mean per time window."""
+    """Ask openSenseMap for the PM2.5 boxes in `bbox` (default: the AOI's) and their measurements.
+
+    `resolution` "raw": every measurement (/boxes/data); "1h": the mean of every hour (/statistics/descriptive).
+    """
     bbox = bbox or aoi.api_bbox()
-    print(f"Asking {client.base_url} for the PM2.5 boxes in {bbox} ...", flush=True)
+    print(f"Asking {client.base_url} for the outdoor PM2.5 boxes in {bbox} ...", flush=True)
     found = client.find_boxes(bbox)
     if not found:
-        raise OpenSenseMapError(f"openSenseMap knows no senseBox with a PM2.5 sensor in {bbox}. {TRY_ANOTHER_AREA}")
+        raise OpenSenseMapError(
+            f"openSenseMap knows no outdoor senseBox with a PM2.5 sensor in {bbox}. {TRY_ANOTHER_AREA}"
+        )
     boxes, dropped = clip_to_aoi(found, aoi)
     if not boxes:
         raise OpenSenseMapError(
@@ -115,59 +130,112 @@ def download(
         )
     if len(boxes) > MANY_BOXES:
         print(f"Your area holds {len(boxes)} PM2.5 boxes: fetching them takes a while. Draw a smaller area if needed.")
-    print(f"Fetching the {window} means of {len(boxes)} boxes ...", flush=True)
-    table = client.fetch_pm25(boxes, start, end, window)
-    located = pd.DataFrame(
-        [(box["_id"], *box["currentLocation"]["coordinates"][:2]) for box in boxes], columns=["boxId", "lon", "lat"]
-    )
-    readings = table.merge(located, on="boxId", how="inner").rename(columns={"time_start": "timestamp"})
-    readings["timestamp"] = _iso(readings["timestamp"])
-    readings = _within(readings[COLUMNS], start, end)
+    box_ids = {box["_id"] for box in boxes}
+    if resolution == "raw":
+        print(f"Fetching every PM2.5 measurement of {len(boxes)} boxes ...", flush=True)
+        table = client.fetch_raw(bbox, start, end).rename(columns={"createdAt": "timestamp"})
+        readings = _with_values(table[table["boxId"].isin(box_ids)][COLUMNS])
+    else:
+        print(f"Fetching the hourly means of {len(boxes)} boxes ...", flush=True)
+        table = client.fetch_pm25(boxes, start, end, "1h")
+        located = pd.DataFrame(
+            [(box["_id"], *box["currentLocation"]["coordinates"][:2]) for box in boxes], columns=["boxId", "lon", "lat"]
+        )
+        readings = table.merge(located, on="boxId", how="inner").rename(columns={"time_start": "timestamp"})
+        readings["timestamp"] = _iso(readings["timestamp"])
+        readings = _with_values(_hours_within(readings[COLUMNS], start, end))
     if readings.empty:
         raise OpenSenseMapError(
             f"The {len(boxes)} PM2.5 boxes in your area sent no readings between {start:%Y-%m-%d %H:%M} and "
-            f"{end:%Y-%m-%d %H:%M} UTC. Choose another time range (the default week of January 2024 works)."
+            f"{end:%Y-%m-%d %H:%M} UTC. Choose another time range (the default days work)."
         )
-    return _pm25_data(readings, boxes, f"openSenseMap API ({client.base_url}), {window} means", dropped)
+    kind = "raw measurements" if resolution == "raw" else "hourly means"
+    return _pm25_data(readings, boxes, f"openSenseMap API ({client.base_url}), {kind}", dropped)
 
 
-def from_sample(aoi: Aoi, start: datetime, end: datetime) -> Pm25Data:
-    """The bundled real sample (25 h means for Münster, 14-22 January 2024), clipped like an API answer."""
-    sample = sample_readings()
-    boxes = [
+def _recording_boxes(recording: pd.DataFrame) -> list[dict]:
+    """The recording's boxes in the shape /boxes gives them, each where it measured last."""
+    return [
         {
             "_id": box_id,
-            "name": rows["boxName"].iloc[0],
-            "currentLocation": {"coordinates": [rows["lon"].iloc[0], rows["lat"].iloc[0]]},
-            "sensors": [{"_id": rows["sensorId"].iloc[0], "title": "PM2.5", "sensorType": "SDS 011"}],
-            "lastMeasurementAt": rows["timestamp"].max(),
+            "name": rows["boxName"].iloc[-1],
+            "exposure": "outdoor",
+            "currentLocation": {"coordinates": [rows["lon"].iloc[-1], rows["lat"].iloc[-1]]},
+            "sensors": [{"_id": rows["sensorId"].iloc[-1], "title": "PM2.5", "sensorType": "SDS 011"}],
+            "lastMeasurementAt": rows["timestamp"].iloc[-1],
         }
-        for box_id, rows in sample.groupby("boxId", sort=False)
+        for box_id, rows in recording.groupby("boxId", sort=False)
     ]
-    boxes, dropped = clip_to_aoi(boxes, aoi)
-    kept_ids = {box["_id"] for box in boxes}
-    readings = _within(sample[sample["boxId"].isin(kept_ids)].copy(), start, end)
-    if readings.empty:
+
+
+def _bbox_numbers(bbox: str) -> tuple[float, float, float, float]:
+    """A bbox text as the API reads it: four numbers; a rectangle whichever corners come first."""
+    try:
+        west, south, east, north = (float(part) for part in bbox.split(","))
+    except ValueError:
         raise OpenSenseMapError(
-            "The bundled sample has no readings for this area and time range: it covers Münster, "
-            "14-22 January 2024. Use the default area and dates, or go online (OSEM_OFFLINE=0)."
+            f"The bounding box {bbox!r} is not four comma-separated numbers minLon,minLat,maxLon,maxLat."
+        ) from None
+    return min(west, east), min(south, north), max(west, east), max(south, north)
+
+
+def _stands_in(box: dict, rectangle: tuple[float, float, float, float]) -> bool:
+    lon, lat = box["currentLocation"]["coordinates"][:2]
+    return rectangle[0] <= lon <= rectangle[2] and rectangle[1] <= lat <= rectangle[3]
+
+
+def recording_span(recording: pd.DataFrame) -> str:
+    """Where and when the recording was made, in words: 'central Berlin, 26 Feb 2023 08:24 to ...'."""
+    first, last = (pd.Timestamp(moment) for moment in (recording["timestamp"].min(), recording["timestamp"].max()))
+    return f"central {CITY}, {first:%d %b %Y %H:%M} to {last:%d %b %Y %H:%M} UTC"
+
+
+def from_recording(aoi: Aoi, start: datetime, end: datetime, bbox: str | None = None) -> Pm25Data:
+    """The bundled raw Berlin recording, clipped to the area and time range like an API answer.
+
+    Where the area or the time range holds no recorded data, the recording's own area or days are
+    used instead, and a warning says so: offline, the tutorial still has its stream.
+    """
+    recording = recording_readings()
+    span = recording_span(recording)
+    rectangle = _bbox_numbers(bbox or aoi.api_bbox())
+    every_box = _recording_boxes(recording)
+    boxes, dropped = clip_to_aoi([box for box in every_box if _stands_in(box, rectangle)], aoi)
+    if not boxes:
+        west, south, east, north = rectangle
+        swapped = any(_stands_in(box, (south, west, north, east)) for box in every_box)
+        hint = " Did you swap latitude and longitude? Longitude comes first." if swapped else ""
+        print(
+            f"⚠️ The bundled recording has no box in your area (bounding box {bbox or aoi.api_bbox()}).{hint} "
+            f"It covers {span}: using all of its {len(every_box)} boxes instead."
         )
-    return _pm25_data(readings, boxes, "bundled sample of real openSenseMap data (25 h means)", dropped)
+        boxes, dropped = every_box, []
+    kept = recording[recording["boxId"].isin({box["_id"] for box in boxes})]
+    moments = pd.to_datetime(kept["timestamp"], utc=True, format="ISO8601")
+    readings = kept[(moments >= pd.Timestamp(start)) & (moments <= pd.Timestamp(end))]
+    if readings.empty:
+        print(
+            f"⚠️ The bundled recording has no measurements from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC. "
+            f"It covers {span}: using all of its days instead."
+        )
+        readings = kept
+    source = f"bundled recording of real openSenseMap data ({span}, raw measurements)"
+    return _pm25_data(_with_values(readings), boxes, source, dropped)
 
 
 def get_pm25(
     settings: Settings, aoi: Aoi, client: OpenSenseMapClient | None = None, bbox: str | None = None
 ) -> Pm25Data:
-    """From the API (asking for `bbox`, default the AOI's); from the bundled sample when offline or unreachable."""
+    """From the API (asking for `bbox`, default the AOI's); from the bundled recording when offline or unreachable."""
     if settings.offline:
-        print("OSEM_OFFLINE=1: using the bundled real sample instead of the openSenseMap API.")
-        return from_sample(aoi, settings.start, settings.end)
+        print("OSEM_OFFLINE=1: using the bundled real recording instead of the openSenseMap API.")
+        return from_recording(aoi, settings.start, settings.end, bbox)
     client = client or OpenSenseMapClient(settings.api_url, cache_dir=settings.data_dir / "cache")
     try:
-        return download(client, aoi, settings.start, settings.end, bbox=bbox)
+        return download(client, aoi, settings.start, settings.end, settings.resolution, bbox)
     except ApiUnavailable as error:
-        print(f"{error}\nFalling back to the bundled real sample, so you can go on with the tutorial.")
-        return from_sample(aoi, settings.start, settings.end)
+        print(f"{error}\nFalling back to the bundled real recording, so you can go on with the tutorial.")
+        return from_recording(aoi, settings.start, settings.end, bbox)
 
 
 def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
@@ -179,14 +247,15 @@ def save(data: Pm25Data, data_dir: Path) -> tuple[Path, Path]:
 
 
 def readings_file(data_dir: Path) -> Path:
-    """Step 1's pm25_readings.csv; when step 1 has not run, the bundled sample in the same columns."""
+    """Step 1's pm25_readings.csv; when step 1 has not run, the bundled recording in the same columns."""
     path = data_dir / READINGS_FILE
     if path.exists():
         return path
-    sample = data_dir / "output" / "sample_pm25_readings.csv"
-    write_csv(sample, sample_readings())
+    recording = recording_readings()
+    fallback = data_dir / "output" / "recording_pm25_readings.csv"
+    write_csv(fallback, recording)
     print(
-        f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real sample "
-        f"(Münster, January 2024, 25 h means) is used instead. Run step 1 to stream your own area."
+        f"There is no {READINGS_FILE} from step 1 in {data_dir}, so the bundled real recording "
+        f"({recording_span(recording)}, raw measurements) is used instead. Run step 1 to stream your own area."
     )
-    return sample
+    return fallback

@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from pm25.config import BUNDLED_DATA_DIR, BBox, Settings
+from pm25.config import DEFAULT_BBOX, BBox, Settings
 from pm25.errors import LearnerError
 from pm25.files import write_atomically
 
-BUNDLED_AOI = BUNDLED_DATA_DIR / "aoi_muenster_drawn.geojson"
-MUENSTER = (51.9607, 7.6261)  # (lat, lon) of the Prinzipalmarkt, the historic centre
+CITY = "Berlin"  # where the default area and the bundled recording are
+CITY_CENTRE = (52.5200, 13.4050)  # (lat, lon) of Berlin-Mitte, as gazetteers give the city's position
 EARTH_RADIUS_KM = 6371.0
 
 Ring = list[tuple[float, float]]  # (lon, lat) pairs, GeoJSON order
@@ -140,7 +140,7 @@ def save_aoi(aoi: Aoi, path: Path) -> None:
 
 
 def choose_aoi(settings: Settings, drawing: dict | None = None) -> Aoi:
-    """PM25_BBOX when set; else a drawing made now; else the saved aoi.geojson; else the bundled AOI."""
+    """PM25_BBOX when set; else a drawing made now; else the saved aoi.geojson; else the default area."""
     if settings.bbox:
         return Aoi.from_bbox(settings.bbox, "bounding box from PM25_BBOX")
     if drawing:
@@ -148,4 +148,9 @@ def choose_aoi(settings: Settings, drawing: dict | None = None) -> Aoi:
     saved = settings.data_dir / "aoi.geojson"
     if saved.exists():
         return load_aoi(saved, f"area saved earlier in {saved.name}")
-    return load_aoi(BUNDLED_AOI, "bundled Münster area (you have not drawn one)")
+    return default_aoi()
+
+
+def default_aoi() -> Aoi:
+    """Central Berlin: the area of the bundled recording (config.DEFAULT_BBOX)."""
+    return Aoi.from_bbox(DEFAULT_BBOX, f"default area, central {CITY} (you have not drawn one)")

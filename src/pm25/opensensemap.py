@@ -1,4 +1,4 @@
-"""A small, polite client for the openSenseMap API: find PM2.5 boxes, fetch their hourly means.
+"""A small, polite client for the openSenseMap API: find PM2.5 boxes, fetch their measurements or hourly means.
 
 Polite means: a User-Agent that says who we are, time-outs, a few retries with growing pauses
 when the service is busy, and a disk cache so a class re-running a notebook asks only once.
@@ -12,7 +12,8 @@ import io
 import json
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,9 @@ from pm25.files import write_atomically
 USER_AGENT = "pm25-kafka-tutorial/1.0 (teaching material; python-requests)"
 PM25_TITLES = {"pm2.5", "pm 2.5", "pm25", "pm2,5"}
 BOXES_PER_REQUEST = 20  # keeps each statistics request small enough to answer quickly
+RAW_CHUNK = timedelta(hours=6)  # a city's raw measurements in 6 h: a few thousand rows, about 1 MB
+RAW_COLUMNS = ["boxId", "boxName", "exposure", "sensorId", "sensorType", "lat", "lon", "createdAt", "value"]
+ONE_MS = timedelta(milliseconds=1)  # the API's time resolution
 
 
 class OpenSenseMapError(LearnerError):
@@ -68,14 +72,14 @@ def _explain(status: int, body: dict, params: dict) -> str:
     if "bbox" in message:
         return (
             f"openSenseMap refused the area {params.get('bbox')!r}: {message} "
-            "Give it as minLon,minLat,maxLon,maxLat (e.g. 7.52,51.89,7.70,52.01), or draw the area again."
+            "Give it as minLon,minLat,maxLon,maxLat (e.g. 13.29,52.44,13.50,52.57), or draw the area again."
         )
     if status == 409 or "time frame" in message or "timestamp" in message.lower():
         return f"openSenseMap refused the time range: {message} Check the start and end dates (start before end)."
     if status == 404:
         return (
             f"openSenseMap found nothing: {message}. There are no senseBoxes in this area; "
-            "draw a larger area or one where people measure (Münster works)."
+            "draw a larger area or one where people measure (central Berlin works)."
         )
     return f"openSenseMap refused the request (HTTP {status} {code}): {message}"
 
@@ -155,7 +159,7 @@ class OpenSenseMapClient:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))  # 1 s, 2 s, 4 s: give a busy server room
         raise ApiUnavailable(
             f"openSenseMap did not answer {path} after {self.max_attempts} attempts ({problem}). "
-            "Check your internet connection, or set OSEM_OFFLINE=1 to work with the bundled sample."
+            "Check your internet connection, or set OSEM_OFFLINE=1 to work with the bundled recording."
         )
 
     def _cache_file(self, path: str, params: dict) -> Path | None:
@@ -172,11 +176,12 @@ class OpenSenseMapClient:
     # -- what the learner asks for -----------------------------------------------------------
 
     def find_boxes(self, bbox: str, full: bool = False) -> list[dict]:
-        """Every senseBox with a PM2.5 sensor whose location, now or ever, lies in the bbox.
+        """Every outdoor senseBox with a PM2.5 sensor whose location, now or ever, lies in the bbox.
 
+        Indoor boxes measure a room and mobile ones move about: neither tells the air of a place.
         With `full`, each sensor carries its latest measurement (what live mode polls for).
         """
-        params = {"bbox": bbox, "format": "json"} | ({"full": "true"} if full else {})
+        params = {"bbox": bbox, "exposure": "outdoor", "format": "json"} | ({"full": "true"} if full else {})
         boxes = self.get_json("/boxes", params)
         if not isinstance(boxes, list):
             raise ApiUnavailable("openSenseMap sent a list of boxes in an unexpected shape. Run the cell again.")
@@ -193,6 +198,7 @@ class OpenSenseMapClient:
                 "phenomenon": "PM2.5",
                 "from-date": api_timestamp(start),
                 "to-date": api_timestamp(end),
+                "exposure": "outdoor",
                 "operation": "arithmeticMean",
                 "window": window,
                 "format": "tidy",
@@ -203,6 +209,53 @@ class OpenSenseMapClient:
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         if table.empty:
             return pd.DataFrame(columns=["sensorId", "boxId", "boxName", "time_start", "value"])
+        return table
+
+    def fetch_raw(self, bbox: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """Every outdoor PM2.5 measurement taken in `bbox` from `start` to `end` (both included): RAW_COLUMNS.
+
+        The range goes in chunks of RAW_CHUNK. The API excludes both from-date and to-date, so the
+        chunk [a, b) is asked for as (a - 1 ms, b): each millisecond lands in exactly one chunk.
+        """
+        edges, stop = [start], end + ONE_MS
+        while edges[-1] + RAW_CHUNK < stop:
+            edges.append(edges[-1] + RAW_CHUNK)
+        edges.append(stop)
+        tables = []
+        chunks = list(pairwise(edges))
+        for chunk_start, chunk_end in tqdm(chunks, desc="Fetching PM2.5 measurements", unit="request",
+                                           disable=len(chunks) < 2):
+            params = {
+                "bbox": bbox,
+                "phenomenon": "PM2.5",
+                "exposure": "outdoor",
+                "from-date": api_timestamp(chunk_start - ONE_MS),
+                "to-date": api_timestamp(chunk_end),
+                "columns": ",".join(RAW_COLUMNS),
+                "format": "csv",
+                "download": "false",
+            }
+            tables.append(self._read_csv("/boxes/data", params, RAW_COLUMNS))
+        table = pd.concat(tables, ignore_index=True)
+        table["value"] = pd.to_numeric(table["value"], errors="coerce")
+        for column in ("lat", "lon"):
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+        return table
+
+    def _read_csv(self, path: str, params: dict, columns: list[str]) -> pd.DataFrame:
+        """A CSV answer with exactly these columns; a cut-off or changed one is refused and not cached."""
+        text = self.get_text(path, params)
+        try:
+            table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError):
+            table = None
+        # The API ends every CSV with a newline: a body without one was cut off on the way.
+        if table is None or not text.endswith("\n") or list(table.columns) != columns:
+            self._forget(path, params)
+            raise ApiUnavailable(
+                f"openSenseMap sent {path} data in an unexpected form (cut off or changed?). "
+                "Run the cell again; if it keeps happening, set OSEM_OFFLINE=1 to use the bundled recording."
+            )
         return table
 
     def _read_tidy(self, text: str, params: dict) -> pd.DataFrame:
@@ -216,7 +269,7 @@ class OpenSenseMapClient:
             self._forget("/statistics/descriptive", params)
             raise ApiUnavailable(
                 "openSenseMap sent statistics in an unexpected form (cut off or changed?). "
-                "Run the cell again; if it keeps happening, set OSEM_OFFLINE=1 to use the bundled sample."
+                "Run the cell again; if it keeps happening, set OSEM_OFFLINE=1 to use the bundled recording."
             )
         table = table.rename(columns={table.columns[4]: "value"})
         table["value"] = pd.to_numeric(table["value"], errors="coerce")

@@ -24,12 +24,13 @@ from pm25.contract import (
     check_lat,
     check_lon,
     check_value,
-    format_timestamp,
     show,
 )
 
 COLUMNS = ["boxId", "boxName", "sensorId", "lat", "lon", "timestamp", "value"]
-SAMPLE_CSV = BUNDLED_DATA_DIR / "sample_multilocation.csv"
+# Every raw PM2.5 measurement of 48 outdoor senseBoxes in central Berlin, 2023-02-26 to 2023-03-01.
+RECORDING_CSV = BUNDLED_DATA_DIR / "berlin_pm25_raw_2023-02-26.csv.gz"
+RECORDING_COLUMNS = ["boxId", "boxName", "exposure", "sensorId", "sensorType", "lat", "lon", "createdAt", "value"]
 SHOWN_REJECTIONS = 10
 
 # Plain decimal numbers only: float() would also take 'nan', '1_000' and digits of other scripts.
@@ -165,30 +166,15 @@ def _any_iso_time(column: str, text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def sample_readings(sample_csv: Path = SAMPLE_CSV) -> pd.DataFrame:
-    """The bundled real Münster sample in COLUMNS, ready to be written as pm25_readings.csv.
+def recording_readings(recording_csv: Path = RECORDING_CSV) -> pd.DataFrame:
+    """The bundled raw Berlin recording in COLUMNS, ready to be written as pm25_readings.csv.
 
-    Sorted by time, then box, as a live stream would bring them. (Step 1 clips it to the area and
-    time range like an API answer: see pm25.dataset.from_sample.)
+    One row per measurement, sorted by time, then box, as a live stream would bring them.
+    (Step 1 clips it to the area and time range like an API answer: see pm25.dataset.from_recording.)
     """
-    table = pd.read_csv(sample_csv, dtype=str, keep_default_na=False)
-    needed = ["boxId", "boxName", "sensorId_y", "lat", "lon", "day", "value"]
-    missing = [column for column in needed if column not in table.columns]
+    table = pd.read_csv(recording_csv, dtype={"boxId": str, "boxName": str, "sensorId": str, "createdAt": str})
+    missing = [column for column in RECORDING_COLUMNS if column not in table.columns]
     if missing:
-        raise ValueError(f"{sample_csv} is not the openSenseMap sample: it has no column {', '.join(missing)}.")
-    table = table[table["value"].str.strip() != ""]
-    frame = pd.DataFrame(
-        {
-            "boxId": table["boxId"],
-            "boxName": table["boxName"],
-            "sensorId": table["sensorId_y"],
-            "lat": pd.to_numeric(table["lat"]),
-            "lon": pd.to_numeric(table["lon"]),
-            # 'day' is the start of the window the API averaged over: the time of the observation.
-            "timestamp": pd.to_datetime(table["day"], utc=True, format="ISO8601"),
-            "value": pd.to_numeric(table["value"]),
-        }
-    )
-    frame = frame.sort_values(["timestamp", "boxId"], kind="stable").reset_index(drop=True)
-    frame["timestamp"] = frame["timestamp"].map(format_timestamp)
-    return frame[COLUMNS]
+        raise ValueError(f"{recording_csv} is not the bundled recording: it has no column {', '.join(missing)}.")
+    frame = table.rename(columns={"createdAt": "timestamp"})
+    return frame.sort_values(["timestamp", "boxId"], ignore_index=True)[COLUMNS]

@@ -59,9 +59,9 @@ def test_any_file_gives_readings_or_a_value_error(data, figures, tmp_path_factor
 
 @settings(max_examples=300, deadline=None)
 @given(lat=NUMBERS | st.text(max_size=5) | st.none(), lon=NUMBERS | st.text(max_size=5) | st.none())
-def test_check_muenster_always_answers_in_words(lat, lon, figures):
+def test_check_city_centre_always_answers_in_words(lat, lon, figures):
     figures.hostile_inputs += 1
-    answer = checks.check_muenster(lat, lon)
+    answer = checks.check_city_centre(lat, lon)
     assert answer.startswith((checks.RIGHT, checks.WRONG))
 
 
