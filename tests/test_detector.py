@@ -80,13 +80,40 @@ def test_mean_exactly_at_threshold_is_not_exceeded():
 
 
 def test_tie_that_float_summation_gets_wrong_is_not_exceeded():
-    # In floats these hourly means add up to 15.000000000000004 * 18: "exceeded" by rounding alone.
+    # Added up in plain floats these hourly means give 15.000000000000004 * 18: "exceeded" by rounding alone.
     values = [14.7, 15.9, 15.9, 14.7, 15.5, 15.9, 14.5, 14.5, 14.1, 15.3, 15.9, 14.9, 15.5, 15.9, 15.0, 15.9, 15.9]
     values.append(10.0)
-    assert sum(values) / 18 > 15  # the float shortcut would say so
+    assert sum(values) / 18 > 15  # a plain float sum would say so
     detector = Detector()
     assert feed(detector, hourly(values)) == []
     assert detector.window("a") == (15.0, 18)
+
+
+def test_mean_above_threshold_by_less_than_a_float_can_show_is_exceeded():
+    # Raw hours with 11, 13, ..., 41 readings have means whose denominators are coprime. Taking each
+    # such hour's sum (in hundredths) = 1500 * count + (P / count)^-1 mod count, P the product of the
+    # counts, makes their fractional parts add up to 1/P (Chinese remainder theorem). Nine one-reading
+    # hours absorb the whole part, so the 18 hourly means add up to 18 * 15.00 + 1/P hundredths.
+    counts = [11, 13, 17, 19, 23, 29, 31, 37, 41]
+    product = math.prod(counts)
+    sums = [1500 * count + pow(product // count, -1, count) for count in counts]
+    whole_part = sum(Fraction(total, count) for total, count in zip(sums, counts, strict=True)) - Fraction(1, product)
+    singles = [1500] * 9
+    singles[0] -= int(whole_part) - 1500 * len(counts)
+    hours = [[total] for total in singles]
+    for total, count in zip(sums, counts, strict=True):  # ascending: the last hour's mean rises to its end
+        hours.append([total // count] * (count - total % count) + [total // count + 1] * (total % count))
+    stream = [
+        reading(h + (i + 0.5) / len(values), v / 100) for h, values in enumerate(hours) for i, v in enumerate(values)
+    ]
+
+    by_hour: dict[int, list[Fraction]] = {}
+    for r in stream:
+        by_hour.setdefault((r.timestamp - T0) // timedelta(hours=1), []).append(Fraction(str(r.value)))
+    exact = sum(sum(values) / len(values) for values in by_hour.values()) / len(by_hour)
+    assert exact > 15 and float(exact) == 15.0  # above 15, by less than the nearest float can show
+    alerts = feed(Detector(), stream)
+    assert [(a.event, a.timestamp) for a in alerts] == [("exceeded", stream[-1].timestamp)]
 
 
 def test_one_hundredth_above_threshold_is_exceeded():
