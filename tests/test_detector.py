@@ -121,6 +121,14 @@ def test_one_hundredth_above_threshold_is_exceeded():
     assert [a.event for a in alerts] == ["exceeded"]
 
 
+@pytest.mark.parametrize("threshold", [15.1, 12.7, 0.3, 25.0])
+def test_mean_exactly_at_a_decimal_threshold_is_not_exceeded(threshold):
+    # 15.1 as a float is 15.0999999999999996447...: a mean of exactly 15.10 is not above the 15.1 meant.
+    detector = Detector(threshold=threshold, min_hours=1)
+    assert feed(detector, [reading(0.5, threshold)]) == []
+    assert [a.event for a in feed(detector, [reading(0.6, threshold + 0.02)])] == ["exceeded"]  # mean + 0.01
+
+
 def test_detector_resolves_when_a_covered_mean_is_back_at_threshold():
     detector = Detector()
     alerts = feed(detector, hourly([30] * 18))

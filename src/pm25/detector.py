@@ -147,7 +147,9 @@ class Detector:
         self.threshold = float(threshold)
         self.window_hours = int(window_hours)
         self.min_hours = int(min_hours)
-        self._threshold_exact = Fraction(self.threshold) * 100  # in hundredths, like the values
+        # In hundredths, like the values; from the decimal the threshold is written as (15.1), not from
+        # its binary float (15.0999...96), which a mean of exactly 15.10 would exceed.
+        self._threshold_exact = Fraction(str(self.threshold)) * 100
         self._threshold_100 = self.threshold * 100
         self._boxes: dict[str, _Box] = {}
         self._counts = dict.fromkeys(("processed", "invalid", "saturated", "duplicates", "late"), 0)
