@@ -40,7 +40,8 @@ from figures import write_figures  # benchmarks/figures.py, next to this script
 
 from pm25.detector import Detector  # after the path: the package is used from src/, not installed
 
-# 1,000 boxes: a city-sized network, and enough that 100,000 readings are only ~4 hours of stream.
+# 1,000 boxes, a city-sized network: 100,000 readings are then ~4 hours of stream (each box closes and
+# drops 4 hours), 1,000,000 are ~42 hours, longer than the window: a cost that grew with the stream would show.
 BOXES = 1_000
 # A box's median interval between raw readings in the real Berlin recording
 # (data/berlin_pm25_raw_2023-02-26.csv.gz) is 149.6 s: 24 readings per clock hour.
