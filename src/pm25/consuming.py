@@ -55,7 +55,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self._committed: dict[TopicPartition, int] = {}  # the group's commit when the partition was assigned
         self._alerts: list[tuple[Future, TopicPartition, int]] = []  # published, not yet acknowledged
         self._held: dict[TopicPartition, int] = {}  # no commit at or past an alert that was not delivered
-        self._uncommitted = False
+        self.uncommitted = False  # processed messages whose offsets are not committed yet
 
     # -- rebalances (called inside poll() and close(): nothing here may wait for the broker) ---------
 
@@ -104,7 +104,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if reading is not None:
             self._boxes.setdefault(partition, set()).add(reading.box_id)
         self.messages_read += 1
-        self._uncommitted = True
+        self.uncommitted = True
 
     def commit_after(self, future: Future, record) -> None:
         """Commit the message's offset only once this send (its alert) is acknowledged by the broker."""
@@ -112,7 +112,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
 
     def commit(self) -> None:
         """Alerts acknowledged, then offsets committed. A failed commit is reported and polling goes on."""
-        if not self._uncommitted:
+        if not self.uncommitted:
             return
         self._await_alerts()
         offsets = {
@@ -127,7 +127,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
             # commit. Nothing is lost; some alerts may be published twice (at-least-once).
             print(f"⚠️ The commit failed, polling goes on ({type(error).__name__}): {error}")
             return
-        self._uncommitted = False
+        self.uncommitted = False
 
     def _await_alerts(self) -> None:
         # Longer than the delivery time-out: by then every alert is acknowledged or failed.
@@ -209,12 +209,13 @@ class IdleTimer:
         self._started = self._last = time.monotonic()
         self._joined = False
 
-    def observe(self, got_messages: bool, joined: bool) -> None:
-        """Call after every poll."""
+    def observe(self, batch: dict, offsets: ProcessedOffsets) -> None:
+        """Call after every poll and commit. Offsets still to commit (a commit refused during a
+        rebalance) keep the consumer busy: it ends only once its work is committed."""
         now = time.monotonic()
-        if got_messages or not self._joined:
+        if batch or not self._joined or offsets.uncommitted:
             self._last = now
-        self._joined = self._joined or joined
+        self._joined = self._joined or offsets.joined
         if not self._joined and now - self._started > self.join_timeout_s:
             raise LearnerError(
                 f"The consumer's group did not answer within {self.join_timeout_s:.0f} s. "
