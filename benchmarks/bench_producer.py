@@ -29,7 +29,7 @@ from kafka import __version__ as kafka_python_version
 from kafka.partitioner.default import murmur2
 from kafka.record.util import calc_crc32c, crc32c_c
 
-from pm25 import contract, producing  # from src/ (see the path above), not installed
+from pm25 import contract, producing, topics  # from src/ (see the path above), not installed
 from pm25.broker import EmbeddedBroker
 
 BOXES = 300
@@ -163,7 +163,7 @@ def per_message_costs(readings: list[contract.Reading]) -> dict:
 
 def create_topic(bootstrap_servers: str, name: str) -> None:
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), bootstrap_timeout_ms=10_000) as admin:
-        producing.ensure_topic(admin, name, partitions=3)
+        topics.ensure_topic(admin, name, partitions=3)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from pm25.group import GroupError, GroupMember, group_table, require_topic, settled, wait_until
-from pm25.producing import ensure_topic
+from pm25.topics import ensure_topic
 
 PARTITIONS = 3
 

@@ -1,4 +1,4 @@
-"""What step 2's producer loop relies on: topic set-up, the delivery report, replay pacing and live polling."""
+"""What step 2's producer loop relies on: the delivery report, replay pacing and live polling."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import InvalidTopicError, MessageSizeTooLargeError
+from kafka.errors import MessageSizeTooLargeError
 from kafka.future import Future
 
-from pm25 import contract, geo, producing
+from pm25 import contract, geo, producing, topics
 from pm25.broker import EmbeddedBroker
 from pm25.opensensemap import OpenSenseMapClient
 from tests.osem_replay import Fault
@@ -47,37 +47,6 @@ class FakeTime:
             self.on_sleep()
 
 
-# --------------------------------------------------------------------------- ensure_topic
-
-
-def partition_count(admin: KafkaAdminClient, name: str) -> int:
-    return len(admin.describe_topics([name])[0]["partitions"])
-
-
-def test_ensure_topic_creates_the_topic_with_three_partitions(bootstrap_servers, topic):
-    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
-        said = producing.ensure_topic(admin, topic)
-        assert said == f"Created topic '{topic}' with 3 partitions (replication factor 1)."
-        assert partition_count(admin, topic) == 3
-
-
-def test_ensure_topic_accepts_an_existing_topic_and_reports_its_partition_count(bootstrap_servers, topic):
-    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
-        admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}})
-        said = producing.ensure_topic(admin, topic, partitions=3)
-        assert said == f"Topic '{topic}' exists already, with 2 partitions."
-        assert partition_count(admin, topic) == 2  # left as it was
-
-
-def test_ensure_topic_explains_a_refusal_by_the_broker():
-    class RefusingAdmin:
-        def create_topics(self, topics):
-            raise InvalidTopicError("bad name")
-
-    with pytest.raises(RuntimeError, match=r"could not create the topic 'a b'.*letters, digits.*replication factor 1"):
-        producing.ensure_topic(RefusingAdmin(), "a b")
-
-
 def test_no_broker_error_names_the_address_and_both_ways_to_start_one():
     message = str(producing.NoBroker("localhost:9092"))
     assert "localhost:9092" in message
@@ -107,7 +76,7 @@ def notebook_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
 def test_delivery_report_counts_every_acknowledged_message_and_where_it_went(bootstrap_servers, topic, capsys):
     boxes = [(f"{index:024x}", f"Box {index}") for index in range(6)]
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
-        producing.ensure_topic(admin, topic)
+        topics.ensure_topic(admin, topic)
     producer = notebook_producer(bootstrap_servers)
     report = producing.DeliveryReport(show_first=2)
     try:
@@ -136,7 +105,7 @@ def test_delivery_report_counts_every_acknowledged_message_and_where_it_went(boo
 def test_delivery_report_counts_the_messages_a_vanished_broker_never_acknowledged(topic):
     with EmbeddedBroker() as broker:
         with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
-            producing.ensure_topic(admin, topic)
+            topics.ensure_topic(admin, topic)
         producer = notebook_producer(broker.bootstrap_servers)
         report = producing.DeliveryReport()
         try:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from nbclient.exceptions import CellExecutionError
 
 from pm25.contract import Reading, encode
 from tests.notebooks import execute_notebook, stream_text
@@ -32,6 +33,7 @@ def known_stream():
         (BOX_B, b"this is not JSON"),
         (BOX_B, json.dumps({"boxId": BOX_B, "boxName": "Beta"}).encode()),
         (BOX_B, encode(reading(BOX_B, 31, 5.0)).replace(b'"value":5.0', b'"value":999.9')),
+        (BOX_A, encode(reading(BOX_A, 24 * 365 * 75, 99.0))),  # 2099: a sensor clock in the future
     ]
     return messages
 
@@ -100,7 +102,8 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     }  # fmt: skip
 
     rejected = pd.read_csv(data_dir / "output" / "rejected.csv")
-    assert len(rejected) == 3
+    assert len(rejected) == 4
+    assert rejected["reason"].str.contains("a sensor clock in the future").sum() == 1
     assert rejected["reason"].str.contains("not JSON").sum() == 1
     assert rejected["reason"].str.contains("missing field").sum() == 1
     assert rejected["reason"].str.startswith("sensor saturated: value 999.9").sum() == 1
@@ -128,3 +131,29 @@ def test_a_rerun_in_the_same_group_rebuilds_state_without_publishing_alerts_agai
     execute_notebook("step_3_event_processing.ipynb", env)
     assert (data_dir / "output" / "alerts.csv").read_text() == first
     assert len(read_all(bootstrap_servers, f"{topic}_alerts")) == 2
+
+
+def run_expecting_error(env) -> str:
+    with pytest.raises(CellExecutionError) as failure:
+        execute_notebook("step_3_event_processing.ipynb", env)
+    return str(failure.value)
+
+
+@pytest.mark.parametrize("topic_state", ["missing", "empty"])
+def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_creates_no_topic(
+    topic_state, bootstrap_servers, topic, tmp_path
+):
+    if topic_state == "empty":
+        with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+            admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1}})
+    earlier = tmp_path / "output" / "alerts.csv"
+    earlier.parent.mkdir()
+    earlier.write_text("an earlier run's alerts\n")
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
+    said = run_expecting_error(env)
+    assert f"❌ The topic '{topic}' is empty or missing: run step 2 first." in said
+    assert "Traceback" not in said
+    assert earlier.read_text() == "an earlier run's alerts\n"
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        assert (topic in admin.list_topics()) == (topic_state == "empty")

@@ -3,15 +3,22 @@ knowing which readings were already acted on, and keeping alerts and rejected me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
+from kafka.future import Future
 from kafka.serializer import Serializer
 
+from pm25 import contract
+from pm25.contract import Reading
 from pm25.detector import Alert
 from pm25.errors import LearnerError
 from pm25.files import write_csv
@@ -20,26 +27,65 @@ ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
 
 
-class ReplayFromStart(ConsumerRebalanceListener):
-    """Rebuild state by re-reading assigned partitions from their start; act only on what is new.
+class ProcessedOffsets(ConsumerRebalanceListener):
+    """How far this member has processed each of its partitions, and what it does with that.
 
-    The detector's windows are rebuilt by re-reading each partition from offset 0, so a restarted
-    consumer knows the window of every box. Records below the group's committed offset were
-    acted on (their alerts published) before the restart: `is_new` tells them apart, and `commit`
-    never moves the committed offset back while the consumer re-reads what it already had.
+    - commit(): first the alerts acknowledged by the broker, then the offsets of the processed
+      messages (the one after each), never below what the group had committed: at-least-once.
+    - rewind(): poll() moves past the whole batch; after an interrupt, go back to the first message
+      polled but not processed, so running the loop again processes every message exactly once.
+    - On a rebalance: a new partition is re-read from its start to rebuild its boxes' windows, a
+      partition kept goes on where it was processed, and the boxes of a partition lost are forgotten
+      (`forget(box_ids)`), since another member now decides about them.
+    Messages below the group's committed offset were acted on before this member got them: their
+    alerts are rebuilt, not published again (`is_new`).
     """
 
-    def __init__(self, consumer: KafkaConsumer):
+    def __init__(self, consumer: KafkaConsumer, alert_producer: KafkaProducer, forget: Callable[[set[str]], None],
+                 topic_partitions: int):  # fmt: skip
         self.consumer = consumer
-        self._committed: dict[TopicPartition, int] = {}
+        self.alert_producer = alert_producer
+        self.forget = forget
+        self.topic_partitions = topic_partitions
+        self.joined = False  # the group has given this member its share (maybe none) at least once
+        self.owned: set[TopicPartition] = set()  # as of the last assignment, also after close()
+        self.messages_read = 0
+        self._next: dict[TopicPartition, int] = {}  # the offset after the last message processed
+        self._boxes: dict[TopicPartition, set[str]] = {}
+        self._committed: dict[TopicPartition, int] = {}  # the group's commit when the partition was assigned
+        self._alerts: list[tuple[Future, TopicPartition, int]] = []  # published, not yet acknowledged
+        self._held: dict[TopicPartition, int] = {}  # no commit at or past an alert that was not delivered
+        self.uncommitted = False  # processed messages whose offsets are not committed yet
 
-    def on_partitions_assigned(self, assigned):
-        # Runs on the consumer's network thread: no blocking calls here, so offsets are looked up later.
-        self._committed.clear()
-        self.consumer.seek_to_beginning(*assigned)
+    # -- rebalances (called inside poll() and close(): nothing here may wait for the broker) ---------
 
     def on_partitions_revoked(self, revoked):
-        pass
+        pass  # an eager rebalance revokes everything and may give most of it back: decided on assignment
+
+    def on_partitions_lost(self, lost):
+        self._drop(set(lost))  # evicted: another member may already be processing them
+
+    def on_partitions_assigned(self, assigned):
+        now = set(self.consumer.assignment())
+        self._drop(self.owned - now)
+        for partition in now:
+            self._committed.pop(partition, None)  # another member may have committed meanwhile
+            if partition in self._next:
+                self.consumer.seek(partition, self._next[partition])
+        if new := now - self.owned:
+            self.consumer.seek_to_beginning(*new)  # never without arguments: that means "all assigned"
+        self.owned, self.joined = now, True
+
+    def _drop(self, partitions: set[TopicPartition]) -> None:
+        boxes = set().union(*(self._boxes.pop(partition, set()) for partition in partitions))
+        for partition in partitions:
+            self._next.pop(partition, None)
+            self._held.pop(partition, None)
+        self.owned -= partitions
+        if boxes:
+            self.forget(boxes)
+
+    # -- the poll loop ---------------------------------------------------------------------------
 
     def committed(self, partition: TopicPartition) -> int:
         """The group's committed offset when the partition was assigned (0 for a new group)."""
@@ -47,23 +93,114 @@ class ReplayFromStart(ConsumerRebalanceListener):
             self._committed[partition] = self.consumer.committed(partition) or 0
         return self._committed[partition]
 
-    def is_new(self, partition: TopicPartition, offset: int) -> bool:
-        return offset >= self.committed(partition)
+    def is_new(self, record) -> bool:
+        """Whether the group had not processed this message before (so its alert is published)."""
+        return record.offset >= self.committed(TopicPartition(record.topic, record.partition))
+
+    def processed(self, record, reading: Reading | None) -> None:
+        """Call once the message is fully handled; `reading` is what it held (None if rejected)."""
+        partition = TopicPartition(record.topic, record.partition)
+        self._next[partition] = record.offset + 1
+        if reading is not None:
+            self._boxes.setdefault(partition, set()).add(reading.box_id)
+        self.messages_read += 1
+        self.uncommitted = True
+
+    def commit_after(self, future: Future, record) -> None:
+        """Commit the message's offset only once this send (its alert) is acknowledged by the broker."""
+        self._alerts.append((future, TopicPartition(record.topic, record.partition), record.offset))
 
     def commit(self) -> None:
-        """Commit how far we have read, but never less than what the group had committed already."""
+        """Alerts acknowledged, then offsets committed. A failed commit is reported and polling goes on."""
+        if not self.uncommitted:
+            return
+        self._await_alerts()
         offsets = {
-            partition: OffsetAndMetadata(max(self.consumer.position(partition), self.committed(partition)))
-            for partition in self.consumer.assignment()
+            partition: OffsetAndMetadata(max(min(offset, self._held.get(partition, offset)), self.committed(partition)))
+            for partition, offset in self._next.items()
+            if partition in self.owned
         }
-        self.consumer.commit(offsets)
+        try:
+            self.consumer.commit(offsets)
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            # A rebalance or an eviction: these partitions may have a new owner, who re-reads from the last
+            # commit. Nothing is lost; some alerts may be published twice (at-least-once).
+            print(f"⚠️ The commit failed, polling goes on ({type(error).__name__}): {error}")
+            return
+        self.uncommitted = False
+
+    def _await_alerts(self) -> None:
+        # Longer than the delivery time-out: by then every alert is acknowledged or failed.
+        timeout_s = self.alert_producer.config["delivery_timeout_ms"] / 1000 + 5
+        with contextlib.suppress(KafkaTimeoutError):  # the futures not done count as failed below
+            self.alert_producer.flush(timeout=timeout_s)
+        failed = [(partition, offset, future) for future, partition, offset in self._alerts if not future.succeeded()]
+        for partition, offset, _ in failed:
+            self._held[partition] = min(offset, self._held.get(partition, offset))
+        if failed:
+            why = failed[0][2].exception or "no answer"
+            print(f"⚠️ {len(failed)} alerts were not delivered ({why}). Their messages are not committed: "
+                  "the group re-reads them, and publishes them, after a restart.")  # fmt: skip
+        self._alerts.clear()
+
+    def rewind(self) -> None:
+        """Go back to the first message polled but not processed (call after the loop, in `finally`)."""
+        for partition in self.consumer.assignment():
+            if partition in self._next:
+                self.consumer.seek(partition, self._next[partition])
+            else:
+                self.consumer.seek_to_beginning(partition)
+
+    # -- after the loop ---------------------------------------------------------------------------
+
+    def share(self) -> Share:
+        """The part of the topic this member processed, as of its last assignment."""
+        boxes = set().union(*(self._boxes.get(partition, set()) for partition in self.owned))
+        return Share(tuple(sorted(p.partition for p in self.owned)), self.topic_partitions, frozenset(boxes))
+
+    def summary(self) -> str:
+        """What this member read; an error when there was nothing at all to read."""
+        share = self.share()
+        if not self.joined:
+            return "This member never joined its group."
+        if not share.partitions:
+            return (f"This member got no partition: the group has more members than the topic has partitions "
+                    f"({self.topic_partitions}), so it waited until {self.consumer.config['group_id']} had no "
+                    "work for it.")  # fmt: skip
+        if self.messages_read == 0 and share.whole:
+            topic = next(iter(self.owned)).topic
+            raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
+        return f"This member read {self.messages_read} messages from {share.describe()}."
+
+
+class TopicEmpty(LearnerError):
+    """The consumer read nothing at all: step 2 has not filled the topic."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """The partitions of a topic one member of a group processed, and the boxes they held."""
+
+    partitions: tuple[int, ...]
+    of: int  # the topic's partition count
+    box_ids: frozenset[str]
+
+    @property
+    def whole(self) -> bool:
+        return self.partitions == tuple(range(self.of))
+
+    def describe(self) -> str:
+        if self.whole:
+            return f"all {self.of} partitions"
+        return f"partition{'s' * (len(self.partitions) > 1)} {', '.join(map(str, self.partitions))} of {self.of}"
 
 
 class IdleTimer:
     """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself.
 
-    The clock starts once the group has given the consumer its partitions: joining a group takes
-    a few seconds, and that is not idleness. No partitions at all within `join_timeout_s` is an error.
+    The clock starts once the group has given the consumer its share of the partitions (maybe none,
+    when the group has more members than the topic has partitions): joining a group takes a few
+    seconds, and that is not idleness. No answer from the group within `join_timeout_s` is an error.
     """
 
     def __init__(self, seconds: float, join_timeout_s: float = 60.0):
@@ -72,21 +209,43 @@ class IdleTimer:
         self._started = self._last = time.monotonic()
         self._joined = False
 
-    def observe(self, got_messages: bool, assigned: bool) -> None:
-        """Call after every poll."""
+    def observe(self, batch: dict, offsets: ProcessedOffsets) -> None:
+        """Call after every poll and commit. Offsets still to commit (a commit refused during a
+        rebalance) keep the consumer busy: it ends only once its work is committed."""
         now = time.monotonic()
-        if got_messages or not self._joined:
+        if batch or not self._joined or offsets.uncommitted:
             self._last = now
-        self._joined = self._joined or assigned
+        self._joined = self._joined or offsets.joined
         if not self._joined and now - self._started > self.join_timeout_s:
             raise LearnerError(
-                f"The consumer got no partitions within {self.join_timeout_s:.0f} s. "
+                f"The consumer's group did not answer within {self.join_timeout_s:.0f} s. "
                 "Does the topic exist (run step 2 first), and is the broker running?"
             )
 
     @property
     def expired(self) -> bool:
         return self._joined and time.monotonic() - self._last > self.seconds
+
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # sensor clocks drift; more than this ahead is a wrong clock
+
+
+def decode(record, future_tolerance: timedelta = FUTURE_TOLERANCE) -> Reading:
+    """The reading in a message, or InvalidMessage with the reason; see contract.decode.
+
+    One more check needs the message itself: a reading observed (event time) more than the tolerance
+    after Kafka got the message (its record timestamp) comes from a wrong clock. Accepted, a reading
+    from 2099 would make every later reading of its box "late", for good.
+    """
+    reading = contract.decode(record.value)
+    if record.timestamp is not None and record.timestamp >= 0:
+        received = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        if reading.timestamp - received > future_tolerance:
+            raise contract.InvalidMessage(
+                f"timestamp {contract.format_timestamp(reading.timestamp)} is later than the message reached "
+                f"Kafka ({contract.format_timestamp(received)}): a sensor clock in the future"
+            )
+    return reading
 
 
 class AlertSerializer(Serializer):
@@ -98,35 +257,59 @@ class AlertSerializer(Serializer):
 
 @dataclass
 class Rejected:
-    """Messages that break the contract, kept with the reason instead of stopping the consumer."""
+    """Messages that break the contract, kept with the reason instead of stopping the consumer.
 
-    rows: list[dict] = field(default_factory=list)
+    One row per message, however often it is read (a rebuild after a rebalance reads it again).
+    """
+
+    _rows: dict[tuple[str, int, int], dict] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        return list(self._rows.values())
 
     def add(self, record, reason: str) -> None:
         raw = record.value or b""
-        self.rows.append(
-            {
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "reason": reason,
-                "value": raw[:200].decode("utf-8", errors="replace"),
-            }
-        )
+        self._rows[record.topic, record.partition, record.offset] = {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": reason,
+            "value": raw[:200].decode("utf-8", errors="replace"),
+        }
 
-    def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=REJECTED_COLUMNS)
+    def table(self, partitions: tuple[int, ...] | None = None) -> pd.DataFrame:
+        """All rows, or those of the given partitions."""
+        rows = [row for row in self.rows if partitions is None or row["partition"] in partitions]
+        return pd.DataFrame(rows, columns=REJECTED_COLUMNS)
 
 
 def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
     return pd.DataFrame([alert.as_dict() for alert in alerts], columns=ALERT_COLUMNS)
 
 
-def write_outputs(output_dir: Path, alerts: list[Alert], rejected: Rejected, status: pd.DataFrame) -> list[Path]:
-    """alerts.csv, rejected.csv and sensor_status.csv, each replaced in one step."""
-    paths = [output_dir / "alerts.csv", output_dir / "rejected.csv", output_dir / "sensor_status.csv"]
-    for path, table in zip(paths, (alerts_table(alerts), rejected.table(), status), strict=True):
-        write_csv(path, table)
+def write_outputs(
+    output_dir: Path, alerts: list[Alert], rejected: Rejected, status: pd.DataFrame, share: Share
+) -> list[Path]:
+    """alerts.csv, rejected.csv and sensor_status.csv, each replaced in one step.
+
+    Only a member that processed the whole topic writes those names. A member of a group that shared
+    the topic knows only its partitions: it writes e.g. alerts_partitions_0_2.csv with the rows of
+    its own boxes and partitions, so no partial view overwrites the whole one or another member's.
+    """
+    if not share.partitions:
+        return []
+    suffix = "" if share.whole else "_partitions_" + "_".join(map(str, share.partitions))
+    mine = status if share.whole else status[status["boxId"].isin(share.box_ids)]
+    tables = {
+        "alerts": alerts_table([alert for alert in alerts if share.whole or alert.box_id in share.box_ids]),
+        "rejected": rejected.table(None if share.whole else share.partitions),
+        "sensor_status": mine,
+    }
+    paths = []
+    for name, table in tables.items():
+        paths.append(output_dir / f"{name}{suffix}.csv")
+        write_csv(paths[-1], table)
     return paths
 
 

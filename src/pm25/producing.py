@@ -1,4 +1,4 @@
-"""What step 2's producer loop needs besides Kafka itself: topic set-up, a delivery report,
+"""What step 2's producer loop needs besides Kafka itself: a delivery report,
 event-time pacing for `replay`, and new measurements from openSenseMap for `live`."""
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.future import Future
 
 from pm25.contract import InvalidMessage, Reading, parse_timestamp
@@ -31,25 +29,6 @@ class NoBroker(LearnerError):
 
     def __init__(self, bootstrap_servers: str):
         super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
-
-
-class TopicNotCreated(LearnerError, RuntimeError):
-    """The broker refused to create the topic."""
-
-
-def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = 3, replication_factor: int = 1) -> str:
-    """Create the topic, or accept it as it is when it exists already. Says which it was."""
-    try:
-        admin.create_topics({name: {"num_partitions": partitions, "replication_factor": replication_factor}})
-    except TopicAlreadyExistsError:
-        existing = admin.describe_topics([name])[0]["partitions"]
-        return f"Topic {name!r} exists already, with {len(existing)} partitions."
-    except KafkaError as error:
-        raise TopicNotCreated(
-            f"Kafka could not create the topic {name!r}: {error}. Check the name (letters, digits, '.', '_', '-') "
-            f"and that replication factor {replication_factor} is not more than the number of brokers."
-        ) from error
-    return f"Created topic {name!r} with {partitions} partitions (replication factor {replication_factor})."
 
 
 @dataclass

@@ -21,8 +21,8 @@ from kafka.serializer import Serializer
 
 from pm25.contract import Reading, format_timestamp
 from pm25.detector import Detector
-from pm25.producing import ensure_topic
 from pm25.tasks import WrongAnswer
+from pm25.topics import ensure_topic
 
 EVENTS = ("exceeded", "resolved", None)
 PRACTICE_PARTITIONS = 3

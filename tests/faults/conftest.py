@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import subprocess
 
 import pytest
@@ -23,6 +25,25 @@ def processes():
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+SEED_KEY = pytest.StashKey[int]()
+
+
+@pytest.fixture
+def rng(request) -> random.Random:
+    """Seeded randomness for a fault test; the seed is printed if the test fails (PM25_FAULT_SEED repeats it)."""
+    seed = int(os.environ.get("PM25_FAULT_SEED") or random.randrange(2**32))
+    request.node.stash[SEED_KEY] = seed
+    return random.Random(seed)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and SEED_KEY in item.stash:
+        report.sections.append(("fault seed", f"repeat with PM25_FAULT_SEED={item.stash[SEED_KEY]}"))
+    return report
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

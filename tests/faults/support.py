@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nbformat
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.contract import Reading, encode
@@ -111,9 +112,15 @@ def create_topic(bootstrap_servers: str, name: str, partitions: int = 3) -> None
 
 def produce(bootstrap_servers: str, topic: str, readings: list[Reading]) -> None:
     messages = [(reading.key.encode(), encode(reading)) for reading in readings]
-    with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=50, batch_size=1 << 20) as producer:
+    with KafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        linger_ms=50,
+        batch_size=1 << 20,
+        request_timeout_ms=10_000,
+        delivery_timeout_ms=30_000,
+    ) as producer:
         futures = [producer.send(topic, key=key, value=value) for key, value in messages]
-        producer.flush(timeout=60)
+        producer.flush(timeout=40)  # longer than the delivery time-out: every send ends acknowledged or failed
     assert all(future.succeeded() for future in futures)
 
 
@@ -138,6 +145,48 @@ def committed_total(bootstrap_servers: str, group: str, topic: str) -> int:
     with KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False) as consumer:
         partitions = consumer.partitions_for_topic(topic) or set()
         return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+
+
+# -- the notebook in this process, cell by cell, as a kernel runs it -------------------------------
+
+
+class NotebookCells:
+    """Step 3's code cells run one by one in one namespace, so a test can run a cell again, as a learner does.
+
+    Cells are named by a line they hold (nbstripout renumbers cell ids whenever a cell is added).
+    """
+
+    def __init__(self, name: str = "step_3_event_processing.ipynb"):
+        notebook = nbformat.read(SRC / name, as_version=4)
+        self.cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+        self.namespace: dict = {"__name__": "__main__"}
+
+    def index(self, marker: str) -> int:
+        found = [number for number, source in enumerate(self.cells) if marker in source]
+        assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
+        return found[0]
+
+    def run(self, marker: str) -> None:
+        number = self.index(marker)
+        exec(compile(self.cells[number], f"<cell {number}: {marker}>", "exec"), self.namespace)
+
+    def run_before(self, marker: str) -> None:
+        """Every code cell before the one holding `marker`."""
+        for number in range(self.index(marker)):
+            exec(compile(self.cells[number], f"<cell {number}>", "exec"), self.namespace)
+
+    def run_until(self, marker: str) -> None:
+        """Every code cell up to and including the one holding `marker`."""
+        self.run_before(marker)
+        self.run(marker)
+
+    def __getitem__(self, name: str):
+        return self.namespace[name]
+
+
+DETECTOR_CELL = "detector = Detector("  # step 3's detector, from the settings
+LOOP_CELL = "while not idle.expired"  # step 3's poll loop
+CLOSE_CELL = "consumer.close()"  # the consumer and the alert producer closed
 
 
 # -- the notebooks as processes ------------------------------------------------------------------

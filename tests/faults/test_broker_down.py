@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from nbclient.exceptions import CellExecutionError
 
-from pm25 import contract, producing
+from pm25 import contract, producing, topics
 from pm25.broker import EmbeddedBroker, free_port
 from tests.faults.support import (
     boxes_geojson,
@@ -88,7 +88,7 @@ def test_a_broker_stopped_mid_send_makes_the_report_count_failures_and_close_ret
     broker = EmbeddedBroker().start()
     try:
         with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
-            print(producing.ensure_topic(admin, "pm25_stream"))
+            print(topics.ensure_topic(admin, "pm25_stream"))
         producer = KafkaProducer(bootstrap_servers=[broker.bootstrap_servers], **PRODUCER_OPTIONS)
         report = producing.DeliveryReport(show_first=0)
         for reading in readings[:200]:

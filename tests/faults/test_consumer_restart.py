@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import random
 import signal
 from collections import Counter
 
@@ -27,7 +25,7 @@ from tests.faults.support import (
 
 pytestmark = pytest.mark.faults
 
-BOXES, HOURS = 100, 200  # 20,000 readings: about 15 s of step 3, so a kill lands mid-stream
+BOXES, HOURS = 40, 150  # 6,000 readings: a dozen batches of poll(), so a kill lands mid-stream
 
 
 def _alert_keys(records) -> list[tuple]:
@@ -39,10 +37,30 @@ def _sorted_csv(path) -> pd.DataFrame:
     return table.sort_values(list(table.columns), ignore_index=True)
 
 
-def test_a_consumer_killed_mid_stream_and_restarted_ends_like_an_uninterrupted_one(
-    bootstrap_servers, topic, tmp_path, figures, processes
+# Runs step 3 and SIGKILLs it at its k-th commit, after the batch was processed and before the offsets are
+# committed: the worst moment, since everything processed since the last commit is done again after a restart.
+KILL_BEFORE_COMMIT = """
+import os, runpy, signal, sys
+import kafka
+
+commit, calls, k = kafka.KafkaConsumer.commit, [0], int(os.environ["KILL_AT_COMMIT"])
+
+def commit_or_die(self, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == k:
+        print(f"killed before commit {k}", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return commit(self, *args, **kwargs)
+
+kafka.KafkaConsumer.commit = commit_or_die
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+
+
+def test_a_consumer_killed_between_processing_and_commit_and_restarted_ends_like_an_uninterrupted_one(
+    bootstrap_servers, topic, tmp_path, figures, processes, rng
 ):
-    readings = random_walk_stream(BOXES, HOURS, seed=7)
+    readings = random_walk_stream(BOXES, HOURS, seed=rng.randrange(1000))
     create_topic(bootstrap_servers, topic)
     produce(bootstrap_servers, topic, readings)
     script = consumer_script(tmp_path)
@@ -58,22 +76,14 @@ def test_a_consumer_killed_mid_stream_and_restarted_ends_like_an_uninterrupted_o
         runs[name] = (env, data_dir, tmp_path / f"{name}.log")
     reference = start_script(script, runs["reference"][0], runs["reference"][2])
     env, killed_dir, killed_log = runs["killed"]
-    victim = start_script(script, env, killed_log)
+    wrapper = tmp_path / "kill_before_commit.py"
+    wrapper.write_text(KILL_BEFORE_COMMIT, encoding="utf-8")
+    victim = start_script(wrapper, {**env, "KILL_AT_COMMIT": str(rng.randrange(2, 8))}, killed_log, str(script))
     processes += [reference, victim]
-
-    # Kill once the group has committed a random share of the stream, so the kill lands between two commits.
-    rng = random.Random()
-    target = int(len(readings) * rng.uniform(0.2, 0.7))
     group = env["PM25_CONSUMER_GROUP"]
-    at_kill = wait_until(
-        lambda: (committed_total(bootstrap_servers, group, topic) >= target or victim.poll() is not None)
-        and committed_total(bootstrap_servers, group, topic),
-        120, f"group {group} to commit {target} offsets",
-    )  # fmt: skip
-    assert victim.poll() is None, f"step 3 ended before the kill (commit target {target}): make the stream longer"
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait(timeout=10)
-    assert victim.returncode == -signal.SIGKILL
+    victim.wait(timeout=120)
+    assert victim.returncode == -signal.SIGKILL, killed_log.read_text()[-2000:]
+    at_kill = committed_total(bootstrap_servers, group, topic)
     assert 0 < at_kill < len(readings), f"killed with {at_kill} of {len(readings)} offsets committed"
     assert not (killed_dir / "output" / "alerts.csv").exists(), "the kill came after the outputs were written"
 
@@ -124,7 +134,7 @@ def _alert_keys_from_csv(table: pd.DataFrame) -> list[tuple]:
 # first commit that left an alert undelivered.
 SLOW_ALERTS = """
 import os, runpy, signal, sys
-import kafka
+import kafka, kafka.future
 
 alert_topic, held = os.environ["PM25_ALERT_TOPIC"], []
 send, flush, commit = kafka.KafkaProducer.send, kafka.KafkaProducer.flush, kafka.KafkaConsumer.commit
@@ -132,12 +142,16 @@ send, flush, commit = kafka.KafkaProducer.send, kafka.KafkaProducer.flush, kafka
 def slow_send(self, topic, *args, **kwargs):
     if topic != alert_topic:
         return send(self, topic, *args, **kwargs)
-    held.append((self, args, kwargs))
+    future = kafka.future.Future()  # resolved once the send really happens, at the next flush
+    held.append((self, args, kwargs, future))
+    return future
 
 def delivering_flush(self, *args, **kwargs):
     while held:
-        producer, send_args, send_kwargs = held.pop(0)
-        send(producer, alert_topic, *send_args, **send_kwargs)
+        producer, send_args, send_kwargs, future = held.pop(0)
+        sent = send(producer, alert_topic, *send_args, **send_kwargs)
+        sent.add_callback(future.success)
+        sent.add_errback(future.failure)
     return flush(self, *args, **kwargs)
 
 def commit_then_die(self, *args, **kwargs):

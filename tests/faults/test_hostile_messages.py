@@ -122,6 +122,6 @@ def test_hostile_box_names_survive_the_alert_csv(names, figures, tmp_path_factor
         reading = contract.Reading(f"{number:024x}", name, "b" * 24, 51.9, 7.6, start, 50.0)
         alerts.append(detector.process(contract.decode(contract.encode(reading))))
     out = tmp_path_factory.mktemp("alerts")
-    consuming.write_outputs(out, alerts, consuming.Rejected(), pd.DataFrame())
+    consuming.write_outputs(out, alerts, consuming.Rejected(), pd.DataFrame(), consuming.Share((0,), 1, frozenset()))
     back = pd.read_csv(out / "alerts.csv", dtype=str, keep_default_na=False)
     assert back["boxName"].tolist() == names

@@ -1,0 +1,87 @@
+"""Two, three and four members of one group on three partitions, started together while the producer is
+still sending, all writing into one data folder, as a class does after TEACHERS.md's scale-out exercise."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from tests.faults.support import (
+    boxes_geojson,
+    committed_total,
+    consumer_script,
+    create_topic,
+    finish,
+    produce,
+    random_walk_stream,
+    read_topic,
+    script_env,
+    start_script,
+    wait_until,
+)
+
+pytestmark = pytest.mark.faults
+
+BOXES, STEPS = 24, 120  # 2,880 readings, every box at every step (so each member's stream time is the same)
+
+
+def alert_keys(records) -> Counter:
+    return Counter((m["boxId"], m["event"], m["timestamp"]) for m in (json.loads(r.value) for r in records))
+
+
+@pytest.mark.parametrize("members", [2, 3, 4])
+def test_members_of_one_group_share_the_work_and_together_equal_a_single_consumer(
+    members, bootstrap_servers, topic, tmp_path, rng, figures, processes
+):
+    readings = random_walk_stream(BOXES, STEPS, seed=rng.randrange(1000))
+    create_topic(bootstrap_servers, topic)
+    half = len(readings) // 2
+    produce(bootstrap_servers, topic, readings[:half])
+    script = consumer_script(tmp_path)
+    shared = tmp_path / "class"  # every member writes into the same folder, as in a class
+    shared.mkdir()
+    (shared / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    group = f"{topic}_group"
+    env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts", PM25_DATA_DIR=str(shared),
+                     PM25_CONSUMER_GROUP=group, PM25_IDLE_TIMEOUT_S="6")  # fmt: skip
+    logs = [tmp_path / f"member{number}.log" for number in range(members)]
+    started = [start_script(script, env, log) for log in logs]
+    processes += started
+
+    # The producer goes on sending while the group forms and works.
+    wait_until(lambda: committed_total(bootstrap_servers, group, topic) > 0, 120, "the group to commit")
+    for chunk in range(half, len(readings), 360):
+        produce(bootstrap_servers, topic, readings[chunk : chunk + 360])
+    printed = [finish(process, log, 240) for process, log in zip(started, logs, strict=True)]  # every member exits 0
+    assert committed_total(bootstrap_servers, group, topic) == len(readings)
+
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    (reference_dir / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    reference_env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts_reference",
+                               PM25_DATA_DIR=str(reference_dir), PM25_CONSUMER_GROUP=f"{group}_reference",
+                               PM25_IDLE_TIMEOUT_S="3")  # fmt: skip
+    finish(start_script(script, reference_env, tmp_path / "reference.log"), tmp_path / "reference.log", 240)
+
+    # The alerts on the group's alert topic: every one of the single consumer's, none else; duplicates counted.
+    expected = alert_keys(read_topic(bootstrap_servers, f"{topic}_alerts_reference"))
+    published = alert_keys(read_topic(bootstrap_servers, f"{topic}_alerts"))
+    assert len(expected) > 20, "the stream should raise alerts"
+    assert set(published) == set(expected)
+    assert not expected - published, "an alert is missing"
+    figures.alert_topic_duplicates += sum((published - expected).values())
+    figures.faults_injected += 1
+
+    # No partial view wrote the whole-topic files; each member's status rows equal the single consumer's.
+    assert not (shared / "output" / "alerts.csv").exists()
+    reference = pd.read_csv(reference_dir / "output" / "sensor_status.csv", dtype=str).set_index("boxId")
+    views = sorted((shared / "output").glob("sensor_status_partitions_*.csv"))
+    owned = [pd.read_csv(view, dtype=str).set_index("boxId") for view in views]
+    assert sum(len(view) for view in owned) == BOXES, [view.name for view in views]
+    for view in owned:
+        pd.testing.assert_frame_equal(view, reference.loc[view.index])
+    idle = [text for text in printed if "This member got no partition" in text]
+    assert len(idle) == max(0, members - 3)
