@@ -5,6 +5,19 @@ with these cells in place of the cells tagged `task:<name>`. TEACHERS.md shows t
 (tests/test_tasks.py checks that it does). Each cell stands alone: it imports what it uses.
 """
 
+# %% task:city_centre
+berlin_lat, berlin_lon = 52.5200, 13.4050  # latitude (north) first, then longitude (east)
+
+# %% task:bounding_box
+def bounding_box(corners):
+    lons = [lon for lon, lat in corners]
+    lats = [lat for lon, lat in corners]
+    return f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"
+
+# %% task:time_range
+time_from = "2023-02-26T08:00:00.000Z"
+time_to = "2023-03-01T09:00:00.000Z"
+
 # %% task:message_key
 key_field = "boxId"
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import folium
 import pandas as pd
 from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, LegendControl, Map
-from ipywidgets import HTML
+from ipywidgets import HTML, Output, VBox
 
-from pm25.geo import Aoi
+from pm25.geo import Aoi, AoiError, load_aoi, save_aoi
 from pm25.status import mean_column
 
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
@@ -38,13 +37,60 @@ def legend_entries(window_hours: float) -> tuple[str, dict[str, str]]:
     return f"{window_hours:g} h mean PM2.5 (µg/m³)", entries
 
 
-def drawing_map(center: tuple[float, float], on_drawn: Callable[[dict], None], zoom: int = 11) -> Map:
-    """A map on which the learner draws a rectangle or polygon; `on_drawn` gets its GeoJSON."""
-    area_map = Map(center=center, zoom=zoom, scroll_wheel_zoom=True)
-    draw = DrawControl(rectangle=SHAPE_STYLE, polygon=SHAPE_STYLE, polyline={}, circlemarker={}, marker={})
-    draw.on_draw(lambda control, action, geo_json: on_drawn(geo_json) if action == "created" else None)
-    area_map.add(draw)
-    return area_map
+class AreaPicker:
+    """A map to draw the area of interest on, with a line under it that says what happened.
+
+    The latest rectangle or polygon on the map is the area. Drawn or edited, it is saved to `saved`
+    (so it is still there next time); when every shape is deleted, `saved` is removed and the default
+    area applies again. A saved area is shown on the map at the start, so it can be edited or deleted.
+    """
+
+    def __init__(self, center: tuple[float, float], saved: Path, zoom: int = 11):
+        self.saved = Path(saved)
+        self.drawing: dict | None = None  # the latest usable shape drawn in this session, as GeoJSON
+        self.draw = DrawControl(rectangle=SHAPE_STYLE, polygon=SHAPE_STYLE, polyline={}, circlemarker={}, marker={})
+        earlier = _saved_area(self.saved)
+        if earlier:
+            self.draw.data = [earlier]
+        # The shapes as the map has them after each create, edit or delete (a draw event comes before them).
+        self.draw.observe(self._shapes_changed, names="data")
+        area_map = Map(center=center, zoom=zoom, scroll_wheel_zoom=True)
+        area_map.add(self.draw)
+        self.messages = Output()  # under the map: a print() from a map event would go to Lab's hidden log
+        self.widget = VBox([area_map, self.messages])
+        if earlier:
+            self._say(f"The area saved in {self.saved.name} is on the map: edit or delete it, or draw another.")
+
+    def _shapes_changed(self, change: dict) -> None:
+        shapes = change["new"]
+        if not shapes:
+            self.drawing = None
+            self.saved.unlink(missing_ok=True)
+            self._say(f"Deleted: {self.saved.name} is removed, the next cell uses the default area.")
+            return
+        try:
+            aoi = Aoi.from_geojson(shapes[-1], "area you drew")
+        except AoiError as error:
+            self._say(f"❌ {error}")
+            return
+        save_aoi(aoi, self.saved)
+        self.drawing = shapes[-1]
+        what = "your changed area" if self.draw.last_action == "edited" else "your area"
+        self._say(f"Saved {what} (about {aoi.area_km2():.0f} km²) to {self.saved.name}. Run the next cell to use it.")
+
+    def _say(self, text: str) -> None:
+        self.messages.outputs = ({"output_type": "stream", "name": "stdout", "text": text + "\n"},)
+
+
+def _saved_area(path: Path) -> dict | None:
+    """The saved area as a GeoJSON feature for the map; None when there is none (or it cannot be read:
+    the next cell says why)."""
+    if not path.exists():
+        return None
+    try:
+        return load_aoi(path, "saved area").as_geojson()["features"][0]
+    except AoiError:
+        return None
 
 
 def boxes_map(aoi: Aoi, boxes: list[dict]) -> Map:

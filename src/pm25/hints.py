@@ -1,0 +1,39 @@
+"""A cell run before the cells it needs: one line that says what to do, instead of a NameError traceback.
+
+    from pm25 import hints
+    hints.install()   # in a notebook's first code cell
+
+Only names looked up in the notebook's own namespace get the hint; a NameError inside a library keeps
+its traceback, where it helps.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+
+def install() -> None:
+    """Show a NameError from the notebook's cells as one ❌ line (nothing happens outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((NameError,), _show)
+
+
+def hint(name: str | None) -> str:
+    return (
+        f"❌ `{name}` is not defined yet: run the cells above this one first (Run → Run All Above Selected Cell). "
+        "If no cell above defines it, check its spelling."
+    )
+
+
+def _show(shell, kind: type, error: NameError, trace: TracebackType, tb_offset=None) -> None:
+    last = trace
+    while last.tb_next is not None:
+        last = last.tb_next
+    if last.tb_frame.f_globals is shell.user_ns:  # a name of the notebook, not of a library
+        error._render_traceback_ = lambda: [hint(error.name)]  # IPython shows this instead of the traceback
+    shell.showtraceback((kind, error, trace), tb_offset=tb_offset)
