@@ -1,11 +1,13 @@
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from pm25.checks import api_time_range, check_bbox, check_city_centre, choose_time_range
-from pm25.config import ConfigError, Settings
+from pm25.checks import api_time_range, check_bounding_box, check_city_centre, check_time_range, choose_time_range
+from pm25.config import Settings
 from pm25.geo import Aoi, AoiError, check_coordinates, choose_aoi, default_aoi, save_aoi
+from pm25.tasks import WrongAnswer
 
 SQUARE = {"type": "Polygon", "coordinates": [[[7.6, 51.9], [7.7, 51.9], [7.7, 52.0], [7.6, 52.0], [7.6, 51.9]]]}
 
@@ -75,47 +77,83 @@ def test_saved_aoi_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("lat", "lon", "verdict"),
+    ("lat", "lon", "hint"),
     [
-        (52.5163, 13.3777, "✅"),
-        (13.3777, 52.5163, "swapped"),
-        (48.14, 11.58, "km away"),
+        (13.3777, 52.5163, "swapped them"),
+        (48.14, 11.58, "km from the centre"),
+        (-52.52, 13.405, "Check the signs"),
         (95.0, 7.6, "-90..90"),
+        ("52.52", 13.405, "without quotes"),
         (float("nan"), 7.6, "not a number"),
+        (..., 13.4, "not a number"),
     ],
 )
-def test_task_1_feedback(lat, lon, verdict):
-    assert verdict in check_city_centre(lat, lon)
+def test_task_1_wrong_answers_get_their_hint(lat, lon, hint):
+    with pytest.raises(WrongAnswer, match=hint):
+        check_city_centre(lat, lon)
 
 
-def test_task_3_feedback():
-    aoi = Aoi.from_geojson(SQUARE, "x")
-    assert check_bbox("7.6,51.9,7.7,52.0", aoi).startswith("✅")
-    assert "Longitude comes first" in check_bbox("51.9,7.6,52.0,7.7", aoi)
-    assert "four numbers" in check_bbox("7.6,51.9,7.7", aoi)
-    assert "not four comma-separated numbers" in check_bbox("west,south,east,north", aoi)
-    assert "not your area" in check_bbox("0,0,1,1", aoi)
-    assert "smallest values come first" in check_bbox("7.7,52.0,7.6,51.9", aoi)
+def test_task_1_accepts_a_point_in_the_centre():
+    assert check_city_centre(52.5163, 13.3777).startswith("Right")
+
+
+def bbox_from_corners(corners):
+    lons = [lon for lon, lat in corners]
+    lats = [lat for lon, lat in corners]
+    return f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"
+
+
+def test_task_3_accepts_a_function_that_gives_the_bbox_text():
+    assert check_bounding_box(Aoi.from_geojson(SQUARE, "x"))(bbox_from_corners).startswith("Right: 7.6,51.9,7.7,52.0")
 
 
 @pytest.mark.parametrize(
-    ("time_from", "time_to", "message"),
+    ("answer", "hint"),
     [
-        ("2024-01-15", "2024-01-21T23:59:59.000Z", "YYYY-MM-DDTHH:MM:SS.sssZ"),
-        ("2024-01-15T00:00:00+01:00", "2024-01-21T23:59:59.000Z", "YYYY-MM-DDTHH:MM:SS.sssZ"),
-        ("2024-01-21T00:00:00.000Z", "2024-01-15T00:00:00.000Z", "swap"),
-        ("2099-01-01T00:00:00.000Z", "2099-01-02T00:00:00.000Z", "in the past"),
-        ("2024-13-01T00:00:00.000Z", "2024-01-21T23:59:59.000Z", "ISO 8601"),
+        (lambda corners: [7.6, 51.9, 7.7, 52.0], "That is a list"),
+        (lambda corners: "51.9,7.6,52.0,7.7", "Longitude comes first"),
+        (lambda corners: "7.7,52.0,7.6,51.9", "smallest values come first"),
+        (lambda corners: "7.6,51.9,7.7", "has 3"),
+        (lambda corners: "west,south,east,north", "not four numbers"),
+        (lambda corners: "0,0,1,1", "not your area's bounding box"),
+        (lambda corners: None, "the API wants a text"),
+        (lambda corners: min(corner[2] for corner in corners), "stopped with IndexError"),
     ],
 )
-def test_task_4_refuses_unusable_ranges_with_the_fix(time_from, time_to, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")) as raised:
-        api_time_range(time_from, time_to)
-    assert "time_from" in str(raised.value) or "time_to" in str(raised.value)  # the learner's names, not PM25_*
+def test_task_3_wrong_answers_get_their_hint(answer, hint):
+    with pytest.raises(WrongAnswer, match=hint):
+        check_bounding_box(Aoi.from_geojson(SQUARE, "x"))(answer)
+
+
+@pytest.mark.parametrize(
+    ("time_from", "time_to", "hint"),
+    [
+        ("2024-01-15", "2024-01-21T23:59:59.000Z", "a date alone"),
+        ("2024-01-15 00:00:00.000Z", "2024-01-21T23:59:59.000Z", "put a T"),
+        ("2024-01-15T00:00:00", "2024-01-21T23:59:59.000Z", "end it with Z"),
+        ("2024-01-15T00:00:00+01:00", "2024-01-21T23:59:59.000Z", "has an offset"),
+        (datetime(2024, 1, 15, tzinfo=UTC), "2024-01-21T23:59:59.000Z", "write it as text"),
+        ("2024-13-01T00:00:00.000Z", "2024-01-21T23:59:59.000Z", "not a real moment"),
+        ("2024-01-21T00:00:00.000Z", "2024-01-15T00:00:00.000Z", "did you swap them"),
+        ("2099-01-01T00:00:00.000Z", "2099-01-02T00:00:00.000Z", "in the future"),
+        ("15.01.2024", "2024-01-21T23:59:59.000Z", "YYYY-MM-DDTHH:MM:SS.sssZ"),
+    ],
+)
+def test_task_4_wrong_answers_get_their_hint_naming_the_variable(time_from, time_to, hint):
+    with pytest.raises(WrongAnswer, match=re.escape(hint)) as raised:
+        check_time_range(time_from, time_to)
+    assert "`time_from`" in str(raised.value) or "`time_to`" in str(raised.value)
+
+
+def test_task_4_accepts_the_api_form_with_and_without_milliseconds():
+    assert api_time_range("2024-01-15T00:00:00Z", "2024-01-21T23:59:59.999Z") == (
+        datetime(2024, 1, 15, tzinfo=UTC),
+        datetime(2024, 1, 21, 23, 59, 59, 999000, tzinfo=UTC),
+    )
 
 
 def test_learner_errors_show_as_one_line_in_a_notebook():
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(WrongAnswer) as raised:
         api_time_range("2024-01-15", "2024-01-21T23:59:59.000Z")
     assert raised.value._render_traceback_() == [f"❌ {raised.value}"]
 

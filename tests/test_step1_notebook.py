@@ -1,11 +1,19 @@
-"""Step 1 run headless as a learner's kernel runs it: offline, and with an area saved earlier."""
+"""Step 1 run headless as a learner's kernel runs it: offline, with an area saved earlier, with wrong answers
+and cells run out of order."""
 
 import json
 
+import nbformat
 import pandas as pd
+import pytest
+from nbclient.exceptions import CellExecutionError
 
 from pm25.geo import Aoi, save_aoi
-from tests.notebooks import execute_notebook, stream_text
+from pm25.hints import hint
+from pm25.tasks import solution
+from tests.notebooks import SRC, execute_notebook, learner_error, run, stream_text, task_cells, with_answer
+
+SOLVED_BBOX = solution("bounding_box")
 
 
 def test_offline_run_uses_the_bundled_recording_and_writes_both_files(tmp_path):
@@ -39,3 +47,45 @@ def test_an_area_saved_earlier_is_used_and_named(tmp_path, replay_api):
     readings = pd.read_csv(tmp_path / "pm25_readings.csv")
     assert set(readings["boxName"]) == {"Berliner Allee", "Updown"}
     assert len(readings) == 1699 + 1693
+
+
+STEP_1 = SRC / "step_1_data_prep.ipynb"
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "hint"),
+    [
+        ("city_centre", "berlin_lat, berlin_lon = 13.4050, 52.5200", "You swapped them"),
+        ("bounding_box", SOLVED_BBOX.replace('f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"',
+                                             "[min(lons), min(lats), max(lons), max(lats)]"), "That is a list"),
+        ("bounding_box", SOLVED_BBOX.replace('f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"',
+                                             'f"{min(lats)},{min(lons)},{max(lats)},{max(lons)}"'),
+         "Longitude comes first"),
+        ("time_range", 'time_from = "2023-02-26"\ntime_to = "2023-03-01T09:00:00.000Z"', "a date alone"),
+        ("time_range", 'time_from = "2023-03-01T09:00:00.000Z"\ntime_to = "2023-02-26T08:00:00.000Z"',
+         "did you swap them"),
+    ],
+)  # fmt: skip
+def test_a_wrong_answer_in_step_1_gets_its_hint(task, answer, hint, tmp_path):
+    notebook = with_answer(nbformat.read(STEP_1, as_version=4), task, answer)
+    assert hint in learner_error(notebook, SRC, {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path)})
+
+
+def test_a_learners_own_right_answer_is_confirmed_and_used(tmp_path):
+    answer = "berlin_lat, berlin_lon = 52.5163, 13.3777"
+    notebook = with_answer(nbformat.read(STEP_1, as_version=4), "city_centre", answer)
+    notebook.cells = notebook.cells[: notebook.cells.index(task_cells(notebook)["city_centre"]) + 2]
+    printed = stream_text(run(notebook, SRC, {"PM25_DATA_DIR": str(tmp_path)}))
+    assert "✅ Right: (52.5163, 13.3777) is 1.9 km from the centre of Berlin." in printed
+
+
+def test_a_cell_run_before_the_cells_it_needs_says_so_in_one_line(tmp_path):
+    notebook = nbformat.read(STEP_1, as_version=4)
+    imports = next(cell for cell in notebook.cells if "hints.install()" in cell.source)
+    bbox_check = next(cell for cell in notebook.cells if "check_bounding_box(aoi)" in cell.source)
+    notebook.cells = [imports, bbox_check]  # Task 3's check without Task 2's cell before it
+    with pytest.raises(CellExecutionError) as raised:
+        run(notebook, SRC, {"PM25_DATA_DIR": str(tmp_path)})
+    assert raised.value.ename == "NameError"
+    shown = next(output for output in notebook.cells[1].outputs if output.output_type == "error")["traceback"]
+    assert shown == [hint("aoi")]
