@@ -1,7 +1,9 @@
-"""`make lab` serves JupyterLab on 127.0.0.1 with a token, next to a running broker."""
+"""`make lab` serves JupyterLab on 127.0.0.1 with a token, rooted at the repository, next to a running broker;
+a port in use stops it with a message naming the variable that moves it."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,33 +33,85 @@ def _jupyter_answers(url):
         return False
 
 
-def test_lab_needs_the_token_listens_on_loopback_and_stops_with_the_broker():
-    if not port_is_free(9092):
-        pytest.skip("port 9092 is taken (a compose stack?); make lab would refuse, as it should")
-    port = free_port()
-    env = {**os.environ, "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": "lab-test-token"}
+def _lab(stderr=subprocess.PIPE, **variables):
+    env = {**os.environ, "JUPYTER_TOKEN": "lab-test-token", **variables}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pm25.lab"], cwd=SRC, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(
+        [sys.executable, "-m", "pm25.lab"], cwd=SRC, env=env, stdout=subprocess.PIPE, stderr=stderr,
         text=True, start_new_session=True,
     )  # fmt: skip
+
+
+@pytest.fixture
+def taken_port():
+    """A port some other program listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_lab_needs_the_token_listens_on_loopback_and_stops_with_the_broker():
+    port, kafka_port = free_port(), free_port()
+    process = _lab(subprocess.DEVNULL, JUPYTER_PORT=str(port), KAFKA_PORT=str(kafka_port))  # Jupyter's log: unread
     try:
         base = f"http://127.0.0.1:{port}"
         assert _wait_until(lambda: _jupyter_answers(f"{base}/api/status"))
         assert requests.get(f"{base}/api/status", timeout=5).status_code == 403
         with_token = requests.get(f"{base}/api/status", params={"token": "lab-test-token"}, timeout=5)
         assert with_token.status_code == 200
-        with KafkaAdminClient(bootstrap_servers="127.0.0.1:9092") as admin:
+        with KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{kafka_port}") as admin:
             assert isinstance(admin.list_topics(), list)
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout.split("\n")
-        for wanted in (port, 9092):
+        for wanted in (port, kafka_port):
             addresses = {line.split()[3] for line in listening if line and line.split()[3].endswith(f":{wanted}")}
             assert addresses == {f"127.0.0.1:{wanted}"}
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl+C in the terminal does
         os.killpg(process.pid, signal.SIGINT)  # Jupyter asks for confirmation; a second Ctrl+C confirms
-        process.wait(timeout=30)
-        assert _wait_until(lambda: port_is_free(9092) and port_is_free(port), timeout_s=15)
+        printed, _ = process.communicate(timeout=30)
+        assert f"Kafka broker: 127.0.0.1:{kafka_port}" in printed
+        assert f"Open JupyterLab at {base}/lab/tree/src/step_1_data_prep.ipynb?token=lab-test-token" in printed
+        assert _wait_until(lambda: port_is_free(kafka_port) and port_is_free(port), timeout_s=15)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_lab_is_rooted_at_the_repository_and_opens_on_step_1():
+    port = free_port()
+    process = _lab(subprocess.DEVNULL, JUPYTER_PORT=str(port), KAFKA_PORT=str(free_port()))
+    try:
+        base, token = f"http://127.0.0.1:{port}", {"token": "lab-test-token"}
+        assert _wait_until(lambda: _jupyter_answers(f"{base}/api/status"))
+        for linked in ("README.md", "TEACHERS.md", "img/architecture.svg", "src/step_1_data_prep.ipynb"):
+            assert requests.get(f"{base}/api/contents/{linked}", params=token, timeout=5).status_code == 200, linked
+        home = requests.get(f"{base}/", params=token, timeout=5, allow_redirects=False)
+        assert home.headers["Location"].startswith("/lab/tree/src/step_1_data_prep.ipynb")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_a_jupyter_port_in_use_is_refused_naming_JUPYTER_PORT(taken_port):
+    kafka_port = free_port()
+    process = _lab(JUPYTER_PORT=str(taken_port), KAFKA_PORT=str(kafka_port))
+    printed, errors = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert f"Port {taken_port} on 127.0.0.1 is in use" in errors and "JUPYTER_PORT=" in errors
+    assert "Open JupyterLab" not in printed  # no address of a server that is not ours
+    assert port_is_free(kafka_port)  # and no broker left behind
+
+
+def test_a_kafka_port_in_use_is_refused_naming_KAFKA_PORT_and_no_option_make_lab_lacks(taken_port):
+    process = _lab(JUPYTER_PORT=str(free_port()), KAFKA_PORT=str(taken_port))
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "KAFKA_PORT=" in errors and f"KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{taken_port} make lab" in errors
+    assert "--port" not in errors
+
+
+def test_a_port_that_is_not_a_number_is_named():
+    process = _lab(JUPYTER_PORT="eighty")
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 2 and "JUPYTER_PORT='eighty' is not a port" in errors

@@ -1,7 +1,10 @@
 """`make lab`: the tutorial without Docker, an embedded Kafka broker plus JupyterLab on 127.0.0.1.
 
-A broker named by KAFKA_BOOTSTRAP_SERVERS is used instead of starting one. The token comes from
-JUPYTER_TOKEN, or is made up fresh; either way it is printed with the address to open.
+JupyterLab's root folder is the repository, so the notebooks' links to README.md, TEACHERS.md and img/
+open inside it; it opens on step 1. JUPYTER_PORT (8888) and KAFKA_PORT (9092, the embedded broker) choose
+the ports; a port in use stops it with a message naming the variable that moves it. A broker named by
+KAFKA_BOOTSTRAP_SERVERS is used instead of starting one. The token comes from JUPYTER_TOKEN, or is made
+up fresh; either way it is printed with the address to open.
 """
 
 from __future__ import annotations
@@ -12,35 +15,76 @@ import subprocess
 import sys
 from contextlib import ExitStack
 
-from pm25.broker import BrokerError, EmbeddedBroker
+from pm25.broker import HOST, BrokerError, EmbeddedBroker, port_is_free
 from pm25.config import REPO_DIR
+
+FIRST_NOTEBOOK = "src/step_1_data_prep.ipynb"
+DEFAULT_PORTS = {"JUPYTER_PORT": 8888, "KAFKA_PORT": 9092}
+
+
+class PortError(ValueError):
+    """A port that cannot be used, with the way out."""
 
 
 def jupyter_command(port: int) -> list[str]:
     command = [
-        sys.executable, "-m", "jupyter", "lab",
-        "--ip=127.0.0.1", f"--port={port}", "--no-browser",
-        f"--ServerApp.root_dir={REPO_DIR / 'src'}",
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        f"--ip={HOST}", f"--port={port}",
+        "--ServerApp.port_retries=0",  # a port in use is an error, never a quiet move to another port
+        f"--ServerApp.root_dir={REPO_DIR}",
+        f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
     ]  # fmt: skip
     if os.geteuid() == 0:  # CI and some containers run as root; Jupyter refuses root without this
         command.append("--allow-root")
     return command
 
 
+def chosen_port(env: dict[str, str], variable: str) -> int:
+    text = env.get(variable) or str(DEFAULT_PORTS[variable])
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise PortError(f"{variable}={text!r} is not a port: use a number from 1024 to 65535, e.g. {variable}=8899.")
+    return int(text)
+
+
+def a_free_port_after(port: int) -> int:
+    return next(candidate for candidate in range(port + 1, 65536) if port_is_free(candidate))
+
+
+def check_free(port: int, variable: str, used_by: str) -> None:
+    if not port_is_free(port):
+        raise PortError(
+            f"Port {port} on {HOST} is in use{used_by}. Stop that program, or choose another port: "
+            f"{variable}={a_free_port_after(port)} make lab"
+        )
+
+
 def main() -> int:
     env = dict(os.environ)
     env["JUPYTER_TOKEN"] = env.get("JUPYTER_TOKEN") or secrets.token_urlsafe(24)
-    port = int(env.get("JUPYTER_PORT", "8888"))
+    start_broker = not env.get("KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        port = chosen_port(env, "JUPYTER_PORT")
+        check_free(port, "JUPYTER_PORT", " (another JupyterLab, or the Docker stack?)")
+        if start_broker:
+            kafka_port = chosen_port(env, "KAFKA_PORT")
+            check_free(
+                kafka_port, "KAFKA_PORT",
+                f" (a broker of the Docker stack or another make lab? Then use it: "
+                f"KAFKA_BOOTSTRAP_SERVERS={HOST}:{kafka_port} make lab)",
+            )  # fmt: skip
+    except PortError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 2
     with ExitStack() as services:
-        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        if start_broker:
             try:
-                broker = services.enter_context(EmbeddedBroker(port=9092))
+                broker = services.enter_context(EmbeddedBroker(port=kafka_port))
             except BrokerError as error:
                 print(f"Error: {error}", file=sys.stderr)
                 return 2
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         print(f"Kafka broker: {env['KAFKA_BOOTSTRAP_SERVERS']}")
-        print(f"Open JupyterLab at http://127.0.0.1:{port}/lab?token={env['JUPYTER_TOKEN']}", flush=True)
+        print(f"Open JupyterLab at http://{HOST}:{port}/lab/tree/{FIRST_NOTEBOOK}?token={env['JUPYTER_TOKEN']}")
         print("Press Ctrl+C (twice if Jupyter asks) to stop JupyterLab and the broker.", flush=True)
         try:
             return subprocess.run(jupyter_command(port), env=env).returncode
