@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -29,7 +30,10 @@ EXECUTED_PROMPT = re.compile(r"^\[\d+\]:$")
 
 
 def open_notebook(page: Page, lab, name: str, timeout_s: float = 90) -> None:
-    """Open src/<name> and wait until its kernel runs and is idle, choosing one if JupyterLab asks."""
+    """Open src/<name> and wait until its kernel runs and is idle, choosing one if JupyterLab asks.
+
+    JupyterLab's root is the repository (so the notebooks' links to README.md and img/ work)."""
+    name = f"src/{name}"
     page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=timeout_s * 1000)
     indicator = page.locator(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator")
@@ -133,8 +137,10 @@ def snap(locator: Locator, path: Path) -> None:
 def notebook(page, lab):
     """Open src/<name>, run all cells through the menu, wait until all ran; shut its kernel down after."""
 
-    def run(name: str) -> Page:
+    def run(name: str, answer: Callable[[Page], None] | None = None) -> Page:
         open_notebook(page, lab, name)
+        if answer:
+            answer(page)
         run_all_cells(page)
         wait_until_executed(page)
         return page
@@ -143,9 +149,25 @@ def notebook(page, lab):
     shutdown_kernels(lab)
 
 
-def test_step_1_downloads_and_maps_every_box(notebook, lab, screenshots):
-    page = notebook("step_1_data_prep.ipynb")
+TASK_1_ANSWER = "berlin_lat, berlin_lon = 52.5163, 13.3777"
+
+
+def type_task_1_answer(page: Page) -> None:
+    """As a learner answers: click into Task 1's cell, select its skeleton and type over it."""
+    editor = page.locator(".jp-CodeCell", has_text="# Task 1: the centre of Berlin").locator(".cm-content")
+    editor.click()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(TASK_1_ANSWER)
+    expect(editor).to_have_text(TASK_1_ANSWER)
+
+
+def test_step_1_checks_a_typed_answer_downloads_and_maps_every_box(notebook, lab, screenshots):
+    page = notebook("step_1_data_prep.ipynb", answer=type_task_1_answer)
     assert_no_errors(page)
+    outputs = page.locator(".jp-OutputArea-output")
+    confirmed = "✅ Right: (52.5163, 13.3777) is 1.9 km from the centre of Berlin."
+    expect(outputs.filter(has_text=confirmed)).to_have_count(1)
+    expect(outputs.filter(has_text="⏳ Task 'bounding_box'")).to_have_count(1)  # unanswered: the solution is used
     boxes = number_of_boxes(lab.data_dir)
     assert boxes > 0
     maps = page.locator(".jp-OutputArea-output .leaflet-container")
@@ -156,6 +178,16 @@ def test_step_1_downloads_and_maps_every_box(notebook, lab, screenshots):
     plot = page.locator('.jp-OutputArea-output[data-mime-type="image/png"] img').last
     expect(plot).to_be_visible()
     snap(plot, screenshots / "step_1_pm25_plot.png")
+
+
+def test_step_1_link_to_the_readme_opens_it_in_jupyterlab(page, lab):
+    open_notebook(page, lab, "step_1_data_prep.ipynb")
+    page.locator(".jp-MarkdownCell .jp-RenderedMarkdown a", has_text="Background").first.click()
+    expect(page.locator(".lm-TabBar-tab.lm-mod-current", has_text="README.md")).to_have_count(1)
+    readme = page.locator(".jp-MarkdownViewer .jp-RenderedMarkdown")  # rendered, not the Markdown source
+    expect(readme.locator("h2", has_text="Background")).to_have_count(1)
+    expect(readme.locator("h1")).to_contain_text("Streaming air-quality data with Apache Kafka")
+    shutdown_kernels(lab)
 
 
 def test_step_2_sends_everything_and_every_message_is_acknowledged(notebook, screenshots):
