@@ -79,3 +79,14 @@ def test_readings_plot_tells_boxes_apart_without_colour():
     assert len(lines) == 10
     shapes = {(line.get_linestyle(), line.get_marker()) for line in lines}
     assert len(shapes) == 10  # each box has its own line style and marker, not only its own colour
+
+
+def test_readings_plot_keeps_the_plot_wide_with_the_legend_of_48_boxes(recwarn):
+    table = pd.DataFrame(
+        [(f"senseBox number {box}", T0 + timedelta(hours=hour), float(hour)) for box in range(48) for hour in range(3)],
+        columns=["boxName", "timestamp", "value"],
+    )
+    figure = plots.readings_plot(table)
+    figure.canvas.draw()  # the layout is made when drawn
+    assert figure.axes[0].get_position().width > 0.8  # the legend is under the plot, not squeezing it
+    assert not [warning for warning in recwarn if "layout" in str(warning.message)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from itertools import cycle
 from pathlib import Path
 
@@ -15,6 +16,7 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 # (line style, marker) shape alone after 15.
 LINE_STYLES = ["-", "--", ":"]
 MARKERS = ["o", "s", "^", "D", "v"]
+LEGEND_COLUMNS = 4
 
 
 def line_styles():
@@ -28,15 +30,16 @@ def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure
     series = readings.assign(time=pd.to_datetime(readings["timestamp"], utc=True).dt.floor("h"))
     hourly = series.groupby(["boxName", "time"])["value"].mean()
     boxes = sorted(hourly.index.get_level_values("boxName").unique())
-    figure, axis = plt.subplots(figsize=(11, 4.5))
+    # The legend goes under the plot, in columns: beside it, 48 boxes' names would squeeze the plot to a sliver.
+    legend_rows = math.ceil((len(boxes) + 1) / LEGEND_COLUMNS)
+    figure, axis = plt.subplots(figsize=(11, 4 + 0.2 * legend_rows), layout="constrained")
     for box_name, (colour, style, marker) in zip(boxes, line_styles(), strict=False):
         rows = hourly.loc[box_name]
         axis.plot(rows.index, rows.values, color=colour, linestyle=style, marker=marker,
                   markevery=max(1, len(rows) // 6), markersize=4, linewidth=1, label=box_name)  # fmt: skip
     axis.axhline(threshold, color="black", linestyle="--", linewidth=1.5, label=f"{threshold:g} µg/m³")
     axis.set(ylabel="PM2.5 (µg/m³)", title="Hourly mean PM2.5 per senseBox")
-    axis.legend(fontsize="x-small", ncol=max(1, len(boxes) // 16 + 1), loc="upper left", bbox_to_anchor=(1.01, 1))
-    figure.tight_layout()
+    figure.legend(fontsize="x-small", ncol=LEGEND_COLUMNS, loc="outside lower center")
     return figure
 
 
