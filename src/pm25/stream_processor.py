@@ -1,0 +1,253 @@
+"""Step 3's rule on Quix Streams: a stream-processing library keeps the windows, not our code.
+
+    python -m pm25.stream_processor --group NAME --state-dir DIR [--idle-timeout-s 10]
+
+runs one instance of the application (the notebook starts two of them as processes). The rule is
+decision 2 of the tutorial, the one `pm25.detector.Detector` implements, in three steps:
+
+1. `ReadingGate` (stateful filter): drop messages that break the contract, saturated values,
+   duplicates and late readings (not newer than the box's newest), and count each kind;
+2. hourly means: a tumbling event-time window of one clock hour per box, emitted on every reading
+   (`.current()`), so each reading sees its hour's mean so far;
+3. `DailyMeanRule` (stateful apply): the hourly means of the last `window_hours` clock hours, their
+   mean once at least `min_hours` have data, and the exceeded/resolved transitions.
+
+Quix keeps the state of steps 1-3 in RocksDB and writes every change to a changelog topic; an
+instance that takes over a partition restores that partition's state from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+from quixstreams import Application
+from quixstreams.dataframe.windows import Latest, Mean
+from quixstreams.models.serializers import Deserializer
+
+from pm25.config import Settings
+from pm25.contract import VALUE_LIMIT, InvalidMessage, decode, format_timestamp
+from pm25.errors import LearnerError
+
+EXCEEDED, RESOLVED = "exceeded", "resolved"
+HOUR_MS = 3_600_000
+# Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
+# and the embedded broker reports none unless a topic was given one.
+DEFAULT_RETENTION_MS = str(7 * 24 * HOUR_MS)
+
+
+class ReadingDeserializer(Deserializer):
+    """A message value becomes a dict of what the rule needs, or {"rejected": reason}: never an exception,
+    so one bad message cannot stop the application."""
+
+    def __call__(self, value: bytes, ctx) -> dict:
+        try:
+            reading = decode(value)
+        except InvalidMessage:
+            return {"rejected": "sensor saturated" if _is_saturated(value) else "invalid"}
+        if reading.value >= VALUE_LIMIT:
+            return {"rejected": "sensor saturated"}
+        return {
+            "boxId": reading.box_id,
+            "boxName": reading.box_name,
+            "timestamp": format_timestamp(reading.timestamp),
+            "time_ms": round(reading.timestamp.timestamp() * 1000),
+            "value": reading.value,
+        }
+
+
+def _is_saturated(raw: bytes) -> bool:
+    """The contract rejects 999.9 and above; the rule counts those apart, as 'sensor saturated'."""
+    try:
+        value = json.loads(raw).get("value")
+        return isinstance(value, int | float) and not isinstance(value, bool) and value >= VALUE_LIMIT
+    except (ValueError, AttributeError, RecursionError):
+        return False
+
+
+def event_time(value: dict, headers, timestamp: int, timestamp_type) -> int:
+    """Windows run on the reading's own time (event time), not on when Kafka received it."""
+    return value.get("time_ms", timestamp)
+
+
+class ReadingGate:
+    """Stateful filter: True for a reading that enters its box's window; counts the ones that do not."""
+
+    def __init__(self):
+        self.counts = Counter(processed=0, invalid=0, saturated=0, duplicates=0, late=0)
+
+    def __call__(self, value: dict, state) -> bool:
+        if "rejected" in value:
+            self.counts["saturated" if value["rejected"] == "sensor saturated" else "invalid"] += 1
+            return False
+        newest = state.get("newest_ms")
+        if newest is not None and value["time_ms"] <= newest:
+            self.counts["duplicates" if value["time_ms"] == newest else "late"] += 1
+            return False
+        state.set("newest_ms", value["time_ms"])
+        self.counts["processed"] += 1
+        return True
+
+
+class DailyMeanRule:
+    """Stateful apply on each updated hourly mean: the 24-hour mean, its coverage and the box's state."""
+
+    def __init__(self, threshold: float = 15.0, window_hours: int = 24, min_hours: int = 18):
+        self.threshold, self.window_hours, self.min_hours = float(threshold), int(window_hours), int(min_hours)
+
+    def __call__(self, hour: dict, state) -> dict | None:
+        # Hour starts -> means, for the clock hours (now - window_hours, now].
+        oldest_kept = hour["start"] - (self.window_hours - 1) * HOUR_MS
+        hours = {start: mean for start, mean in state.get("hourly_means", []) if start >= oldest_kept}
+        hours[hour["start"]] = hour["mean"]
+        state.set("hourly_means", sorted(hours.items()))
+        if len(hours) < self.min_hours:
+            return None  # not enough data: no new decision, the state stays
+        mean = math.fsum(hours.values()) / len(hours)
+        exceeded = state.get("exceeded", False)
+        if not exceeded and mean > self.threshold:
+            event = EXCEEDED
+        elif exceeded and mean <= self.threshold:
+            event = RESOLVED
+        else:
+            return None
+        state.set("exceeded", event == EXCEEDED)
+        return {
+            "boxId": hour["boxId"],
+            "boxName": hour["boxName"],
+            "event": event,
+            "timestamp": hour["timestamp"],
+            "mean": mean,
+            "n_hours": len(hours),
+            "threshold": self.threshold,
+            "window_hours": self.window_hours,
+        }
+
+
+def prepare_readings_topic(kafka_options: dict, topic: str) -> str:
+    """Check that step 2 created the readings topic; give it an explicit retention.ms if it has none."""
+    with KafkaAdminClient(**kafka_options) as admin:
+        if topic not in admin.list_topics():
+            raise LearnerError(f"The readings topic {topic!r} does not exist yet: run step 2 first.")
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        configs = admin.describe_configs([resource], config_filter="all")["topic"][topic]
+        if "retention.ms" in configs:
+            return f"Topic {topic!r} keeps messages for retention.ms={_value(configs['retention.ms'])}."
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": DEFAULT_RETENTION_MS})
+        admin.alter_configs([resource], raise_on_unknown=False)
+    return f"Topic {topic!r} had no retention.ms (embedded broker): set to {DEFAULT_RETENTION_MS} ms (7 days)."
+
+
+def _value(config) -> str:
+    return config.get("value", config) if isinstance(config, dict) else config
+
+
+def build_application(
+    settings: Settings,
+    group: str,
+    state_dir: Path,
+    alert_topic: str,
+    rule: DailyMeanRule,
+    exactly_once: bool = False,
+    loglevel: str = "WARNING",
+) -> tuple[Application, ReadingGate]:
+    """The Quix application and its pipeline: readings topic in, alerts topic out."""
+    broker_options = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.security_protocol.lower(),
+    }
+    if settings.sasl_mechanism:
+        broker_options |= {
+            "sasl.mechanism": settings.sasl_mechanism,
+            "sasl.username": settings.sasl_username,
+            "sasl.password": settings.sasl_password,
+        }
+    app = Application(
+        broker_address=None,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        # Short session: a killed instance's partitions move to the survivor within seconds.
+        consumer_extra_config=broker_options | {"session.timeout.ms": 6000},
+        producer_extra_config=broker_options,
+        # Transactions (exactly-once) need a real Kafka; the embedded broker has none.
+        processing_guarantee="exactly-once" if exactly_once else "at-least-once",
+        commit_interval=1.0,
+        loglevel=loglevel,
+    )
+    readings = app.topic(
+        settings.topic, key_deserializer="str", value_deserializer=ReadingDeserializer(), timestamp_extractor=event_time
+    )
+    alerts = app.topic(alert_topic, key_serializer="str", value_serializer="json")
+    gate = ReadingGate()
+
+    sdf = app.dataframe(readings)
+    sdf = sdf.filter(gate, stateful=True)
+    hourly = (
+        sdf.tumbling_window(timedelta(hours=1))
+        .agg(mean=Mean("value"), boxId=Latest("boxId"), boxName=Latest("boxName"), timestamp=Latest("timestamp"))
+        .current()
+    )
+    hourly.apply(rule, stateful=True).filter(lambda alert: alert is not None).to_topic(alerts)
+    return app, gate
+
+
+class RecoveryTimer(logging.Handler):
+    """Prints how long Quix took to restore state from the changelog (it logs the start and the end)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self._began: float | None = None
+        self._restored: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Beginning recovery check"):
+            self._began, self._restored = time.monotonic(), []
+        elif message.startswith("Recovery successful for"):
+            self._restored.append(message.removeprefix("Recovery successful for ").strip())
+        elif message.startswith("Recovery process complete") and self._began is not None and self._restored:
+            seconds = time.monotonic() - self._began
+            report({"event": "restored", "seconds": round(seconds, 3), "partitions": self._restored})
+
+
+def report(event: dict) -> None:
+    """One JSON line on stdout: what the notebook reads from an instance's log file."""
+    print(json.dumps(event), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One instance of the step 4 stream processor (Quix Streams).")
+    parser.add_argument("--group", required=True, help="consumer group: instances with the same group share the work")
+    parser.add_argument("--state-dir", type=Path, required=True, help="folder of this instance's RocksDB state")
+    parser.add_argument("--alert-topic", default="pm25_alerts_quix")
+    parser.add_argument("--threshold", type=float, required=True)
+    parser.add_argument("--window-hours", type=int, required=True)
+    parser.add_argument("--min-hours", type=int, required=True)
+    parser.add_argument("--idle-timeout-s", type=float, default=10.0, help="stop after this long without messages")
+    parser.add_argument("--exactly-once", action="store_true", help="transactions: needs a real Kafka")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    rule = DailyMeanRule(args.threshold, args.window_hours, args.min_hours)
+    app, gate = build_application(
+        settings, args.group, args.state_dir, args.alert_topic, rule, args.exactly_once, loglevel="INFO"
+    )
+    logging.getLogger("quixstreams").addHandler(RecoveryTimer())  # recovery is logged at INFO
+    report({"event": "started"})
+    app.run(timeout=args.idle_timeout_s, collect=False)
+    report({"event": "finished", "counts": dict(gate.counts)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
