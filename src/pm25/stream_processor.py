@@ -22,16 +22,22 @@ import argparse
 import json
 import logging
 import math
+import os
+import signal
+import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from kafka import KafkaAdminClient
+import pandas as pd
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from quixstreams import Application
 from quixstreams.dataframe.windows import Latest, Mean
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers import Deserializer
 
 from pm25.config import Settings
@@ -39,6 +45,8 @@ from pm25.contract import VALUE_LIMIT, InvalidMessage, decode, format_timestamp
 from pm25.errors import LearnerError
 
 EXCEEDED, RESOLVED = "exceeded", "resolved"
+ALERT_FIELDS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours"]
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/: where `python -m pm25....` finds the package
 HOUR_MS = 3_600_000
 # Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
 # and the embedded broker reports none unless a topic was given one.
@@ -161,24 +169,20 @@ def build_application(
     loglevel: str = "WARNING",
 ) -> tuple[Application, ReadingGate]:
     """The Quix application and its pipeline: readings topic in, alerts topic out."""
-    broker_options = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "security.protocol": settings.security_protocol.lower(),
-    }
-    if settings.sasl_mechanism:
-        broker_options |= {
-            "sasl.mechanism": settings.sasl_mechanism,
-            "sasl.username": settings.sasl_username,
-            "sasl.password": settings.sasl_password,
-        }
+    connection = ConnectionConfig(
+        bootstrap_servers=settings.bootstrap_servers,
+        security_protocol=settings.security_protocol.lower(),
+        sasl_mechanism=settings.sasl_mechanism,
+        sasl_username=settings.sasl_username,
+        sasl_password=settings.sasl_password,
+    )
     app = Application(
-        broker_address=None,
+        broker_address=connection,
         consumer_group=group,
         auto_offset_reset="earliest",
         state_dir=state_dir,
         # Short session: a killed instance's partitions move to the survivor within seconds.
-        consumer_extra_config=broker_options | {"session.timeout.ms": 6000},
-        producer_extra_config=broker_options,
+        consumer_extra_config={"session.timeout.ms": 6000},
         # Transactions (exactly-once) need a real Kafka; the embedded broker has none.
         processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         commit_interval=1.0,
@@ -223,6 +227,89 @@ class RecoveryTimer(logging.Handler):
 def report(event: dict) -> None:
     """One JSON line on stdout: what the notebook reads from an instance's log file."""
     print(json.dumps(event), flush=True)
+
+
+@dataclass
+class Instance:
+    """One instance of the application, running as its own process; its output goes to a log file."""
+
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+    def events(self) -> list[dict]:
+        """What the instance reported so far (see `report`)."""
+        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith('{"event"')]
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no last commit, as when a machine dies."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def wait(self, timeout_s: float) -> int:
+        """Wait until the instance stops by itself (it does after its idle timeout); its exit code."""
+        return self.process.wait(timeout=timeout_s)
+
+
+def start_instance(
+    name: str,
+    group: str,
+    work_dir: Path,
+    rule: DailyMeanRule,
+    alert_topic: str,
+    idle_timeout_s: float = 10.0,
+    env: dict[str, str] | None = None,
+) -> Instance:
+    """Start `python -m pm25.stream_processor` for one instance; state in work_dir/name, log in work_dir/name.log."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "pm25.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
+        "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
+        "--min-hours", str(rule.min_hours), "--idle-timeout-s", str(idle_timeout_s),
+    ]  # fmt: skip
+    environment = {**os.environ, **(env or {}), "PYTHONPATH": str(PACKAGE_ROOT), "PYTHONUNBUFFERED": "1"}
+    log = work_dir / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    return Instance(name, process, log)
+
+
+def read_topic(kafka_options: dict, topic: str, quiet_s: float = 2.0, deadline_s: float = 120.0) -> list:
+    """Every record of a topic, from the start until nothing new comes for `quiet_s` seconds."""
+    with KafkaConsumer(**kafka_options, enable_auto_commit=False) as consumer:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, number) for number in partitions])
+        consumer.seek_to_beginning()
+        records, deadline = [], time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=int(quiet_s * 1000))
+            if not batch:
+                break
+            records += [record for part in batch.values() for record in part]
+    return records
+
+
+def read_alerts(kafka_options: dict, topic: str) -> pd.DataFrame:
+    """The alerts topic as a table, in the order of each partition."""
+    rows = [json.loads(record.value) for record in read_topic(kafka_options, topic)]
+    return pd.DataFrame(rows, columns=ALERT_FIELDS)
+
+
+def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:
+    """The changelog topics Quix made for this group's state: messages and bytes in each."""
+    with KafkaAdminClient(**kafka_options) as admin:
+        names = sorted(name for name in admin.list_topics() if name.startswith("changelog__") and group in name)
+    rows = []
+    for name in names:
+        records = read_topic(kafka_options, name, quiet_s=1.0)
+        size = sum(len(record.key or b"") + len(record.value or b"") for record in records)
+        rows.append({"topic": name, "messages": len(records), "bytes": size})
+    return pd.DataFrame(rows, columns=["topic", "messages", "bytes"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,132 @@
+"""Step 4's Quix Streams pipeline: the rule on hand-made streams, checked against a small independent reference."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import KafkaProducer
+
+from pm25.config import Settings
+from pm25.contract import Reading, encode
+from pm25.stream_processor import DailyMeanRule, build_application, prepare_readings_topic, read_alerts
+from tests.faults.support import create_topic
+
+START = datetime(2023, 2, 26, tzinfo=UTC)
+SENSOR = "f" * 24
+
+
+def reading(box: str, hours: float, value: float) -> Reading:
+    return Reading(box * 24, f"Box {box}", SENSOR, 52.5, 13.4, START + timedelta(hours=hours), value)
+
+
+def reference_alerts(readings, threshold=15.0, window_hours=24, min_hours=18) -> list[tuple]:
+    """Decision 2 written as plainly as possible: (boxId, event, timestamp, mean, n_hours) per state change."""
+    newest, hours, exceeded, alerts = {}, defaultdict(dict), set(), []
+    for r in readings:
+        if r.value >= 999.9 or (r.box_id in newest and r.timestamp <= newest[r.box_id]):
+            continue
+        newest[r.box_id] = r.timestamp
+        hour = r.timestamp.replace(minute=0, second=0, microsecond=0)
+        hours[r.box_id].setdefault(hour, []).append(r.value)
+        means = [sum(v) / len(v) for h, v in hours[r.box_id].items() if hour - h < timedelta(hours=window_hours)]
+        if len(means) < min_hours:
+            continue
+        mean = math.fsum(means) / len(means)
+        if r.box_id not in exceeded and mean > threshold:
+            exceeded.add(r.box_id)
+            alerts.append((r.box_id, "exceeded", r.timestamp, mean, len(means)))
+        elif r.box_id in exceeded and mean <= threshold:
+            exceeded.discard(r.box_id)
+            alerts.append((r.box_id, "resolved", r.timestamp, mean, len(means)))
+    return alerts
+
+
+def hand_made_stream() -> tuple[list[Reading], list[bytes]]:
+    """One box per case; messages that are not readings come as raw bytes."""
+    readings = []
+    # a: 17 hours of 40 then nothing: coverage never reaches 18, no decision.
+    readings += [reading("a", h, 40.0) for h in range(17)]
+    # b: 18 hours: the 18th covered hour raises the alert; many readings in hour 20 count as one hourly mean.
+    readings += [reading("b", h, 20.0) for h in range(18)]
+    readings += [reading("b", 20 + m / 60, 0.0 if m else 400.0) for m in range(0, 60, 2)]
+    # c: exactly 15.0 every hour: a tie is not exceeded.
+    readings += [reading("c", h, 15.0) for h in range(30)]
+    # d: high for a day, pauses for a day (old hours leave the window), comes back low.
+    readings += [reading("d", h, 30.0) for h in range(24)] + [reading("d", h, 2.0) for h in range(48, 72)]
+    # e: duplicates, late readings and saturated values change nothing.
+    readings += [reading("e", h, 16.0) for h in range(20)]
+    readings += [reading("e", 19, 900.0), reading("e", 3.5, 900.0), reading("e", 20, 999.9 - 1e-9)]
+    readings += [reading("e", 21 + h, 10.0) for h in range(20)]
+    raw = [b"not JSON", json.dumps({"boxId": "e" * 24, "value": 999.9}).encode(),
+           encode(reading("e", 22.5, 5.0)).replace(b'"value":5.0', b'"value":999.9')]  # fmt: skip
+    return readings, raw
+
+
+def produce(bootstrap_servers: str, topic: str, readings: list[Reading], raw: list[bytes] = ()) -> None:
+    with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20) as producer:
+        futures = [producer.send(topic, key=r.box_id.encode(), value=encode(r)) for r in readings]
+        futures += [producer.send(topic, key=b"e" * 24, value=value) for value in raw]
+        producer.flush()
+    assert all(future.succeeded() for future in futures)
+
+
+def run_once(bootstrap_servers: str, topic: str, state_dir, rule: DailyMeanRule):
+    """One instance in this process until the topic runs dry; its alerts and counts."""
+    settings = Settings(bootstrap_servers=bootstrap_servers, topic=topic)
+    prepare_readings_topic(settings.kafka_options(), topic)
+    app, gate = build_application(settings, f"{topic}_group", state_dir, f"{topic}_alerts", rule)
+    app.run(timeout=5, collect=False)
+    return read_alerts(settings.kafka_options(), f"{topic}_alerts"), gate.counts
+
+
+def as_keys(alerts) -> list[tuple]:
+    return [(a[0], a[1], a[2].isoformat().replace("+00:00", "Z"), a[4]) for a in alerts]
+
+
+@pytest.fixture(scope="module")
+def hand_made_run(bootstrap_servers, tmp_path_factory):
+    topic = f"test_quix_{datetime.now(UTC):%H%M%S%f}"
+    readings, raw = hand_made_stream()
+    create_topic(bootstrap_servers, topic)
+    produce(bootstrap_servers, topic, readings, raw)
+    alerts, counts = run_once(bootstrap_servers, topic, tmp_path_factory.mktemp("state"), DailyMeanRule())
+    return readings, alerts, counts
+
+
+def test_pipeline_alerts_equal_the_reference_rule(hand_made_run):
+    readings, alerts, _ = hand_made_run
+    expected = reference_alerts(readings)
+    got = sorted(zip(alerts.boxId, alerts.event, alerts.timestamp, alerts.n_hours, strict=True))
+    want = sorted((box, event, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), n) for box, event, moment, _, n in expected)
+    assert got == want
+    means = dict(zip(zip(alerts.boxId, alerts.timestamp, strict=True), alerts["mean"], strict=True))
+    for box, _, moment, mean, _ in expected:
+        assert means[(box, moment.strftime("%Y-%m-%dT%H:%M:%SZ"))] == pytest.approx(mean, abs=1e-9)
+
+
+def test_pipeline_decides_only_with_18_covered_hours_and_not_at_a_tie(hand_made_run):
+    _, alerts, _ = hand_made_run
+    first = alerts.groupby("boxId").first()
+    assert "a" * 24 not in first.index  # 17 hours of 40 µg/m³: not enough data
+    assert "c" * 24 not in first.index  # 15.0 is not above 15
+    assert first.loc["b" * 24, ["event", "timestamp", "n_hours"]].tolist() == ["exceeded", "2023-02-26T17:00:00Z", 18]
+
+
+def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand_made_run):
+    _, alerts, _ = hand_made_run
+    box_d = alerts[alerts.boxId == "d" * 24]
+    assert box_d[["event", "timestamp"]].values.tolist() == [
+        ["exceeded", "2023-02-26T17:00:00Z"],
+        ["resolved", "2023-02-28T17:00:00Z"],  # 18 low hours after the pause; the high day is out of the window
+    ]
+
+
+def test_pipeline_counts_what_it_ignores(hand_made_run):
+    _, _, counts = hand_made_run
+    assert {key: counts[key] for key in ("invalid", "saturated", "duplicates", "late")} == {
+        "invalid": 1, "saturated": 2, "duplicates": 1, "late": 1,
+    }  # fmt: skip
