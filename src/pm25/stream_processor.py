@@ -183,6 +183,10 @@ def build_application(
         state_dir=state_dir,
         # Short session: a killed instance's partitions move to the survivor within seconds.
         consumer_extra_config={"session.timeout.ms": 6000},
+        # The embedded broker reports a partition's end (high watermark) as the first offset of its last
+        # batch + 1. Recovery reads a changelog up to that end, so with batches of several records it would
+        # stop short and fail. One record per batch keeps the end exact; Kafka itself does not need it.
+        producer_extra_config={"batch.num.messages": 1},
         # Transactions (exactly-once) need a real Kafka; the embedded broker has none.
         processing_guarantee="exactly-once" if exactly_once else "at-least-once",
         commit_interval=1.0,
