@@ -316,6 +316,36 @@ def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["topic", "messages", "bytes"])
 
 
+def committed(kafka_options: dict, group: str, topic: str) -> int:
+    """How many of the topic's messages the group has committed as processed (sum over partitions)."""
+    with KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False) as consumer:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, number)) or 0 for number in partitions)
+
+
+def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.5):
+    """Check `condition` every `every_s` seconds until it is true; a LearnerError naming `what` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise LearnerError(f"Gave up after {timeout_s:.0f} s waiting for {what}.")
+        time.sleep(every_s)  # polling interval of a condition with a deadline
+    return result
+
+
+def compare_with_step3(quix: pd.DataFrame, step3_csv: Path) -> pd.DataFrame:
+    """Both runs' alerts side by side, matched on (boxId, event, timestamp); `same` says whether they agree."""
+    if not step3_csv.exists():
+        raise LearnerError(f"{step3_csv} does not exist yet: run step 3 first, then compare.")
+    step3 = pd.read_csv(step3_csv, dtype={"timestamp": str})
+    keys = ["boxId", "event", "timestamp"]
+    table = step3[[*keys, "mean"]].merge(
+        quix[[*keys, "mean"]].drop_duplicates(keys), on=keys, how="outer", suffixes=("_step3", "_quix"), indicator=True
+    )
+    table["same"] = (table["_merge"] == "both") & ((table["mean_step3"] - table["mean_quix"]).abs() <= 1e-9)
+    return table.drop(columns="_merge")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One instance of the step 4 stream processor (Quix Streams).")
     parser.add_argument("--group", required=True, help="consumer group: instances with the same group share the work")
