@@ -316,11 +316,11 @@ def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["topic", "messages", "bytes"])
 
 
-def committed(kafka_options: dict, group: str, topic: str) -> int:
-    """How many of the topic's messages the group has committed as processed (sum over partitions)."""
+def committed(kafka_options: dict, group: str, topic: str) -> dict[int, int]:
+    """Per partition of the topic, how many messages the group has committed as processed."""
     with KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False) as consumer:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return sum(consumer.committed(TopicPartition(topic, number)) or 0 for number in partitions)
+        partitions = sorted(consumer.partitions_for_topic(topic) or [])
+        return {number: consumer.committed(TopicPartition(topic, number)) or 0 for number in partitions}
 
 
 def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.5):
