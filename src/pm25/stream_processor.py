@@ -167,8 +167,9 @@ def build_application(
     rule: DailyMeanRule,
     exactly_once: bool = False,
     loglevel: str = "WARNING",
+    gate: ReadingGate | None = None,
 ) -> tuple[Application, ReadingGate]:
-    """The Quix application and its pipeline: readings topic in, alerts topic out."""
+    """The Quix application and its pipeline: readings topic in, alerts topic out; the gate holds the counts."""
     connection = ConnectionConfig(
         bootstrap_servers=settings.bootstrap_servers,
         security_protocol=settings.security_protocol.lower(),
@@ -196,7 +197,7 @@ def build_application(
         settings.topic, key_deserializer="str", value_deserializer=ReadingDeserializer(), timestamp_extractor=event_time
     )
     alerts = app.topic(alert_topic, key_serializer="str", value_serializer="json")
-    gate = ReadingGate()
+    gate = gate or ReadingGate()
 
     sdf = app.dataframe(readings)
     sdf = sdf.filter(gate, stateful=True)
