@@ -216,6 +216,13 @@ def test_step_3_maps_every_box_and_plots_the_rolling_means(notebook, lab, screen
     snap(plot, screenshots / "step_3_rolling_mean_plot.png")
 
 
+def test_step_4_gives_step_3s_alerts_and_survives_a_killed_instance(notebook):
+    page = notebook("step_4_stream_processor.ipynb")
+    assert_no_errors(page)
+    expect(page.locator(".jp-OutputArea-output", has_text="restored")).to_have_count(1)
+    expect(page.locator(".jp-OutputArea-output", has_text=" 0 missing.")).to_have_count(1)
+
+
 def test_self_tests_answer_a_click_with_feedback(notebook, screenshots):
     page = notebook("self_tests.ipynb")
     assert_no_errors(page)
