@@ -30,18 +30,20 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from quixstreams import Application
-from quixstreams.dataframe.windows import Latest, Mean
+from quixstreams.dataframe.windows import Count, Latest, Sum
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.serializers import Deserializer
 
 from pm25.config import Settings
-from pm25.contract import VALUE_LIMIT, InvalidMessage, decode, format_timestamp
+from pm25.contract import SATURATED, InvalidMessage, decode, format_timestamp
+from pm25.detector import hundredths
 from pm25.errors import LearnerError
 
 EXCEEDED, RESOLVED = "exceeded", "resolved"
@@ -60,26 +62,15 @@ class ReadingDeserializer(Deserializer):
     def __call__(self, value: bytes, ctx) -> dict:
         try:
             reading = decode(value)
-        except InvalidMessage:
-            return {"rejected": "sensor saturated" if _is_saturated(value) else "invalid"}
-        if reading.value >= VALUE_LIMIT:
-            return {"rejected": "sensor saturated"}
+        except InvalidMessage as error:
+            return {"rejected": SATURATED if error.reason.startswith(SATURATED) else "invalid"}
         return {
             "boxId": reading.box_id,
             "boxName": reading.box_name,
             "timestamp": format_timestamp(reading.timestamp),
             "time_ms": round(reading.timestamp.timestamp() * 1000),
-            "value": reading.value,
+            "hundredths": hundredths(reading.value),  # whole numbers: hourly sums stay exact
         }
-
-
-def _is_saturated(raw: bytes) -> bool:
-    """The contract rejects 999.9 and above; the rule counts those apart, as 'sensor saturated'."""
-    try:
-        value = json.loads(raw).get("value")
-        return isinstance(value, int | float) and not isinstance(value, bool) and value >= VALUE_LIMIT
-    except (ValueError, AttributeError, RecursionError):
-        return False
 
 
 def event_time(value: dict, headers, timestamp: int, timestamp_type) -> int:
@@ -95,7 +86,7 @@ class ReadingGate:
 
     def __call__(self, value: dict, state) -> bool:
         if "rejected" in value:
-            self.counts["saturated" if value["rejected"] == "sensor saturated" else "invalid"] += 1
+            self.counts["saturated" if value["rejected"] == SATURATED else "invalid"] += 1
             return False
         newest = state.get("newest_ms")
         if newest is not None and value["time_ms"] <= newest:
@@ -113,26 +104,26 @@ class DailyMeanRule:
         self.threshold, self.window_hours, self.min_hours = float(threshold), int(window_hours), int(min_hours)
 
     def __call__(self, hour: dict, state) -> dict | None:
-        # Hour starts -> means, for the clock hours (now - window_hours, now].
+        # [hour start, sum in hundredths, count] for the clock hours (now - window_hours, now].
         oldest_kept = hour["start"] - (self.window_hours - 1) * HOUR_MS
-        hours = {start: mean for start, mean in state.get("hourly_means", []) if start >= oldest_kept}
-        hours[hour["start"]] = hour["mean"]
-        state.set("hourly_means", sorted(hours.items()))
+        hours = {start: (total, count) for start, total, count in state.get("hours", []) if start >= oldest_kept}
+        hours[hour["start"]] = (hour["total"], hour["count"])
+        state.set("hours", [[start, *sums] for start, sums in sorted(hours.items())])
         if len(hours) < self.min_hours:
             return None  # not enough data: no new decision, the state stays
-        mean = math.fsum(hours.values()) / len(hours)
-        exceeded = state.get("exceeded", False)
-        if not exceeded and mean > self.threshold:
-            event = EXCEEDED
-        elif exceeded and mean <= self.threshold:
-            event = RESOLVED
+        mean = math.fsum(total / count for total, count in hours.values()) / len(hours) / 100
+        if abs(mean - self.threshold) < 1e-6:  # close to a tie: decide on the exact fractions, as Detector does
+            exact = sum(Fraction(total, count) for total, count in hours.values()) / len(hours) / 100
+            above = exact > Fraction(self.threshold)
         else:
+            above = mean > self.threshold
+        if above == state.get("exceeded", False):
             return None
-        state.set("exceeded", event == EXCEEDED)
+        state.set("exceeded", above)
         return {
             "boxId": hour["boxId"],
             "boxName": hour["boxName"],
-            "event": event,
+            "event": EXCEEDED if above else RESOLVED,
             "timestamp": hour["timestamp"],
             "mean": mean,
             "n_hours": len(hours),
@@ -203,7 +194,13 @@ def build_application(
     sdf = sdf.filter(gate, stateful=True)
     hourly = (
         sdf.tumbling_window(timedelta(hours=1))
-        .agg(mean=Mean("value"), boxId=Latest("boxId"), boxName=Latest("boxName"), timestamp=Latest("timestamp"))
+        .agg(
+            total=Sum("hundredths"),
+            count=Count(),
+            boxId=Latest("boxId"),
+            boxName=Latest("boxName"),
+            timestamp=Latest("timestamp"),
+        )
         .current()
     )
     hourly.apply(rule, stateful=True).filter(lambda alert: alert is not None).to_topic(alerts)
