@@ -238,6 +238,11 @@ class Instance:
     name: str
     process: subprocess.Popen
     log: Path
+    state_dir: Path
+
+    def partitions(self) -> list[int]:
+        """The partitions this instance has been given so far: Quix opens a state folder for each."""
+        return sorted({int(folder.name) for folder in self.state_dir.glob("*/*/*/*") if folder.name.isdigit()})
 
     def events(self) -> list[dict]:
         """What the instance reported so far (see `report`)."""
@@ -278,7 +283,7 @@ def start_instance(
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    return Instance(name, process, log)
+    return Instance(name, process, log, work_dir / name)
 
 
 def read_topic(kafka_options: dict, topic: str, quiet_s: float = 2.0, deadline_s: float = 120.0) -> list:

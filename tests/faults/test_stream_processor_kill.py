@@ -41,10 +41,12 @@ def test_a_killed_instance_loses_no_alert_the_survivor_restores_its_state(
 
     group = f"{topic}_pair"
     # The survivor must outwait the killed one's session time-out (6 s) before it takes over: idle time-out 20 s.
-    pair = [start_instance(name, group, tmp_path, rule, f"{topic}_pair", 20, env) for name in ("first", "second")]
-    processes.extend(instance.process for instance in pair)
-    killed, survivor = pair
-    wait_until(lambda: committed_total(bootstrap_servers, group, topic) > 0, 120, "the pair to commit progress")
+    killed = start_instance("first", group, tmp_path, rule, f"{topic}_pair", 20, env)
+    processes.append(killed.process)
+    wait_until(lambda: committed_total(bootstrap_servers, group, topic) > 0, 120, "the first instance to commit")
+    survivor = start_instance("second", group, tmp_path, rule, f"{topic}_pair", 20, env)
+    processes.append(survivor.process)
+    wait_until(survivor.partitions, 120, "the second instance to get partitions")
     assert killed.running, "the first instance finished before it could be killed: make the stream longer"
     killed.kill()
     assert survivor.wait(timeout_s=300) == 0, survivor.log.read_text()[-3000:]
