@@ -12,6 +12,7 @@ from kafka import KafkaProducer
 
 from pm25.config import Settings
 from pm25.contract import Reading, encode
+from pm25.errors import LearnerError
 from pm25.stream_processor import DailyMeanRule, build_application, prepare_readings_topic, read_alerts
 from tests.faults.support import create_topic
 
@@ -130,3 +131,8 @@ def test_pipeline_counts_what_it_ignores(hand_made_run):
     assert {key: counts[key] for key in ("invalid", "saturated", "duplicates", "late")} == {
         "invalid": 2, "saturated": 1, "duplicates": 1, "late": 1,
     }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first)
+
+
+def test_step4_before_step2_says_to_run_step2_first(bootstrap_servers, topic):
+    with pytest.raises(LearnerError, match="does not exist yet: run step 2 first"):
+        prepare_readings_topic({"bootstrap_servers": bootstrap_servers}, topic)

@@ -140,14 +140,10 @@ def prepare_readings_topic(kafka_options: dict, topic: str) -> str:
         resource = ConfigResource(ConfigResourceType.TOPIC, topic)
         configs = admin.describe_configs([resource], config_filter="all")["topic"][topic]
         if "retention.ms" in configs:
-            return f"Topic {topic!r} keeps messages for retention.ms={_value(configs['retention.ms'])}."
+            return f"Topic {topic!r} keeps messages for retention.ms={configs['retention.ms']['value']}."
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": DEFAULT_RETENTION_MS})
         admin.alter_configs([resource], raise_on_unknown=False)
     return f"Topic {topic!r} had no retention.ms (embedded broker): set to {DEFAULT_RETENTION_MS} ms (7 days)."
-
-
-def _value(config) -> str:
-    return config.get("value", config) if isinstance(config, dict) else config
 
 
 def build_application(
