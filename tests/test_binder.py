@@ -26,6 +26,7 @@ import psutil
 import pytest
 import requests
 import websocket
+import yaml
 from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
@@ -103,6 +104,23 @@ def test_binder_python_is_the_one_ci_tests_with():
 def test_start_script_is_executable_bash():
     assert os.access(START, os.X_OK)
     assert START.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+
+
+def cited_repository() -> str:
+    """owner/name of the repository CITATION.cff names (its own, else the first reference's)."""
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    urls = [cff.get("repository-code")] + [ref.get("repository-code") for ref in cff.get("references", [])]
+    url = next(url for url in urls if url)
+    return url.removeprefix("https://github.com/").strip("/")
+
+
+def test_readme_badges_launch_the_cited_repository_on_step_1():
+    readme, repository = (REPO / "README.md").read_text(encoding="utf-8"), cited_repository()
+    binder = f"(https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tree/src/step_1_data_prep.ipynb)"
+    codespaces = f"(https://codespaces.new/{repository}?quickstart=1)"
+    assert f"[![Launch on Binder](https://mybinder.org/badge_logo.svg)]{binder}" in readme
+    assert f"[![Open in GitHub Codespaces](https://github.com/codespaces/badge.svg)]{codespaces}" in readme
+    assert (REPO / "src" / "step_1_data_prep.ipynb").exists()
 
 
 # --- binder/start around a command (the test environment's packages: quick) -------------

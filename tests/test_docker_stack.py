@@ -171,14 +171,68 @@ def test_bind_mount_check_reports_a_missing_or_outside_source(compose, compose_p
 # --- Token and root ------------------------------------------------------------------------
 
 
-def test_jupyter_token_is_required_from_env(compose):
+def test_jupyter_token_comes_only_from_the_optional_env_file(compose):
     assert checks.token_problems(compose) == []
 
 
-@pytest.mark.parametrize("token", ["", "${JUPYTER_TOKEN}", "${JUPYTER_TOKEN:-}", "${JUPYTER_TOKEN:-demo}", "letmein"])
-def test_token_check_reports_a_token_that_may_be_empty_or_is_committed(compose, token):
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "${JUPYTER_TOKEN}", "${JUPYTER_TOKEN:-}", "$JUPYTER_TOKEN", "${JUPYTER_TOKEN:?set it}", "letmein"],
+)
+def test_token_check_reports_a_token_that_may_be_empty_required_or_committed(compose, token):
     variant = broken(compose, lambda c: c["services"]["jupyter"]["environment"].update(JUPYTER_TOKEN=token))
     assert checks.token_problems(variant)
+
+
+def test_token_check_reports_an_interpolated_token_in_the_command(compose):
+    command = "start-notebook.py --IdentityProvider.token=${JUPYTER_TOKEN}"
+    variant = broken(compose, lambda c: c["services"]["jupyter"].update(command=command))
+    assert checks.token_problems(variant)
+
+
+def test_stack_starts_without_an_env_file(compose):
+    assert checks.optional_env_problems(compose) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["services"]["jupyter"].update(env_file=".env"),
+        lambda c: c["services"]["jupyter"].update(env_file=[{"path": ".env"}]),
+        lambda c: c["services"]["jupyter"].update(env_file=[{"path": ".env", "required": True}]),
+        lambda c: c["services"]["kafka"]["environment"].update(KAFKA_HEAP_OPTS="${HEAP:?set HEAP in .env}"),
+    ],
+    ids=["plain env_file", "required by default", "required", "required variable"],
+)
+def test_optional_env_check_reports_what_stops_a_fresh_clone(compose, change):
+    assert checks.optional_env_problems(broken(compose, change))
+
+
+def test_env_example_leaves_the_token_to_the_server():
+    assert checks.env_example_problems((REPO / ".env.example").read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("line", ["JUPYTER_TOKEN=", "JUPYTER_TOKEN=change-me", "export JUPYTER_TOKEN=x"])
+def test_env_example_check_reports_a_token_line(line):
+    assert checks.env_example_problems(f"# settings\n{line}\nOSEM_OFFLINE=0\n")
+
+
+# --- Topics only from code -----------------------------------------------------------------
+
+
+def test_broker_does_not_auto_create_topics(compose):
+    assert checks.auto_create_problems(compose) == []
+
+
+@pytest.mark.parametrize("value", [None, "true", False])
+def test_auto_create_check_reports_a_broker_that_may_create_topics(compose, value):
+    def change(c):
+        env = c["services"]["kafka"]["environment"]
+        env.pop("KAFKA_AUTO_CREATE_TOPICS_ENABLE")
+        if value is not None:
+            env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] = value
+
+    assert checks.auto_create_problems(broken(compose, change))
 
 
 def test_no_file_runs_jupyter_as_root_or_without_token(compose_path):
@@ -325,6 +379,15 @@ def test_stack_job_runs_the_notebooks_in_the_jupyter_container_and_always_stops(
     assert steps[-1]["if"] == "always()" and "docker compose down --volumes" in steps[-1]["run"]
 
 
+def test_stack_job_starts_without_writing_env_and_checks_the_printed_token():
+    steps = checks.load_yaml(REPO / ".github" / "workflows" / "ci.yml")["jobs"]["stack"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    start = next(i for i, run in enumerate(runs) if "docker compose up" in run)
+    assert not any(".env" in run or "JUPYTER_TOKEN" in run for run in runs[: start + 1])
+    token_check = next(run for run in runs[start:] if "docker compose logs jupyter" in run)
+    assert "403" in token_check and "token=" in token_check
+
+
 def test_nightly_runs_step_1_against_the_live_api():
     workflow = checks.load_yaml(REPO / ".github" / "workflows" / "nightly.yml")
     # PyYAML reads the key `on` as True (YAML 1.1).
@@ -335,5 +398,5 @@ def test_nightly_runs_step_1_against_the_live_api():
 
 
 def test_jupyter_reads_the_tutorial_settings_from_a_git_ignored_env_file(compose):
-    assert compose["services"]["jupyter"]["env_file"] == ".env"
+    assert compose["services"]["jupyter"]["env_file"] == [{"path": ".env", "required": False}]
     assert ".env" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
