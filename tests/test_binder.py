@@ -30,6 +30,7 @@ import yaml
 from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
+from tests import stack_checks as checks
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "binder" / "start"
@@ -101,9 +102,19 @@ def test_binder_python_is_the_one_ci_tests_with():
     )
 
 
-def test_start_script_is_executable_bash():
+def test_start_script_is_executable_bash_and_keeps_the_token():
     assert os.access(START, os.X_OK)
     assert START.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+    assert checks.unsafe_text_problems(START.read_text(encoding="utf-8"), "binder/start") == []
+
+
+def test_ci_builds_the_binder_image_and_runs_the_steps_through_its_entrypoint():
+    steps = checks.load_yaml(REPO / ".github" / "workflows" / "ci.yml")["jobs"]["binder"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    assert any(run.startswith("repo2docker --no-run") for run in runs)
+    notebooks = next(run for run in runs if "--nbmake" in run)
+    assert notebooks.startswith("docker run") and "--entrypoint" not in notebooks
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in notebooks  # binder/start provides it
 
 
 def cited_repository() -> str:
