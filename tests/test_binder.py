@@ -118,7 +118,7 @@ def test_ci_builds_the_binder_image_and_runs_the_steps_through_its_entrypoint():
 
 
 def cited_repository() -> str:
-    """owner/name of the repository CITATION.cff names (its own, else the first reference's)."""
+    """owner/name of the repository CITATION.cff names: its own, else (today) the adapted OER's."""
     cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
     urls = [cff.get("repository-code")] + [ref.get("repository-code") for ref in cff.get("references", [])]
     url = next(url for url in urls if url)
@@ -157,8 +157,8 @@ def test_broker_ends_when_the_command_ends():
     )  # fmt: skip
     try:
         address = wait_until(lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker")[1]
-        children = descendants(process.pid)
-        assert len(children) >= 3  # pm25.broker, Tansu, the command
+        # pm25.broker, Tansu, and the command, which starts just after the address is printed
+        children = wait_until(lambda: len(descendants(process.pid)) >= 3 and descendants(process.pid), 30, "command")
         process.stdin.close()  # the command ends
         assert process.wait(timeout=60) == 0
         assert still_running(children) == []
