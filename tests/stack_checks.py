@@ -295,7 +295,7 @@ def optional_env_problems(compose: dict) -> list[str]:
 
 
 def env_example_problems(text: str) -> list[str]:
-    """Copying .env.example to .env sets no token: neither a known one nor an empty one."""
+    """Copying .env.example to .env sets no token, neither a known one nor an empty one."""
     lines = [line.strip() for line in text.splitlines()]
     if any(re.match(r"(export\s+)?JUPYTER_TOKEN\s*=", line) for line in lines):
         return [".env.example sets JUPYTER_TOKEN; keep it commented out so the server makes up its own"]
