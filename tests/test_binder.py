@@ -150,16 +150,18 @@ def test_start_exports_a_broker_that_answers_and_passes_the_exit_status_on():
     assert re.search(r"Kafka broker at 127\.0\.0\.1:\d+", result.stdout)
 
 
-def test_broker_ends_when_the_command_ends():
+def test_command_keeps_its_standard_input_and_the_broker_ends_with_it():
     process = subprocess.Popen(
-        [START, "python", "-c", "import sys; sys.stdin.read()"],
+        [START, "python", "-c", "import sys; print('read:', sys.stdin.read().strip())"],
         env=start_env({}), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         address = wait_until(lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker")[1]
         # pm25.broker, Tansu, and the command, which starts just after the address is printed
         children = wait_until(lambda: len(descendants(process.pid)) >= 3 and descendants(process.pid), 30, "command")
-        process.stdin.close()  # the command ends
+        process.stdin.write("typed in\n")
+        process.stdin.close()  # the command reads to the end and ends
+        assert "read: typed in" in process.stdout.read()
         assert process.wait(timeout=60) == 0
         assert still_running(children) == []
         assert port_is_free(int(address.rsplit(":", 1)[1]))
