@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +22,23 @@ HOW_TO_START_A_BROKER = (
     "Start one with `docker compose up -d` (the Docker stack) or `make lab` (no Docker), "
     "or point KAFKA_BOOTSTRAP_SERVERS at your broker."
 )
+
+
+# Batching: PLACEHOLDER
+LINGER_MS = 20
+BATCH_SIZE = 16 * 1024
+
+# Step 2's producer, and the benchmark that measures it: stored on every replica, retries without
+# duplicates, batched as above, and an error within seconds rather than a hang when no broker answers.
+PRODUCER_SETTINGS = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": LINGER_MS,
+    "batch_size": BATCH_SIZE,
+    "bootstrap_timeout_ms": 10_000,
+    "request_timeout_ms": 10_000,
+    "delivery_timeout_ms": 20_000,
+}
 
 
 class NoBroker(LearnerError):
@@ -112,26 +129,54 @@ def _describe(error: BaseException) -> str:
     return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
 
 
+class HeldCtrlC:
+    """Inside `with held:` a Ctrl+C (SIGINT, Jupyter's interrupt) waits until the block is done; outside, it acts
+    as it always does. Made by ctrl_c_between_sends(), which installs its handler once for a whole loop."""
+
+    __slots__ = ("arrived", "inside", "previous")
+
+    def __init__(self, previous):
+        self.previous, self.inside, self.arrived = previous, False, None
+
+    def on_sigint(self, number, frame) -> None:
+        if self.inside:
+            self.arrived = frame
+        else:
+            self._pass_on(frame)
+
+    def _pass_on(self, frame) -> None:
+        if callable(self.previous):
+            self.previous(signal.SIGINT, frame)
+        elif self.previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> HeldCtrlC:
+        self.inside = True
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.inside = False
+        if self.arrived is not None:
+            frame, self.arrived = self.arrived, None
+            self._pass_on(frame)
+
+
 @contextmanager
-def ctrl_c_waits():
-    """Hold back SIGINT (Ctrl+C, Jupyter's interrupt) until the block is done, then raise it.
+def ctrl_c_between_sends():
+    """Around a send loop: yields `held`; a Ctrl+C that arrives inside `with held:` waits until that block is done.
 
     Around producer.send() and report.track(), it makes sure no message reaches the broker uncounted.
+    The handler is installed once for the loop: swapping it per message would cost two system calls each.
     """
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; elsewhere there is nothing to defer
+        yield nullcontext()  # signal handlers belong to the main thread; elsewhere there is nothing to defer
         return
-    arrived = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: arrived.append(frame))
+    held = HeldCtrlC(signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGINT, held.on_sigint)
     try:
-        yield
+        yield held
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if arrived:
-            if callable(previous):
-                previous(signal.SIGINT, arrived[0])
-            elif previous != signal.SIG_IGN:
-                raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, held.previous)
 
 
 def paced(

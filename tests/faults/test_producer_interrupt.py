@@ -166,8 +166,8 @@ def test_a_ctrl_c_as_a_message_is_handed_over_leaves_no_message_uncounted(
     assert on_topic == report["acknowledged"] == report["sent"], f"{on_topic} messages on the topic, {report}"
 
 
-def test_ctrl_c_waits_lets_no_ctrl_c_split_a_send_from_its_tracking(bootstrap_servers, topic, figures):
-    """Step 2's loop, in-process: ctrl_c_waits() holds the Ctrl+C back until the message is counted."""
+def test_ctrl_c_between_sends_lets_no_ctrl_c_split_a_send_from_its_tracking(bootstrap_servers, topic, figures):
+    """Step 2's loop, in-process: ctrl_c_between_sends() holds the Ctrl+C back until the message is counted."""
     readings = random_walk_stream(5, 40, seed=4)
     create_topic(bootstrap_servers, topic)
 
@@ -189,9 +189,10 @@ def test_ctrl_c_waits_lets_no_ctrl_c_split_a_send_from_its_tracking(bootstrap_se
     )  # fmt: skip
     wrapped, interrupted = CtrlCAfterHandover(producer), False
     try:
-        for reading in readings:
-            with producing.ctrl_c_waits():
-                report.track(wrapped.send(topic, key=reading.key, value=reading), reading)
+        with producing.ctrl_c_between_sends() as held:
+            for reading in readings:
+                with held:
+                    report.track(wrapped.send(topic, key=reading.key, value=reading), reading)
     except KeyboardInterrupt:
         interrupted = True
     finally:
