@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -14,6 +19,8 @@ from pm25 import contract, geo, producing, topics
 from pm25.broker import EmbeddedBroker
 from pm25.opensensemap import OpenSenseMapClient
 from tests.osem_replay import Fault
+
+REPO = Path(__file__).resolve().parents[1]
 
 BOX = "a" * 24
 SENSOR = "b" * 24
@@ -288,3 +295,54 @@ def test_live_readings_reports_a_failed_poll_and_goes_on_polling(replay_api, mon
     assert len(fake.sleeps) == 1
     replay_api.now = LIVE_NOW + timedelta(minutes=10)
     assert {(r.box_id, r.timestamp) for r in polls[1]} == latest_pm25_in(aoi, replay_api.boxes)
+
+
+# --------------------------------------------------------------------------- batching settings
+
+APACHE_KAFKA_MAX_MESSAGE_BYTES = 1_048_588  # broker default message.max.bytes: a larger batch is refused
+
+
+def test_the_producer_settings_batch_within_what_apache_kafka_accepts(bootstrap_servers, topic):
+    assert producing.PRODUCER_SETTINGS["batch_size"] <= APACHE_KAFKA_MAX_MESSAGE_BYTES
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        producing.ensure_topic(admin, topic)
+    sent = [reading(hour) for hour in range(50)]
+    serializers = {"key_serializer": contract.KeySerializer(), "value_serializer": contract.ReadingSerializer()}
+    with KafkaProducer(bootstrap_servers=bootstrap_servers, **serializers, **producing.PRODUCER_SETTINGS) as producer:
+        futures = [producer.send(topic, key=one.key, value=one) for one in sent]
+        producer.flush(timeout=30)
+    assert all(future.succeeded() for future in futures)
+
+
+def test_step_2_takes_linger_and_batch_size_from_the_settings_the_benchmark_measures():
+    notebook = json.loads((REPO / "src" / "step_2_producer.ipynb").read_text(encoding="utf-8"))
+    producer_cell = next("".join(cell["source"]) for cell in notebook["cells"]
+                         if "KafkaProducer(" in "".join(cell["source"]) and cell["cell_type"] == "code")  # fmt: skip
+    assert "producing.LINGER_MS" in producer_cell and "producing.BATCH_SIZE" in producer_cell
+    assert "producing.PRODUCER_SETTINGS" in (REPO / "benchmarks" / "bench_producer.py").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- Ctrl+C between sends
+
+
+def test_a_ctrl_c_inside_a_held_block_is_raised_when_the_block_ends():
+    done = []
+    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_between_sends() as held:
+        with held:
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("the rest of the block")
+        done.append("after the block")
+    assert done == ["the rest of the block"]
+
+
+def test_a_ctrl_c_between_held_blocks_interrupts_at_once():
+    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_between_sends():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # a pause in replay mode: the Ctrl+C must not wait for it to end
+
+
+def test_the_ctrl_c_handler_is_restored_after_the_loop():
+    before = signal.getsignal(signal.SIGINT)
+    with producing.ctrl_c_between_sends() as held, held:
+        assert signal.getsignal(signal.SIGINT) != before
+    assert signal.getsignal(signal.SIGINT) == before
