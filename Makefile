@@ -1,7 +1,7 @@
 # make test  - install everything into .venv, lint, run all tests and the notebooks headless
 # make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
-# make bench - the performance figures, in one table and build/bench.json
+# make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -9,10 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 
 # How long the broker may hold a consumer's fetch while it waits for new messages (Kafka's default: 500 ms).
-# It bounds how long a reading can sit in the broker before step 3 sees it; a smaller value asks more often
-# when the topic is idle. 20 ms keeps an idle consumer far below 5 % of one core (benchmarks/bench_consumer.py)
-# and the send-to-alert latency at 1,000 readings/s below 25 ms at the median (benchmarks/bench_latency.py).
-FETCH_MAX_WAIT_MS = 20
+# Apache Kafka answers as soon as there is data; the embedded broker always holds the fetch this long, so
+# there it bounds how long a reading sits in the broker before step 3 sees it. Shorter asks more often when
+# the topic is idle, and each fetch costs kafka-python ~2 ms of CPU: 40 ms keeps an idle consumer below 5 %
+# of one core (benchmarks/bench_consumer.py) and the median send-to-alert latency near 20 ms
+# (benchmarks/bench_latency.py).
+FETCH_MAX_WAIT_MS = 40
 
 CREATE_TIME = 0  # record.timestamp_type: the producer stamped the record when send() was called
 
