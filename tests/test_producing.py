@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
@@ -106,6 +109,25 @@ def test_delivery_report_counts_every_acknowledged_message_and_where_it_went(boo
         "acknowledged: 30",
         "failed:       0",
     ]
+
+
+class TraceableFuture(Future):
+    """A Future that a weak reference can follow (kafka-python's has __slots__ without __weakref__)."""
+
+
+def test_delivery_report_lets_go_of_answered_futures_and_still_counts_them():
+    report = producing.DeliveryReport(show_first=0, settle_every=10)
+    answered = [TraceableFuture().success(SimpleNamespace(partition=index % 2, offset=index)) for index in range(20)]
+    waiting = [TraceableFuture() for _ in range(5)]
+    for index, future in enumerate(answered + waiting):
+        report.track(future, reading(index, name="Alpha" if index % 2 else "Beta"))
+    answered_refs, waiting_refs = [weakref.ref(f) for f in answered], [weakref.ref(f) for f in waiting]
+    del answered, waiting
+    gc.collect()
+    assert [ref() is None for ref in answered_refs] == [True] * 20  # a long send keeps only what is in flight
+    assert all(ref() is not None for ref in waiting_refs)
+    assert (report.sent, report.acknowledged, report.pending) == (25, 20, 5)
+    assert report.partitions_by_box == {"Alpha": {1}, "Beta": {0}}
 
 
 @pytest.mark.faults

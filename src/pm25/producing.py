@@ -55,21 +55,32 @@ class DeliveryReport:
     """What the broker acknowledged and what failed, read from the futures that send() returns.
 
     Only the first few sends get a callback (to print them as they are acknowledged); the rest
-    are counted from their futures when asked, which costs far less than a callback per message.
+    are counted from their futures, which costs far less than a callback per message. Every
+    `settle_every` sends, the answered futures are folded into counts and let go, so a long send
+    keeps only the futures still in flight (fewer live objects also means shorter garbage collections).
     """
 
     show_first: int = 5
-    _sends: list[tuple[Future, Reading]] = field(default_factory=list, repr=False)
+    settle_every: int = 10_000
+    sent: int = field(default=0, init=False)
+    _acknowledged: int = field(default=0, init=False, repr=False)
+    _waiting: list[tuple[Future, Reading]] = field(default_factory=list, init=False, repr=False)
+    _failures: list[tuple[Reading, str]] = field(default_factory=list, init=False, repr=False)
+    _partitions: dict[str, set[int]] = field(default_factory=dict, init=False, repr=False)
 
     def track(self, future: Future, reading: Reading) -> None:
         """Register a send: `future` is what producer.send() returned."""
-        self._sends.append((future, reading))
-        if len(self._sends) <= self.show_first:
+        self.sent += 1
+        self._waiting.append((future, reading))
+        if self.sent <= self.show_first:
             future.add_callback(self._print_acknowledged, reading)
+        if len(self._waiting) >= self.settle_every:
+            self._settle()
 
     def refused(self, reading: Reading, error: Exception) -> None:
         """Register a send that the producer refused at once (e.g. a message larger than allowed)."""
-        self._sends.append((Future().failure(error), reading))
+        self.sent += 1
+        self._failures.append((reading, _describe(error)))
 
     @staticmethod
     def _print_acknowledged(reading: Reading, metadata) -> None:
@@ -78,33 +89,42 @@ class DeliveryReport:
             f"-> partition {metadata.partition}, offset {metadata.offset}"
         )
 
-    @property
-    def sent(self) -> int:
-        return len(self._sends)
+    def _settle(self) -> None:
+        """Count the sends the broker has answered and keep only those it has not."""
+        waiting = []
+        for future, reading in self._waiting:
+            if not future.is_done:
+                waiting.append((future, reading))
+            elif future.succeeded():
+                self._acknowledged += 1
+                self._partitions.setdefault(reading.box_name, set()).add(future.value.partition)
+            else:
+                self._failures.append((reading, _describe(future.exception)))
+        self._waiting = waiting
 
     @property
     def acknowledged(self) -> int:
-        return sum(future.succeeded() for future, _ in self._sends)
+        self._settle()
+        return self._acknowledged
 
     @property
     def failures(self) -> list[tuple[Reading, str]]:
-        return [(reading, _describe(future.exception)) for future, reading in self._sends if future.failed()]
+        self._settle()
+        return list(self._failures)
 
     @property
     def failed(self) -> int:
-        return sum(future.failed() for future, _ in self._sends)
+        return len(self.failures)
 
     @property
     def pending(self) -> int:
-        return sum(not future.is_done for future, _ in self._sends)
+        self._settle()
+        return len(self._waiting)
 
     @property
     def partitions_by_box(self) -> dict[str, set[int]]:
-        partitions: dict[str, set[int]] = {}
-        for future, reading in self._sends:
-            if future.succeeded():
-                partitions.setdefault(reading.box_name, set()).add(future.value.partition)
-        return partitions
+        self._settle()
+        return {box: set(partitions) for box, partitions in self._partitions.items()}
 
     def summary(self, rows_read: int | None = None, rejected: int | None = None) -> str:
         lines = []
