@@ -11,10 +11,10 @@ from collections.abc import Callable
 # How long the broker may hold a consumer's fetch while it waits for new messages (Kafka's default: 500 ms).
 # Apache Kafka answers as soon as there is data; the embedded broker always holds the fetch this long, so
 # there it bounds how long a reading sits in the broker before step 3 sees it. Shorter asks more often when
-# the topic is idle, and each fetch costs kafka-python ~2 ms of CPU: 40 ms keeps an idle consumer below 5 %
+# the topic is idle, and each fetch costs kafka-python ~2 ms of CPU: 50 ms keeps an idle consumer below 5 %
 # of one core (benchmarks/bench_consumer.py) and the median send-to-alert latency near 20 ms
 # (benchmarks/bench_latency.py).
-FETCH_MAX_WAIT_MS = 40
+FETCH_MAX_WAIT_MS = 50
 
 CREATE_TIME = 0  # record.timestamp_type: the producer stamped the record when send() was called
 
