@@ -327,7 +327,7 @@ APACHE_KAFKA_MAX_MESSAGE_BYTES = 1_048_588  # broker default message.max.bytes: 
 def test_the_producer_settings_batch_within_what_apache_kafka_accepts(bootstrap_servers, topic):
     assert producing.PRODUCER_SETTINGS["batch_size"] <= APACHE_KAFKA_MAX_MESSAGE_BYTES
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
-        producing.ensure_topic(admin, topic)
+        topics.ensure_topic(admin, topic)
     sent = [reading(hour) for hour in range(50)]
     serializers = {"key_serializer": contract.KeySerializer(), "value_serializer": contract.ReadingSerializer()}
     with KafkaProducer(bootstrap_servers=bootstrap_servers, **serializers, **producing.PRODUCER_SETTINGS) as producer:
@@ -368,3 +368,11 @@ def test_the_ctrl_c_handler_is_restored_after_the_loop():
     with producing.ctrl_c_between_sends() as held, held:
         assert signal.getsignal(signal.SIGINT) != before
     assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_ctrl_c_waits_holds_a_ctrl_c_back_until_its_single_block_is_done():
+    done = []
+    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_waits():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("the rest of the block")
+    assert done == ["the rest of the block"]

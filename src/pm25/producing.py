@@ -202,6 +202,14 @@ def ctrl_c_between_sends():
         signal.signal(signal.SIGINT, held.previous)
 
 
+@contextmanager
+def ctrl_c_waits():
+    """Hold back a Ctrl+C until this one block is done, then raise it. Around a loop's every message,
+    ctrl_c_between_sends() is cheaper: it installs the handler once, not twice per message."""
+    with ctrl_c_between_sends() as held, held:
+        yield
+
+
 def paced(
     readings: Iterable[Reading],
     speedup: float,
