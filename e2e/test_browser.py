@@ -208,9 +208,9 @@ def test_step_3_maps_every_box_and_plots_the_rolling_means(notebook, lab, screen
     expect(live_map).to_have_count(1)
     assert circle_markers(live_map, boxes) == boxes
     snap(live_map, screenshots / "step_3_live_map.png")
-    # The status map is a folium page in an iframe. Folium loads Leaflet from a CDN, which a machine without
-    # internet cannot reach (this test refuses it), so only its presence is checked here.
-    expect(page.locator(".jp-OutputArea-output iframe")).to_have_count(1)
+    # The saved status map, in a frame: Leaflet is inside the page, so its markers show without internet too.
+    status_map = page.frame_locator(".jp-OutputArea-output iframe")
+    expect(status_map.locator(".leaflet-overlay-pane path.leaflet-interactive")).to_have_count(boxes)
     plot = page.locator('.jp-OutputArea-output[data-mime-type="image/png"] img').last
     expect(plot).to_be_visible()
     snap(plot, screenshots / "step_3_rolling_mean_plot.png")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import matplotlib
@@ -18,10 +20,66 @@ T0 = datetime(2023, 2, 26, tzinfo=UTC)
 BOX = "5c2bca0e2c80100019218e6b"
 
 
-def readings(values):
+def readings(values, box_name="Garten"):
     moments = [T0 + timedelta(hours=hour) for hour in range(len(values))]
-    return [SimpleNamespace(box_id=BOX, box_name="Garten", timestamp=moment, value=value, lat=52.5, lon=13.4)
+    return [SimpleNamespace(box_id=BOX, box_name=box_name, timestamp=moment, value=value, lat=52.5, lon=13.4)
             for moment, value in zip(moments, values, strict=True)]  # fmt: skip
+
+
+def saved_status_map(path, box_name="Garten"):
+    detector, status = Detector(), StatusTracker()
+    for r in readings([40] * 20, box_name):
+        detector.process(r)
+        status.update(r)
+    return maps.status_map(status.table([], detector), path, detector.window_hours)
+
+
+class PageParts(HTMLParser):
+    """What a page loads (script src, link href), its inline styles, and the srcdoc of its iframes."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.loads, self.styles, self.srcdocs, self._in_style = [], [], [], False
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.loads += [attrs[name] for name in ("src", "href") if tag in ("script", "link") and name in attrs]
+        self.srcdocs += [attrs["srcdoc"]] if tag == "iframe" and "srcdoc" in attrs else []
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        self.styles += [data] if self._in_style else []
+
+
+def test_saved_status_map_loads_no_script_or_style_from_the_network(tmp_path):
+    saved_status_map(tmp_path / "map.html")
+    html = (tmp_path / "map.html").read_text()
+    page = PageParts(html)
+    assert page.loads == []  # Leaflet's script and stylesheet are inside the page
+    assert "L.circleMarker(" in html and "Leaflet 1.9" in html
+    stylesheets = "".join(page.styles)
+    assert ".leaflet-pane" in stylesheets
+    assert not re.search(r"@import|url\((?!data:|#)", stylesheets)
+    assert re.findall(r"https?://\S*\{z\}", html) == ["https://tile.openstreetmap.org/{z}"]  # only the tiles
+
+
+def test_status_map_in_a_notebook_is_the_saved_page_without_a_trust_hint(tmp_path):
+    shown = saved_status_map(tmp_path / "map.html")._repr_html_()
+    assert PageParts(shown).srcdocs == [(tmp_path / "map.html").read_text()]
+    around_the_page = re.sub(r'srcdoc="[^"]*"', "", shown)
+    assert "Trust" not in around_the_page  # JupyterLab 4 has no menu for folium's "Trust Notebook" hint
+    assert "map.html" in around_the_page  # says where the page is saved
+
+
+def test_status_map_shows_box_names_as_text_not_html(tmp_path):
+    saved_status_map(tmp_path / "map.html", box_name="<img src=x onerror=alert(1)>")
+    html = (tmp_path / "map.html").read_text()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 @pytest.mark.parametrize("window_hours", [24, 72])

@@ -1,15 +1,19 @@
-"""Maps for the notebooks: ipyleaflet for live, interactive maps; folium for a map saved as HTML."""
+"""Maps for the notebooks: ipyleaflet for live, interactive maps; a stand-alone Leaflet page for the saved one."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
+from string import Template
 
-import folium
 import pandas as pd
 from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, LegendControl, Map
 from ipywidgets import HTML, Output, VBox
 
 from pm25.geo import Aoi, AoiError, load_aoi, save_aoi
+from pm25.leaflet_assets import leaflet_css, leaflet_js
 from pm25.status import mean_column
 
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
@@ -22,6 +26,54 @@ OUTLINE = "#555555"
 # A box in alert gets a thick black ring: visible without telling colours apart.
 ALERT_OUTLINE = {"color": "black", "weight": 4}
 NORMAL_OUTLINE = {"color": OUTLINE, "weight": 1}
+TILES = {
+    "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "options": {
+        "maxZoom": 19,
+        "attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>',
+    },
+}
+# The saved status map: Leaflet inline, then the boxes as data. Map tiles are the only thing it fetches;
+# when they fail (no internet), Leaflet's grey background stays and the note says why.
+STATUS_PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>PM2.5 sensor status</title>
+<style>
+$leaflet_css
+html, body, #map { height: 100%; margin: 0; }
+#no-tiles { position: fixed; top: 8px; left: 50%; transform: translateX(-50%); z-index: 1000; background: white;
+  padding: 4px 8px; border: 1px solid #999; font: 12px sans-serif; }
+</style>
+<script>
+$leaflet_js
+</script>
+</head>
+<body>
+<div id="map"></div>
+<div id="no-tiles" hidden>No map tiles: they need internet. The markers are on a plain background.</div>
+$legend
+<script>
+const boxes = $markers;
+const tiles = $tiles;
+const map = L.map("map");
+L.tileLayer(tiles.url, tiles.options).on("tileerror", () => { document.getElementById("no-tiles").hidden = false; })
+  .addTo(map);
+for (const box of boxes) {
+  L.circleMarker([box.lat, box.lon], box.style).bindPopup(box.popup, {maxWidth: 250}).bindTooltip(box.tooltip)
+    .addTo(map);
+}
+if (boxes.length) {
+  map.fitBounds(boxes.map((box) => [box.lat, box.lon]), {padding: [30, 30], maxZoom: 13});
+} else {
+  map.fitWorld();
+}
+</script>
+</body>
+</html>
+""")
 
 
 def level_colour(value: float | None) -> str:
@@ -155,34 +207,60 @@ class LiveMap:
         )
 
 
-def status_map(status: pd.DataFrame, path: Path, window_hours: float = 24) -> folium.Map:
+def status_map(status: pd.DataFrame, path: Path, window_hours: float = 24) -> SavedMap:
     """The final state of every box, saved as a stand-alone HTML page: active, stale or inactive.
 
     `status` is StatusTracker.table(boxes, detector); its mean column is the one of `window_hours`.
+    The page carries Leaflet itself, so its markers show without internet; only the background tiles
+    need it (without them, the markers stand on a plain background and a line says why).
     """
     located = status.dropna(subset=["lat", "lon"])
-    center = [located["lat"].mean(), located["lon"].mean()] if len(located) else [52.5200, 13.4050]
-    status_map = folium.Map(location=center, zoom_start=11, tiles="OpenStreetMap")
     means = located.get(mean_column(window_hours), pd.Series(float("nan"), index=located.index))
     alerting = located.get("alert_state", pd.Series("", index=located.index)) == "exceeded"
-    for row, mean, alert in zip(located.itertuples(), means, alerting, strict=True):
-        style = {"active": dict(radius=10, fill_opacity=0.9, dash_array=None),
-                 "stale": dict(radius=8, fill_opacity=0.5, dash_array="4"),
-                 "inactive": dict(radius=6, fill_opacity=0.3, dash_array="2")}[row.status]  # fmt: skip
-        popup = (
-            f"<b>{row.boxName}</b><br>status: {row.status} ({row.quality})<br>"
-            f"last value: {_number(row.last_value)} µg/m³<br>{window_hours:g} h mean: {_number(mean)} µg/m³"
-            f"{'<br><b>ALERT</b>' if alert else ''}"
-        )
-        folium.CircleMarker(
-            location=[row.lat, row.lon], fill=True, fill_color=level_colour(mean),
-            popup=folium.Popup(popup, max_width=250), tooltip=f"{row.boxName} ({row.status})",
-            **(ALERT_OUTLINE if alert else NORMAL_OUTLINE), **style,
-        ).add_to(status_map)  # fmt: skip
-    status_map.get_root().html.add_child(folium.Element(_legend(window_hours)))
+    markers = [_status_marker(row, mean, alert, window_hours) for row, mean, alert in
+               zip(located.itertuples(), means, alerting, strict=True)]  # fmt: skip
+    page = STATUS_PAGE.substitute(
+        leaflet_css=leaflet_css(),
+        leaflet_js=leaflet_js(),
+        legend=_legend(window_hours),
+        markers=json.dumps(markers).replace("</", "<\\/"),  # a name cannot end the script early
+        tiles=json.dumps(TILES),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    status_map.save(str(path))
-    return status_map
+    path.write_text(page, encoding="utf-8")
+    return SavedMap(path, page)
+
+
+@dataclass(frozen=True)
+class SavedMap:
+    """A saved map page; a notebook shows it in a frame, with where it is saved."""
+
+    path: Path
+    page: str
+
+    def _repr_html_(self) -> str:
+        return (
+            f'<iframe srcdoc="{escape(self.page)}" style="width:100%;height:480px;border:1px solid #ccc"></iframe>'
+            f"<div>Saved as {escape(str(self.path))}: it opens in any browser, with or without internet.</div>"
+        )
+
+
+def _status_marker(row, mean: float, alert: bool, window_hours: float) -> dict:
+    """One box for the page: where it is, how it looks, and what its popup and tooltip say."""
+    name = escape(row.boxName)
+    style = {"active": {"radius": 10, "fillOpacity": 0.9},
+             "stale": {"radius": 8, "fillOpacity": 0.5, "dashArray": "4"},
+             "inactive": {"radius": 6, "fillOpacity": 0.3, "dashArray": "2"}}[row.status]  # fmt: skip
+    outline = ALERT_OUTLINE if alert else NORMAL_OUTLINE
+    return {
+        "lat": row.lat,
+        "lon": row.lon,
+        "style": {**style, "fillColor": level_colour(mean), "color": outline["color"], "weight": outline["weight"]},
+        "popup": f"<b>{name}</b><br>status: {row.status} ({row.quality})<br>"
+        f"last value: {_number(row.last_value)} µg/m³<br>{window_hours:g} h mean: {_number(mean)} µg/m³"
+        f"{'<br><b>ALERT</b>' if alert else ''}",
+        "tooltip": f"{name} ({row.status})",
+    }
 
 
 def _number(value) -> str:
