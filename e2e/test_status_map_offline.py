@@ -1,14 +1,17 @@
 """The saved status map without internet: its page, and the notebook's view of it, in headless Chromium.
 
 The browser may open files and nothing else, as in a classroom without internet: every other request
-(the map tiles) is refused. The boxes are those of the bundled Berlin recording, through the detector.
+(the map tiles) is refused, or, to stand in for the internet, answered with a made-up tile. The boxes
+are those of the bundled Berlin recording, through the detector.
 """
 
 from __future__ import annotations
 
+import io
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from pm25 import maps
@@ -42,15 +45,17 @@ def boxes(status_table) -> int:
     return located
 
 
-@pytest.fixture
-def offline_page(browser):
-    """A page that may load files (and the notebook view's in-memory frame) but nothing from a network."""
+def new_page(browser, tile: bytes | None = None):
+    """A page that may load files (and the notebook view's in-memory frame) but nothing from a network;
+    with `tile`, every map tile request gets that image instead, as if the tile server answered."""
     context = browser.new_context(viewport={"width": 1000, "height": 700}, device_scale_factor=1)
     refused, errors = [], []
 
     def files_only(route):
         if urlsplit(route.request.url).scheme in ("file", "about", "data"):
             route.continue_()
+        elif tile and urlsplit(route.request.url).hostname == "tile.openstreetmap.org":
+            route.fulfill(body=tile, content_type="image/png")
         else:
             refused.append(route.request.url)
             route.abort()
@@ -59,7 +64,22 @@ def offline_page(browser):
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(error))
     page.set_default_timeout(20_000)
-    yield page, refused, errors
+    return context, page, refused, errors
+
+
+@pytest.fixture
+def offline_page(browser):
+    context, *page = new_page(browser)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def online_page(browser):
+    tile = io.BytesIO()
+    Image.new("RGB", (256, 256), "#aad3df").save(tile, format="PNG")
+    context, *page = new_page(browser, tile.getvalue())
+    yield page
     context.close()
 
 
@@ -85,3 +105,13 @@ def test_notebook_view_of_the_status_map_shows_every_box_offline(saved_map, boxe
     expect(page.get_by_text("sensor_status_map.html")).to_be_visible()
     assert errors == []
     assert all(urlsplit(url).hostname == "tile.openstreetmap.org" for url in refused)
+
+
+def test_saved_status_map_shows_tiles_and_no_note_when_tiles_load(saved_map, boxes, online_page):
+    page, refused, errors = online_page
+    page.goto(saved_map.path.as_uri())
+    expect(page.locator(MARKERS)).to_have_count(boxes)
+    tiles = page.locator("img.leaflet-tile-loaded")
+    expect(tiles.first).to_be_visible()
+    expect(page.locator("#no-tiles")).to_be_hidden()
+    assert errors == [] and refused == []

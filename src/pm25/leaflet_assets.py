@@ -13,19 +13,22 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from pm25.errors import LearnerError
+
 PACKAGE = "jupyter-leaflet"
 # Leaflet's own stylesheet, as webpack's css-loader embeds it: a JavaScript template literal.
 LEAFLET_CSS = re.compile(r"`(/\* required styles \*/(?:\\n)+\.leaflet-pane(?:[^`\\]|\\.)*)`")
-# A webpack chunk calls push() on this array; here push() runs the chunk's modules, and Leaflet's module
+# A webpack chunk hands its modules to CHUNKS.push(); this push() runs them at once, and Leaflet's module
 # sets window.L itself (it needs no other module).
+CHUNKS = "self.webpackChunkjupyter_leaflet"
 RUN_CHUNK = (
-    "self.webpackChunkjupyter_leaflet = {push([, modules]) {"
+    f"{CHUNKS} = {{push([, modules]) {{"
     " for (const id in modules) { const module = {exports: {}}; modules[id](module, module.exports); } }};"
 )
 
 
-class LeafletNotFound(RuntimeError):
-    pass
+class LeafletNotFound(LearnerError):
+    """The installed jupyter-leaflet is not the one pm25 knows how to take Leaflet from."""
 
 
 @cache
@@ -36,6 +39,8 @@ def leaflet_js() -> str:
     for notice in _bundle_files("*.js.LICENSE.txt") if leaflet else []:
         if f"Leaflet {leaflet['versionInfo']}, a JS library" in notice.read_text(encoding="utf-8"):
             chunk = notice.with_name(notice.name.removesuffix(".LICENSE.txt")).read_text(encoding="utf-8")
+            if f"({CHUNKS}={CHUNKS}||[]).push(" not in chunk:
+                break
             return f"/* Leaflet {leaflet['versionInfo']}\n{leaflet['extractedText']}*/\n{RUN_CHUNK}\n{chunk}"
     raise LeafletNotFound(f"{PACKAGE} {_version()} has no Leaflet bundle where pm25 expects it: {_advice()}")
 
