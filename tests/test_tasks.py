@@ -131,15 +131,20 @@ def test_the_committed_demo_falls_back_to_every_solution():
     assert printed.count("not answered yet") == len(task_cells(notebook))
 
 
+WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commit()", "        pass")
+
+
 @pytest.mark.parametrize(
-    ("task", "answer", "hint"),
+    ("path", "task", "answer", "hint"),
     [
-        ("message_key", 'key_field = "timestamp"', "lose their order"),
-        ("consumer_loop", tasks.solution("consumer_loop").replace("        consumer.commit()", "        pass"),
-         "Nothing was committed"),
-        ("window_detector", LAST_THREE_ROWS, "The first difference is at reading"),
+        (DEMO, "message_key", 'key_field = "timestamp"', "lose their order"),
+        (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
+        (DEMO, "window_detector", LAST_THREE_ROWS, "The first difference is at reading"),
+        (SRC / "step_3_event_processing.ipynb", "window_detector", LAST_THREE_ROWS,
+         "The first difference is at reading"),
     ],
+    ids=lambda value: value.name if isinstance(value, Path) else None,
 )  # fmt: skip
-def test_a_wrong_answer_in_the_notebook_gets_its_hint(task, answer, hint):
-    notebook = with_answer(nbformat.read(DEMO, as_version=4), task, answer)
-    assert hint in learner_error(notebook, DEMO.parent, {})
+def test_a_wrong_answer_in_the_notebook_gets_its_hint(path, task, answer, hint):
+    notebook = with_answer(nbformat.read(path, as_version=4), task, answer)
+    assert hint in learner_error(notebook, path.parent, {})
