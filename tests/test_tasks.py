@@ -140,6 +140,8 @@ WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commi
         (DEMO, "message_key", 'key_field = "timestamp"', "lose their order"),
         (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
         (DEMO, "window_detector", LAST_THREE_ROWS, "The first difference is at reading"),
+        (SRC / "step_2_producer.ipynb", "producer", tasks.solution("producer").replace('.encode("utf-8")', ""),
+         "to_json must return bytes"),
         (SRC / "step_3_event_processing.ipynb", "window_detector", LAST_THREE_ROWS,
          "The first difference is at reading"),
     ],
