@@ -223,6 +223,17 @@ def test_step_4_gives_step_3s_alerts_and_survives_a_killed_instance(notebook):
     expect(page.locator(".jp-OutputArea-output", has_text=" 0 missing.")).to_have_count(1)
 
 
+def test_step_3b_second_consumer_shares_the_partitions_then_hands_them_back(notebook, screenshots):
+    page = notebook("step_3b_consumer_group.ipynb")
+    assert_no_errors(page)
+    tables = page.locator(".jp-OutputArea-output table")
+    # the split: both members own partitions at once; after second.stop() its rows say "(no longer)"
+    both = tables.filter(has_text="first").filter(has_text="second")
+    expect(both.first).to_be_visible()
+    expect(page.locator(".jp-OutputArea-output table", has_text="second (no longer)")).not_to_have_count(0)
+    snap(both.last, screenshots / "step_3b_group_table.png")
+
+
 def test_self_tests_answer_a_click_with_feedback(notebook, screenshots):
     page = notebook("self_tests.ipynb")
     assert_no_errors(page)

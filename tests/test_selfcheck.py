@@ -11,13 +11,9 @@ import pytest
 from pm25 import selfcheck
 from pm25.config import BUNDLED_DATA_DIR
 from pm25.contract import Reading
-from pm25.detector import Detector
 from pm25.tasks import WrongAnswer, solved_values
-from tests.reference_detector import ReferenceDetector
 
 RECORDING = BUNDLED_DATA_DIR / "berlin_pm25_raw_2023-02-26.csv.gz"
-# Compare with the package's Detector once it has the interface of decision 3 (min_hours, last_accepted).
-REFERENCE = Detector if hasattr(Detector(), "last_accepted") else ReferenceDetector
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +59,14 @@ class LastThreeRows:
 
 
 def test_window_detector_solution_gives_the_reference_alerts_on_the_berlin_recording(berlin_stream):
-    check = selfcheck.window_detector_check(berlin_stream, reference=REFERENCE)
+    check = selfcheck.window_detector_check(berlin_stream)
     message = check(solved_values("window_detector")["WindowDetector"])
     assert "Same alerts" in message
     assert " 0 exceeded" not in message  # the recording does cross the threshold: the comparison means something
 
 
 def test_mean_of_last_three_rows_is_reported_with_the_first_differing_alert(berlin_stream):
-    check = selfcheck.window_detector_check(berlin_stream, reference=REFERENCE)
+    check = selfcheck.window_detector_check(berlin_stream)
     first_difference = r"The first difference is at reading [\d,]+ \(box .+\): Detector gives"
     with pytest.raises(WrongAnswer, match=first_difference) as hint:
         check(LastThreeRows)
@@ -83,7 +79,7 @@ def test_window_detector_that_returns_something_else_is_told_what_to_return(berl
             return True
 
     with pytest.raises(WrongAnswer, match="must return"):
-        selfcheck.window_detector_check(berlin_stream[:10], reference=REFERENCE)(ReturnsTrue)
+        selfcheck.window_detector_check(berlin_stream[:10])(ReturnsTrue)
 
 
 def test_key_field_timestamp_gets_its_hint():

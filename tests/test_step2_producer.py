@@ -7,16 +7,20 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from pm25 import contract
+from pm25.errors import LearnerError
 from pm25.readings import recording_readings
+from tests.faults.support import NotebookCells
 from tests.notebooks import execute_notebook, stream_text
 
 HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
 BOXES = {"a" * 24: "Alpha", "b" * 24: "Beta", "c" * 24: "Gamma Südviertel"}
 SENSOR = "d" * 24
 START = datetime(2024, 1, 15, tzinfo=UTC)
+SEND_CELL = "report = producing.DeliveryReport("  # step 2's send loop
 
 # The bad rows, each with what the notebook must say about it. Line numbers count the header as line 1.
 INVALID_ROWS = [
@@ -163,3 +167,19 @@ def test_replay_sends_each_reading_once_in_timestamp_order_at_the_pace_of_event_
     assert by_send_time[-1].timestamp - by_send_time[0].timestamp >= 800
     assert "Mode: replay" in printed
     assert printed_count(printed, "acknowledged") == 6
+
+
+def test_the_send_cell_run_again_after_it_closed_the_producer_says_to_run_the_producer_cell(
+    bootstrap_servers, topic, tmp_path, monkeypatch
+):
+    valid, _ = write_csv_with_bad_rows(tmp_path)
+    for variable, value in {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk"}.items():
+        monkeypatch.setenv(variable, value)
+    cells = NotebookCells("step_2_producer.ipynb")
+    cells.run_until(SEND_CELL)  # sends everything and closes the producer, as the notebook does
+    assert cells["report"].acknowledged == len(valid)
+
+    with pytest.raises(LearnerError, match="producer is closed: run the producer cell, then this one"):
+        cells.run(SEND_CELL)  # as the lag exercise of step 3 invites: only this cell again
+    assert cells["report"].failed == 0  # no message is counted as failed, nothing blames the broker
+    assert len(read_topic(bootstrap_servers, topic)) == len(valid)

@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from nbclient.exceptions import CellExecutionError
 
+from pm25 import consuming
 from pm25.contract import Reading, encode
 from tests.notebooks import execute_notebook, stream_text
 
@@ -157,3 +158,30 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     assert earlier.read_text() == "an earlier run's alerts\n"
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
         assert (topic in admin.list_topics()) == (topic_state == "empty")
+
+
+def test_a_member_that_processed_no_reading_ends_well_and_says_so(bootstrap_servers, topic, tmp_path):
+    # Only broken messages: nothing reaches the detector, as for a member of a group that got no partition.
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1}})
+    with KafkaProducer(bootstrap_servers=bootstrap_servers) as producer:
+        for number in range(3):
+            producer.send(topic, key=BOX_A.encode(), value=b"this is not JSON", partition=number)
+        producer.flush()
+    boxes_geojson(tmp_path / "senseboxes.geojson")
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
+    printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # raises on a traceback
+
+    assert "This member processed no reading" in printed
+    assert "'Last 3 rows': 0 alerts." in printed
+    assert len(pd.read_csv(tmp_path / "output" / "rejected.csv")) == 3
+    assert pd.read_csv(tmp_path / "output" / "daily_means.csv").empty
+
+
+def test_a_member_with_some_partitions_writes_the_days_of_its_boxes_to_a_file_of_its_own(tmp_path):
+    daily = pd.DataFrame({"boxId": [BOX_A, BOX_B], "boxName": ["Alpha", "Beta"], "date": ["2024-01-15"] * 2})
+    share = consuming.Share((0,), 3, frozenset({BOX_A}))
+    consuming.write_outputs(tmp_path, [], consuming.Rejected(), pd.DataFrame(columns=["boxId"]), share, daily=daily)
+    assert not (tmp_path / "daily_means.csv").exists()  # the whole topic's file is not this member's to write
+    assert pd.read_csv(tmp_path / "daily_means_partitions_0.csv")["boxName"].tolist() == ["Alpha"]

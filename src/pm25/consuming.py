@@ -289,9 +289,14 @@ def alerts_table(alerts: list[Alert]) -> pd.DataFrame:
 
 
 def write_outputs(
-    output_dir: Path, alerts: list[Alert], rejected: Rejected, status: pd.DataFrame, share: Share
+    output_dir: Path,
+    alerts: list[Alert],
+    rejected: Rejected,
+    status: pd.DataFrame,
+    share: Share,
+    daily: pd.DataFrame | None = None,
 ) -> list[Path]:
-    """alerts.csv, rejected.csv and sensor_status.csv, each replaced in one step.
+    """alerts.csv, rejected.csv, sensor_status.csv (and daily_means.csv), each replaced in one step.
 
     Only a member that processed the whole topic writes those names. A member of a group that shared
     the topic knows only its partitions: it writes e.g. alerts_partitions_0_2.csv with the rows of
@@ -306,6 +311,8 @@ def write_outputs(
         "rejected": rejected.table(None if share.whole else share.partitions),
         "sensor_status": mine,
     }
+    if daily is not None:
+        tables["daily_means"] = daily if share.whole else daily[daily["boxId"].isin(share.box_ids)]
     paths = []
     for name, table in tables.items():
         paths.append(output_dir / f"{name}{suffix}.csv")

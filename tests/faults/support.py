@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import linecache
 import os
 import random
 import signal
@@ -167,13 +168,18 @@ class NotebookCells:
         return found[0]
 
     def run(self, marker: str) -> None:
-        number = self.index(marker)
-        exec(compile(self.cells[number], f"<cell {number}: {marker}>", "exec"), self.namespace)
+        self._run(self.index(marker))
 
     def run_before(self, marker: str) -> None:
         """Every code cell before the one holding `marker`."""
         for number in range(self.index(marker)):
-            exec(compile(self.cells[number], f"<cell {number}>", "exec"), self.namespace)
+            self._run(number)
+
+    def _run(self, number: int) -> None:
+        source, name = self.cells[number], f"<cell {number}>"
+        # Like IPython, keep the cell's source where inspect finds it: pm25.tasks reads a task's source for `...`.
+        linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
+        exec(compile(source, name, "exec"), self.namespace)
 
     def run_until(self, marker: str) -> None:
         """Every code cell up to and including the one holding `marker`."""
