@@ -1,4 +1,4 @@
-"""Plots for the notebooks: step 1's readings per box, step 3's window mean per box with its alerts."""
+"""Plots for the notebooks: step 1's readings per box, step 3's window mean per box and hour with its alerts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import math
 from itertools import cycle
 from pathlib import Path
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch, Rectangle
+
+from pm25.maps import LEVELS, NO_DATA
 
 # Okabe-Ito colours (told apart with any colour vision), each combined with a line style and a
 # marker, so every line of a legend can also be found by its shape.
@@ -59,27 +64,80 @@ def alert_intervals(alerts: pd.DataFrame, stream_end: pd.Timestamp) -> pd.DataFr
     return pd.DataFrame(intervals, columns=["boxName", "start", "end"])
 
 
+# Step 3's plot is a heatmap: one row per box, one column per UTC clock hour, coloured by the box's window
+# mean at the end of that hour. An air-quality scientist reads it like a station-by-hour table: which boxes
+# were high, when, and whether it was one station or the whole city (a vertical band). It stays the same size
+# for 5 or 300 boxes, unlike one panel per box, and uses the maps' colour bins, so the same colour means the
+# same dust on the map and here. Alert periods are outlined and hatched, so they are found without colour.
+ROW_INCHES = 0.17  # one box's row while the boxes fit; more boxes share a fixed height
+MIN_ROWS_INCHES = 2.5  # room for the colour bar's ticks with a few boxes
+MAX_ROWS_INCHES = 15.5  # with the title, axis and colour bar: at most about 2000 px tall at DPI
+DPI = 110
+LABEL_POINTS = 7  # the smallest readable box name; with more boxes than fit, every k-th is named
+
+
+def hourly_window_means(history: pd.DataFrame) -> pd.DataFrame:
+    """Box × hour table of the window mean after each box's last reading in that hour (NaN: no reading).
+
+    Rows are ordered by what matters: the longest time in alert first, then the highest median mean."""
+    hours = history.assign(hour=history["timestamp"].dt.floor("h"))
+    table = hours.groupby(["boxName", "hour"])["mean"].last().unstack("hour")
+    every_hour = pd.date_range(table.columns.min(), table.columns.max(), freq="h")
+    return table.reindex(columns=every_hour)
+
+
+def level_colour_scale() -> tuple[ListedColormap, BoundaryNorm]:
+    """The maps' PM2.5 bins (pm25.maps.LEVELS) as a matplotlib colour map; no data in the maps' grey."""
+    *bins, (_, over, _) = LEVELS
+    colour_map = ListedColormap([colour for _, colour, _ in bins]).with_extremes(over=over, bad=NO_DATA)
+    return colour_map, BoundaryNorm([0.0] + [upper for upper, _, _ in bins], len(bins))
+
+
 def rolling_mean_plot(
     history: pd.DataFrame, alerts: pd.DataFrame, threshold: float, window_hours: float, path: Path
 ) -> plt.Figure:
-    """`history` has boxName, timestamp and mean (the box's window mean after each reading)."""
+    """`history` has boxName, timestamp and mean (the box's window mean after each reading); `alerts` has
+    boxName, event and timestamp. Saved to `path` as a PNG, and returned."""
     history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True))
-    boxes = sorted(history["boxName"].unique())
-    figure, axes = plt.subplots(len(boxes), 1, figsize=(10, 1.6 * len(boxes) + 1), sharex=True, squeeze=False)
-    intervals = alert_intervals(alerts, history["timestamp"].max()) if len(alerts) else pd.DataFrame()
-    for axis, box_name in zip(axes[:, 0], boxes, strict=True):
-        rows = history[history["boxName"] == box_name]
-        axis.plot(rows["timestamp"], rows["mean"], color=COLOURS[0], linewidth=1.2)
-        axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8)
-        for interval in intervals[intervals["boxName"] == box_name].itertuples() if len(intervals) else []:
-            axis.axvspan(interval.start, interval.end, color=COLOURS[5], alpha=0.2, hatch="//", linewidth=0)
-            axis.axvline(interval.start, color=COLOURS[5], linewidth=0.8)  # visible even for an alert at the end
-        axis.set_ylabel("µg/m³")
-        axis.set_title(box_name, fontsize="small", loc="left")
-    figure.suptitle(
-        f"{window_hours:g} h mean of PM2.5 per box; dashed: {threshold:g} µg/m³; hatched: in alert (exceeded)"
-    )
-    figure.tight_layout()
+    means = hourly_window_means(history)
+    plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge
+    intervals = alert_intervals(alerts, plot_end) if len(alerts) else pd.DataFrame(columns=["boxName", "start", "end"])
+    time_in_alert = (intervals["end"] - intervals["start"]).groupby(intervals["boxName"]).sum()
+    order = pd.DataFrame({"alert": time_in_alert.reindex(means.index, fill_value=pd.Timedelta(0)),
+                          "median": means.median(axis=1)}).sort_values(["alert", "median"], ascending=False)  # fmt: skip
+    means = means.loc[order.index]
+    boxes = len(means)
+    rows_inches = min(max(ROW_INCHES * boxes, MIN_ROWS_INCHES), MAX_ROWS_INCHES)
+    figure, axis = plt.subplots(figsize=(10, rows_inches + 2.5), layout="constrained", dpi=DPI)
+    hour_edges = mdates.date2num([*means.columns, plot_end])
+    colour_map, norm = level_colour_scale()
+    mesh = axis.pcolormesh(hour_edges, range(boxes + 1), means.to_numpy(dtype=float), cmap=colour_map, norm=norm)
+    rows = {box_name: row for row, box_name in enumerate(means.index)}
+    for interval in intervals[intervals["boxName"].isin(rows)].itertuples():
+        start, end = mdates.date2num([interval.start, interval.end])
+        axis.add_patch(Rectangle((start, rows[interval.boxName]), end - start, 1, fill=False, hatch="///",
+                                 edgecolor="black", linewidth=1.2))  # fmt: skip
+    # Box names: as many as fit at a readable size, from the top (the boxes that matter most).
+    step = max(1, math.ceil(boxes * LABEL_POINTS / 72 / rows_inches))
+    axis.set_yticks([row + 0.5 for row in range(0, boxes, step)], means.index[::step], fontsize=LABEL_POINTS)
+    axis.set_ylim(boxes, 0)  # first row on top
+    axis.xaxis.set_major_locator(mdates.AutoDateLocator())
+    axis.xaxis.set_major_formatter(mdates.ConciseDateFormatter(axis.xaxis.get_major_locator()))
+    axis.set_xlabel("UTC")
+    named = "" if step == 1 else f" (one name in {step})"
+    axis.set_ylabel(f"{boxes} boxes, longest in alert first{named}")
+    colour_bar = figure.colorbar(mesh, ax=axis, extend="max", spacing="proportional", fraction=0.04, pad=0.01)
+    colour_bar.set_label(f"{window_hours:g} h mean PM2.5 (µg/m³)")
+    colour_bar.ax.axhline(threshold, color="black", linewidth=2)
+    ticks = [level for level in norm.boundaries if abs(level - threshold) >= 3] + [threshold]  # no overlap
+    colour_bar.set_ticks(ticks, labels=[f"threshold {tick:g}" if tick == threshold else f"{tick:g}" for tick in ticks])
+    figure.legend(
+        handles=[Patch(facecolor=NO_DATA, label="no reading in this hour"),
+                 Patch(fill=False, hatch="///", edgecolor="black", label=f"in alert ({window_hours:g} h mean > "
+                                                                          f"{threshold:g}, until resolved)")],
+        loc="outside lower center", ncol=2, fontsize="small", frameon=False,
+    )  # fmt: skip
+    figure.suptitle(f"{window_hours:g} h mean of PM2.5 per box, hour by hour (UTC)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path)
     return figure
