@@ -77,13 +77,19 @@ LABEL_POINTS = 7  # the smallest readable box name; with more boxes than fit, ev
 
 
 def hourly_window_means(history: pd.DataFrame) -> pd.DataFrame:
-    """Box × hour table of the window mean after each box's last reading in that hour (NaN: no reading).
-
-    Rows are ordered by what matters: the longest time in alert first, then the highest median mean."""
+    """Box × hour table of the window mean after each box's last reading in that hour (NaN: no reading)."""
     hours = history.assign(hour=history["timestamp"].dt.floor("h"))
     table = hours.groupby(["boxName", "hour"])["mean"].last().unstack("hour")
     every_hour = pd.date_range(table.columns.min(), table.columns.max(), freq="h")
     return table.reindex(columns=every_hour)
+
+
+def most_important_first(means: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The rows ordered by the longest time in alert, then by the highest median window mean."""
+    time_in_alert = (intervals["end"] - intervals["start"]).groupby(intervals["boxName"]).sum()
+    order = pd.DataFrame({"alert": time_in_alert.reindex(means.index, fill_value=pd.Timedelta(0)),
+                          "median": means.median(axis=1)})  # fmt: skip
+    return means.loc[order.sort_values(["alert", "median"], ascending=False).index]
 
 
 def level_colour_scale() -> tuple[ListedColormap, BoundaryNorm]:
@@ -102,10 +108,7 @@ def rolling_mean_plot(
     means = hourly_window_means(history)
     plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge
     intervals = alert_intervals(alerts, plot_end) if len(alerts) else pd.DataFrame(columns=["boxName", "start", "end"])
-    time_in_alert = (intervals["end"] - intervals["start"]).groupby(intervals["boxName"]).sum()
-    order = pd.DataFrame({"alert": time_in_alert.reindex(means.index, fill_value=pd.Timedelta(0)),
-                          "median": means.median(axis=1)}).sort_values(["alert", "median"], ascending=False)  # fmt: skip
-    means = means.loc[order.index]
+    means = most_important_first(means, intervals)
     boxes = len(means)
     rows_inches = min(max(ROW_INCHES * boxes, MIN_ROWS_INCHES), MAX_ROWS_INCHES)
     figure, axis = plt.subplots(figsize=(10, rows_inches + 2.5), layout="constrained", dpi=DPI)
