@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import matplotlib
+import matplotlib.dates
+import matplotlib.image
 import pandas as pd
 import pytest
 
 from pm25 import maps, plots
 from pm25.detector import Detector, naive_last_rows_alerts
+from pm25.readings import recording_readings
 from pm25.status import StatusTracker
 
 matplotlib.use("Agg")
@@ -104,8 +109,69 @@ def test_live_map_popup_and_legend_name_the_window(window_hours):
     marker = live.markers[BOX]
     assert f"{window_hours} h mean 20.0" in marker.popup.value
     assert (marker.color, marker.weight) == ("black", 4)
-    (legend,) = [control for control in live.widget.controls if hasattr(control, "legend")]
-    assert legend.title.startswith(f"{window_hours} h mean") and "no data" in legend.legend
+    legend = live.legend.widget.value
+    assert f"<summary><b>{window_hours} h mean PM2.5" in legend  # a click on the title folds the legend
+    assert "no data" in legend and "ring: alert" in legend
+
+
+def box_features(locations):
+    return [{"geometry": {"coordinates": [lon, lat]}, "properties": {"boxId": f"box{i}", "name": f"Box {i}"}}
+            for i, (lat, lon) in enumerate(locations)]  # fmt: skip
+
+
+def on_screen(live, lat, lon, width, zoom=None):
+    """Where a marker is drawn in a map of this width (pixels from its top-left), by Web Mercator."""
+
+    def world(lat, lon):
+        size = 256 * 2 ** (live.widget.zoom if zoom is None else zoom)
+        return (lon + 180) / 360 * size, (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * size
+
+    x, y = world(lat, lon)
+    center_x, center_y = world(*live.widget.center)
+    return width / 2 + x - center_x, maps.MAP_HEIGHT / 2 + y - center_y
+
+
+def berlin_boxes():
+    table = recording_readings().drop_duplicates("boxId")
+    return list(zip(table["lat"], table["lon"], strict=True))
+
+
+def across_germany():
+    rng = random.Random(13)
+    return [(rng.uniform(47.3, 55.0), rng.uniform(5.9, 15.0)) for _ in range(300)]
+
+
+AREAS = {
+    "berlin recording": berlin_boxes,
+    "one box": lambda: [(48.137, 11.575)],
+    "300 boxes across Germany": across_germany,
+    "a long thin valley": lambda: [(46.0 + i / 100, 7.5) for i in range(20)],
+}
+LEGEND_BOTTOM = 10 + 59  # measured in Chromium: Leaflet's 10 px margin, then the open legend
+MARKER_RADIUS = 9 + 4 // 2  # radius and half the alert ring
+
+
+@pytest.mark.parametrize("area", AREAS)
+@pytest.mark.parametrize("width", [maps.MIN_MAP_WIDTH, 1000])
+def test_live_map_shows_every_box_below_the_legend_and_inside_the_map(area, width):
+    locations = AREAS[area]()
+    live = maps.LiveMap(box_features(locations))
+    assert live.legend.position == "topright" and live.widget.layout.height == f"{maps.MAP_HEIGHT}px"
+    for lat, lon in locations:
+        x, y = on_screen(live, lat, lon, width)
+        assert MARKER_RADIUS + 30 <= x <= width - MARKER_RADIUS - 30  # clear of the zoom buttons, the edges
+        assert LEGEND_BOTTOM + MARKER_RADIUS <= y <= maps.MAP_HEIGHT - MARKER_RADIUS - 18  # and the attribution
+
+
+@pytest.mark.parametrize("area", AREAS)
+def test_live_map_zooms_in_as_far_as_the_boxes_allow(area):
+    locations = AREAS[area]()
+    live = maps.LiveMap(box_features(locations))
+    if live.widget.zoom < maps.MAX_ZOOM:
+        closer = [on_screen(live, lat, lon, maps.MIN_MAP_WIDTH, zoom=live.widget.zoom + 1) for lat, lon in locations]
+        xs, ys = zip(*closer, strict=True)
+        free = maps.FREE_AREA
+        assert max(xs) - min(xs) > free["right"] - free["left"] or max(ys) - min(ys) > free["bottom"] - free["top"]
 
 
 def test_colour_scale_gets_darker_with_more_dust():
@@ -117,14 +183,67 @@ def test_colour_scale_gets_darker_with_more_dust():
     assert [lightness(c) for c in colours] == sorted((lightness(c) for c in colours), reverse=True)
 
 
+def window_history(boxes, hours=72):
+    """A history table as step 3 builds it: each box's window mean after each reading, 4 readings an hour."""
+    return pd.DataFrame(
+        [(f"senseBox {box:03d}", T0 + timedelta(minutes=15 * quarter), float(box % 40 + quarter % 7))
+         for box in range(boxes) for quarter in range(4 * hours)],
+        columns=["boxName", "timestamp", "mean"],
+    )  # fmt: skip
+
+
+def alerts_of(*events):
+    return pd.DataFrame(
+        [(box_name, event, T0 + timedelta(hours=hour)) for box_name, event, hour in events],
+        columns=["boxName", "event", "timestamp"],
+    )
+
+
+@pytest.mark.parametrize("boxes", [3, 48, 300])
+def test_rolling_mean_plot_stays_a_readable_size_for_any_number_of_boxes(tmp_path, boxes):
+    path = tmp_path / "plot.png"
+    figure = plots.rolling_mean_plot(window_history(boxes), alerts_of(), 15.0, 24, path)
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert 400 <= height <= 2000 and width <= 1200
+    (heatmap,) = figure.axes[0].collections
+    assert heatmap.get_array().shape == (boxes, 72)  # every box a row, every hour a column
+    names = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert len(names) == boxes if boxes <= 48 else boxes / 5 <= len(names) < boxes  # names that fit, no overlap
+
+
 @pytest.mark.parametrize("window_hours", [24, 72])
-def test_rolling_mean_plot_title_names_the_window(tmp_path, window_hours):
+def test_rolling_mean_plot_title_and_colour_bar_name_the_window_and_threshold(tmp_path, window_hours):
     stream = readings([40] * 20)
     history = pd.DataFrame({"boxName": "Garten", "timestamp": [r.timestamp for r in stream], "mean": 40.0})
     alerts = pd.DataFrame([a.as_dict() for a in naive_last_rows_alerts(stream)])
-    figure = plots.rolling_mean_plot(history, alerts, 15.0, window_hours, tmp_path / "plot.png")
+    figure = plots.rolling_mean_plot(history, alerts, 20.0, window_hours, tmp_path / "plot.png")
     assert figure.texts[0].get_text().startswith(f"{window_hours} h mean of PM2.5")
+    colour_bar = figure.axes[1]
+    assert colour_bar.get_ylabel().startswith(f"{window_hours} h mean PM2.5")
+    assert "threshold 20" in [label.get_text() for label in colour_bar.get_yticklabels()]
     assert (tmp_path / "plot.png").exists()
+
+
+def alert_marks(figure):
+    """(row's box name, start, end) of each hatched, outlined rectangle: the time a box was in alert."""
+    axis = figure.axes[0]
+    names = {round(tick - 0.5): label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(),
+                                                                          strict=True)}  # fmt: skip
+    marks = [patch for patch in axis.patches if patch.get_hatch() and patch.get_edgecolor()[:3] == (0, 0, 0)]
+    return [(names[round(mark.get_y())], *matplotlib.dates.num2date([mark.get_x(), mark.get_x() + mark.get_width()]))
+            for mark in marks]  # fmt: skip
+
+
+def test_rolling_mean_plot_marks_alerts_without_colour_and_puts_their_box_first(tmp_path):
+    alerts = alerts_of(("senseBox 001", "exceeded", 30), ("senseBox 001", "resolved", 50),
+                       ("senseBox 002", "exceeded", 60))  # fmt: skip
+    figure = plots.rolling_mean_plot(window_history(5), alerts, 15.0, 24, tmp_path / "plot.png")
+    plot_end = T0 + timedelta(hours=72)
+    assert alert_marks(figure) == [
+        ("senseBox 001", T0 + timedelta(hours=30), T0 + timedelta(hours=50)),
+        ("senseBox 002", T0 + timedelta(hours=60), plot_end),  # still in alert at the end
+    ]
+    assert figure.axes[0].get_yticklabels()[0].get_text() == "senseBox 001"  # the longest in alert on top
 
 
 def test_readings_plot_tells_boxes_apart_without_colour():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from string import Template
 
 import pandas as pd
-from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, LegendControl, Map
+from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, Map, WidgetControl
 from ipywidgets import HTML, Output, VBox
 
 from pm25.geo import Aoi, AoiError, load_aoi, save_aoi
@@ -169,19 +170,66 @@ def boxes_map(aoi: Aoi, boxes: list[dict]) -> Map:
     return box_map
 
 
+# The live map's view: ipyleaflet's 400 px height (set, so the fit holds) and a notebook at least 600 px wide.
+# The boxes are fitted into the part of the map that the legend (top right), the zoom buttons (top left)
+# and the attribution (bottom) leave free, so no marker hides under them whatever the area.
+MAP_HEIGHT = 400
+MIN_MAP_WIDTH = 600
+FREE_AREA = {"left": 50, "top": 90, "right": MIN_MAP_WIDTH - 50, "bottom": MAP_HEIGHT - 30}  # pixels
+MAX_ZOOM = 13
+TILE_SIZE = 256
+
+
+def world_pixel(lat: float, lon: float, zoom: float) -> tuple[float, float]:
+    """Web Mercator: where a point lies, in pixels from the world's top-left corner, at this zoom."""
+    size = TILE_SIZE * 2**zoom
+    sin_lat = math.sin(math.radians(lat))
+    return (lon + 180) / 360 * size, (0.5 - math.log((1 + sin_lat) / (1 - sin_lat)) / (4 * math.pi)) * size
+
+
+def world_location(x: float, y: float, zoom: float) -> tuple[float, float]:
+    """The inverse of world_pixel: (lat, lon) of a pixel."""
+    size = TILE_SIZE * 2**zoom
+    return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / size)))), x / size * 360 - 180
+
+
+def fitted_view(locations: list[tuple[float, float]]) -> tuple[tuple[float, float], int]:
+    """(center, zoom) that shows every (lat, lon) inside FREE_AREA, as close as MAX_ZOOM allows."""
+    xs, ys = zip(*(world_pixel(lat, lon, 0) for lat, lon in locations), strict=True)
+    width, height = FREE_AREA["right"] - FREE_AREA["left"], FREE_AREA["bottom"] - FREE_AREA["top"]
+    scale = min(width / max(max(xs) - min(xs), 1e-12), height / max(max(ys) - min(ys), 1e-12))
+    zoom = max(1, min(MAX_ZOOM, math.floor(math.log2(scale))))
+    # The free area's middle is below the map's centre (the legend takes the top): shift the centre up.
+    below_centre = (FREE_AREA["top"] + FREE_AREA["bottom"]) / 2 - MAP_HEIGHT / 2
+    middle_x, middle_y = (max(xs) + min(xs)) / 2 * 2**zoom, (max(ys) + min(ys)) / 2 * 2**zoom
+    return world_location(middle_x, middle_y - below_centre, zoom), zoom
+
+
+def compact_legend(window_hours: float) -> HTML:
+    """The colour scale as one row of swatches under its title, collapsible (click the title)."""
+    title, entries = legend_entries(window_hours)
+    swatches = "".join(
+        f'<div style="text-align:center;width:46px"><div style="background:{colour};border:1px solid {OUTLINE};'
+        f'height:10px"></div>{escape(label.split(" (")[0])}</div>'
+        for label, colour in entries.items()
+    )
+    return HTML(
+        '<details open style="background:white;padding:2px 6px;font:11px/1.3 sans-serif;border-radius:4px">'
+        f"<summary><b>{title}</b></summary><div style='display:flex;gap:2px'>{swatches}</div>"
+        f"<div>{LEVELS[0][0]:g}: WHO guideline · thick black ring: alert</div></details>"
+    )
+
+
 class LiveMap:
     """An ipyleaflet map whose markers follow each box's window mean while the stream arrives."""
 
     def __init__(self, boxes: list[dict], window_hours: float = 24):
-        coordinates = [feature["geometry"]["coordinates"] for feature in boxes] or [[13.4050, 52.5200]]
-        center = (
-            sum(lat for _, lat in coordinates) / len(coordinates),
-            sum(lon for lon, _ in coordinates) / len(coordinates),
-        )
+        locations = [(lat, lon) for lon, lat in (feature["geometry"]["coordinates"] for feature in boxes)]
+        center, zoom = fitted_view(locations) if locations else ((52.5200, 13.4050), 11)
         self.window_hours = window_hours
-        self.widget = Map(center=center, zoom=11, scroll_wheel_zoom=True)
-        title, entries = legend_entries(window_hours)
-        self.widget.add(LegendControl(entries, title=f"{title}; thick black ring: alert", position="bottomleft"))
+        self.widget = Map(center=center, zoom=zoom, scroll_wheel_zoom=True, layout={"height": f"{MAP_HEIGHT}px"})
+        self.legend = WidgetControl(widget=compact_legend(window_hours), position="topright")
+        self.widget.add(self.legend)
         self.markers: dict[str, CircleMarker] = {}
         for feature in boxes:
             lon, lat = feature["geometry"]["coordinates"]
