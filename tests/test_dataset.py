@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from pm25 import dataset
+from pm25 import dataset, files
 from pm25.config import DEFAULT_BBOX, DEFAULT_FROM, DEFAULT_TO, Settings
 from pm25.files import write_atomically
 from pm25.geo import Aoi, default_aoi
@@ -196,3 +196,9 @@ def test_a_failed_write_leaves_the_previous_file_and_no_litter(tmp_path, monkeyp
         write_atomically(target, "new contents")
     assert target.read_text() == "previous"
     assert [path.name for path in tmp_path.iterdir()] == ["pm25_readings.csv"]
+
+
+def test_a_written_file_gets_the_usual_permissions_not_owner_only(tmp_path):
+    # Files written in the Docker stack (uid 1000) must stay readable by the host user (another uid).
+    write_atomically(tmp_path / "alerts.csv", "boxId\r\n")
+    assert (tmp_path / "alerts.csv").stat().st_mode & 0o777 == 0o666 & ~files._UMASK

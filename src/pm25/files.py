@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+# mkstemp creates files readable by their owner only; an output file gets the usual permissions instead, so that
+# e.g. the host user can read what the Docker stack's notebook user (another uid) wrote. Read once: os.umask can
+# only be read by setting it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename it over `path` in one step."""
@@ -16,6 +22,7 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
