@@ -258,6 +258,17 @@ def test_readings_plot_tells_boxes_apart_without_colour():
     assert len(shapes) == 10  # each box has its own line style and marker, not only its own colour
 
 
+def test_readings_plot_draws_no_box_like_the_threshold():
+    table = pd.DataFrame(
+        [(f"Box {box}", T0 + timedelta(hours=hour), float(box + hour)) for box in range(48) for hour in range(3)],
+        columns=["boxName", "timestamp", "value"],
+    )
+    lines = plots.readings_plot(table).axes[0].get_lines()
+    threshold = next(line for line in lines if "µg/m³" in line.get_label())
+    looks = {(line.get_color(), line.get_linestyle()) for line in lines if line is not threshold}
+    assert (threshold.get_color(), threshold.get_linestyle()) not in looks
+
+
 def test_readings_plot_keeps_the_plot_wide_with_the_legend_of_48_boxes(recwarn):
     table = pd.DataFrame(
         [(f"senseBox number {box}", T0 + timedelta(hours=hour), float(hour)) for box in range(48) for hour in range(3)],

@@ -15,9 +15,9 @@ from matplotlib.patches import Patch, Rectangle
 from pm25.maps import LEVELS, NO_DATA
 
 # Okabe-Ito colours (told apart with any colour vision), each combined with a line style and a
-# marker, so every line of a legend can also be found by its shape.
-COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
-# 8, 3 and 5 entries: no common factor, so the triples repeat only after 120 lines, and the
+# marker, so every line of a legend can also be found by its shape. Its black is left out: black is the threshold's.
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
+# 7, 3 and 5 entries: no common factor, so the triples repeat only after 105 lines, and the
 # (line style, marker) shape alone after 15.
 LINE_STYLES = ["-", "--", ":"]
 MARKERS = ["o", "s", "^", "D", "v"]
@@ -42,7 +42,7 @@ def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure
         rows = hourly.loc[box_name]
         axis.plot(rows.index, rows.values, color=colour, linestyle=style, marker=marker,
                   markevery=max(1, len(rows) // 6), markersize=4, linewidth=1, label=box_name)  # fmt: skip
-    axis.axhline(threshold, color="black", linestyle="--", linewidth=1.5, label=f"{threshold:g} µg/m³")
+    axis.axhline(threshold, color="black", linestyle="--", linewidth=2.5, label=f"{threshold:g} µg/m³")
     axis.set(ylabel="PM2.5 (µg/m³)", title="Hourly mean PM2.5 per senseBox")
     figure.legend(fontsize="x-small", ncol=LEGEND_COLUMNS, loc="outside lower center")
     return figure
