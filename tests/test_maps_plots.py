@@ -14,6 +14,7 @@ import matplotlib.dates
 import matplotlib.image
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 
 from pm25 import maps, plots
 from pm25.detector import Detector, naive_last_rows_alerts
@@ -265,8 +266,8 @@ def test_readings_plot_draws_no_box_like_the_threshold():
     )
     lines = plots.readings_plot(table).axes[0].get_lines()
     threshold = next(line for line in lines if "µg/m³" in line.get_label())
-    looks = {(line.get_color(), line.get_linestyle()) for line in lines if line is not threshold}
-    assert (threshold.get_color(), threshold.get_linestyle()) not in looks
+    looks = {(to_hex(line.get_color()), line.get_linestyle()) for line in lines if line is not threshold}
+    assert (to_hex(threshold.get_color()), threshold.get_linestyle()) not in looks
 
 
 def test_readings_plot_keeps_the_plot_wide_with_the_legend_of_48_boxes(recwarn):
