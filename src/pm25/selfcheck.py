@@ -353,9 +353,9 @@ def _mean_of_values_hint(stream: list[Reading], settings: dict) -> Callable[[int
         low, high = values[0], values[-1]
         hourly = (quiet_hours * low + high) / (quiet_hours + 1)
         return (
-            f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour "
-            f"of {len(stream) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {number}, after "
-            f"{number - quiet_hours} readings of the busy hour. The mean of all {number} values is "
+            f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
+            f"{len(stream) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {number}, "
+            f"after {number - quiet_hours} readings of the busy hour. The mean of all {number} values is "
             f"{sum(values) / number:.2f} µg/m³, but the rule takes the mean of the hourly means: "
             f"({quiet_hours} × {low:g} + {high:g}) / {quiet_hours + 1} = {hourly:.2f} µg/m³, no alert. "
             "Average each hour first (total / count), then average those hourly means: an hour with many "
