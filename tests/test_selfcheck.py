@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -58,6 +58,40 @@ class LastThreeRows:
         return None
 
 
+class MeanOfAllValues:
+    """The typical mistake that real data hides: the mean of every value in the window, not of the hourly means."""
+
+    def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
+        self.threshold, self.window_hours, self.min_hours = threshold, window_hours, min_hours
+        self.values = defaultdict(deque)  # box_id -> (clock hour, value) of the window's readings, oldest first
+        self.sums = defaultdict(float)
+        self.hours = defaultdict(Counter)  # box_id -> readings per clock hour in the window
+        self.exceeded = set()
+
+    def process(self, reading):
+        hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)
+        values, hours = self.values[reading.box_id], self.hours[reading.box_id]
+        values.append((hour, reading.value))
+        self.sums[reading.box_id] += reading.value
+        hours[hour] += 1
+        while values[0][0] <= hour - timedelta(hours=self.window_hours):
+            old, value = values.popleft()
+            self.sums[reading.box_id] -= value
+            hours[old] -= 1
+            if not hours[old]:
+                del hours[old]
+        if len(hours) < self.min_hours:
+            return None
+        mean = self.sums[reading.box_id] / len(values)
+        if mean > self.threshold and reading.box_id not in self.exceeded:
+            self.exceeded.add(reading.box_id)
+            return "exceeded"
+        if mean <= self.threshold and reading.box_id in self.exceeded:
+            self.exceeded.discard(reading.box_id)
+            return "resolved"
+        return None
+
+
 def test_window_detector_solution_gives_the_reference_alerts_on_the_berlin_recording(berlin_stream):
     check = selfcheck.window_detector_check(berlin_stream)
     message = check(solved_values("window_detector")["WindowDetector"])
@@ -71,6 +105,23 @@ def test_mean_of_last_three_rows_is_reported_with_the_first_differing_alert(berl
     with pytest.raises(WrongAnswer, match=first_difference) as hint:
         check(LastThreeRows)
     assert "yours gives" in str(hint.value)
+
+
+def test_mean_of_all_values_gets_its_own_hint_though_the_berlin_alerts_agree(berlin_stream):
+    with pytest.raises(WrongAnswer) as hint:
+        selfcheck.window_detector_check(berlin_stream)(MeanOfAllValues)
+    said = str(hint.value)
+    assert said.startswith("On a hand-made box"), said  # the Berlin day raised no difference
+    assert "(23 × 7.5 + 30) / 24 = 8.44 µg/m³, no alert" in said
+    assert "Average each hour first" in said
+
+
+@pytest.mark.parametrize(("threshold", "window_hours", "min_hours"), [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)])
+def test_the_hand_made_box_catches_the_mean_of_all_values_with_other_settings(threshold, window_hours, min_hours):
+    check = selfcheck.window_detector_check([], threshold, window_hours, min_hours)
+    with pytest.raises(WrongAnswer, match="Average each hour first"):
+        check(MeanOfAllValues)
+    assert "none on a box whose one busy hour" in check(solved_values("window_detector")["WindowDetector"])
 
 
 def test_window_detector_that_returns_something_else_is_told_what_to_return(berlin_stream):

@@ -1,7 +1,10 @@
 """Step 3's consumer, run as the notebook runs it, on a stream whose alerts we know."""
 
 import json
+import re
+import threading
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 import pandas as pd
 import pytest
@@ -10,6 +13,8 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25 import consuming
 from pm25.contract import Reading, encode
+from tests.faults.support import boxes_geojson as stream_boxes_geojson
+from tests.faults.support import committed_total, produce, random_walk_stream, wait_until
 from tests.notebooks import execute_notebook, stream_text
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
@@ -92,6 +97,7 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     ]
     assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
     assert "'duplicates': 1, 'late': 1" in printed
+    assert "Send-to-alert latency: no reading was sent while this consumer ran." in printed  # all of it was backlog
 
     published = read_all(bootstrap_servers, f"{topic}_alerts")
     assert [(record.key.decode(), json.loads(record.value)["event"]) for record in published] == [
@@ -185,3 +191,84 @@ def test_a_member_with_some_partitions_writes_the_days_of_its_boxes_to_a_file_of
     consuming.write_outputs(tmp_path, [], consuming.Rejected(), pd.DataFrame(columns=["boxId"]), share, daily=daily)
     assert not (tmp_path / "daily_means.csv").exists()  # the whole topic's file is not this member's to write
     assert pd.read_csv(tmp_path / "daily_means_partitions_0.csv")["boxName"].tolist() == ["Alpha"]
+
+
+def test_step_3_prints_its_send_to_alert_latency_for_readings_sent_while_it_runs(prepared, bootstrap_servers, topic):
+    env, _ = prepared
+    env["PM25_IDLE_TIMEOUT_S"] = "5"
+    backlog = len(known_stream())
+    paced = [reading(BOX_C, hour, 5.0, name="Gamma (silent)") for hour in range(40)]
+    sent = threading.Event()
+
+    def replay():  # as step 2 in replay mode: readings one by one while step 3 runs
+        # The group commits only once this member has its partitions and has processed the backlog.
+        wait_until(lambda: committed_total(bootstrap_servers, env["PM25_CONSUMER_GROUP"], topic) >= backlog, 240,
+                   "step 3 to process the backlog")  # fmt: skip
+        with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=0) as producer:
+            for paced_reading in paced:
+                producer.send(topic, key=BOX_C.encode(), value=encode(paced_reading)).get(timeout=10)
+        sent.set()
+
+    producer_thread = threading.Thread(target=replay, daemon=True)
+    producer_thread.start()
+    printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))
+    producer_thread.join(timeout=10)
+    assert sent.is_set(), "the paced readings were not all sent"
+
+    said = re.search(r"Send-to-alert latency of the (\d+) readings sent while this consumer ran: median (\d+) ms, "
+                     r"99th percentile (\d+) ms", printed)  # fmt: skip
+    assert said, printed
+    count, median, p99 = map(int, said.groups())
+    assert count == len(paced)
+    assert 0 < median <= p99 < 10_000  # generous: a shared 2-core machine; the broker holds a fetch 50 ms
+
+
+@pytest.fixture
+def walk(bootstrap_servers, topic):
+    """12 boxes for 30 hours on a topic of 3 partitions: every partition holds some boxes."""
+    readings = random_walk_stream(12, 30, seed=7)
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1}})
+    produce(bootstrap_servers, topic, readings)
+    return readings
+
+
+@pytest.fixture
+def other_member(bootstrap_servers, topic, walk):
+    """Another member of step 3's group, holding some partitions while step 3 runs, as in step 3b."""
+    group = f"{topic}_group"
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
+                             session_timeout_ms=6000, heartbeat_interval_ms=2000)  # fmt: skip
+    stop = threading.Event()
+
+    def poll():  # a member takes part in a rebalance only from inside poll()
+        while not stop.is_set():
+            consumer.poll(timeout_ms=100)
+
+    worker = threading.Thread(target=poll, daemon=True)
+    worker.start()
+    wait_until(consumer.assignment, 60, "the other member to get its partitions")
+    yield group
+    stop.set()
+    worker.join(timeout=10)
+    consumer.close()
+
+
+def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, tmp_path, walk, other_member):
+    readings = walk
+    (tmp_path / "senseboxes.geojson").write_text(stream_boxes_geojson(readings), encoding="utf-8")
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_CONSUMER_GROUP": other_member, "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    execute_notebook("step_3_event_processing.ipynb", env)
+
+    output = tmp_path / "output"
+    for whole_topic in ("sensor_status.csv", "sensor_status_map.html", "pm25_rolling_mean.png"):
+        assert not (output / whole_topic).exists(), whole_topic
+    [status_file] = output.glob("sensor_status_partitions_*.csv")
+    partitions = status_file.stem.removeprefix("sensor_status")
+    page = (output / f"sensor_status_map{partitions}.html").read_text(encoding="utf-8")
+    assert (output / f"pm25_rolling_mean{partitions}.png").stat().st_size > 1000
+    mine = set(pd.read_csv(status_file)["boxName"])
+    assert 0 < len(mine) < 12
+    for name in {r.box_name for r in readings}:  # the map shows this member's boxes, no other member's
+        assert (json.dumps(escape(name))[1:-1] in page) == (name in mine), name

@@ -194,6 +194,18 @@ class Share:
             return f"all {self.of} partitions"
         return f"partition{'s' * (len(self.partitions) > 1)} {', '.join(map(str, self.partitions))} of {self.of}"
 
+    def file_name(self, name: str) -> str:
+        """The name of an output file of this member: `name` if it processed the whole topic, else e.g.
+        sensor_status_map_partitions_0_2.html, so no partial view overwrites the whole one or another member's."""
+        if self.whole:
+            return name
+        stem, suffix = Path(name).stem, Path(name).suffix
+        return f"{stem}_partitions_{'_'.join(map(str, self.partitions))}{suffix}"
+
+    def own(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the boxes this member processed (all rows if it processed the whole topic)."""
+        return table if self.whole else table[table["boxId"].isin(self.box_ids)]
+
 
 class IdleTimer:
     """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself.
@@ -300,22 +312,20 @@ def write_outputs(
 
     Only a member that processed the whole topic writes those names. A member of a group that shared
     the topic knows only its partitions: it writes e.g. alerts_partitions_0_2.csv with the rows of
-    its own boxes and partitions, so no partial view overwrites the whole one or another member's.
+    its own boxes and partitions (Share.file_name, Share.own).
     """
     if not share.partitions:
         return []
-    suffix = "" if share.whole else "_partitions_" + "_".join(map(str, share.partitions))
-    mine = status if share.whole else status[status["boxId"].isin(share.box_ids)]
     tables = {
         "alerts": alerts_table([alert for alert in alerts if share.whole or alert.box_id in share.box_ids]),
         "rejected": rejected.table(None if share.whole else share.partitions),
-        "sensor_status": mine,
+        "sensor_status": share.own(status),
     }
     if daily is not None:
-        tables["daily_means"] = daily if share.whole else daily[daily["boxId"].isin(share.box_ids)]
+        tables["daily_means"] = share.own(daily)
     paths = []
     for name, table in tables.items():
-        paths.append(output_dir / f"{name}{suffix}.csv")
+        paths.append(output_dir / share.file_name(f"{name}.csv"))
         write_csv(paths[-1], table)
     return paths
 

@@ -15,11 +15,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.serializer import Serializer
 
-from pm25.contract import Reading, format_timestamp
+from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
 from pm25.detector import Detector
 from pm25.tasks import WrongAnswer
 from pm25.topics import ensure_topic
@@ -279,29 +280,89 @@ def window_detector_check(
 
     Only readings the Detector accepted (`last_accepted`) go to the learner's detector: filtering
     duplicates, late and saturated readings is what the hardened Detector adds, not the exercise.
+    Then both run on a small hand-made box where the mean of all values in the window and the mean
+    of its hourly means disagree: on real data the two often give the same alerts.
     """
     settings = {"threshold": threshold, "window_hours": window_hours, "min_hours": min_hours}
+    hand_made = _busy_hour_stream(threshold, window_hours)
 
     def check(WindowDetector) -> str:  # the name of the learner's class
-        yours, theirs = WindowDetector(**settings), reference(**settings)
-        events: Counter = Counter()
-        for number, reading in enumerate(readings, start=1):
-            alert = theirs.process(reading)
-            if not theirs.last_accepted:
-                continue
-            event = yours.process(reading)
-            if event not in EVENTS:
-                raise WrongAnswer(f'process() must return "exceeded", "resolved" or None; it returned {event!r}.')
-            expected = alert.event if alert else None
-            if event != expected:
-                raise WrongAnswer(_first_difference(number, reading, event, expected, theirs, settings))
-            events[event] += 1
+        events = _compare(WindowDetector, reference, readings, settings)
+        _compare(WindowDetector, reference, hand_made, settings, _mean_of_values_hint(hand_made, settings))
         return (
             f"Same alerts as pm25.detector.Detector on {len(readings):,} readings: "
-            f"{events['exceeded']} exceeded, {events['resolved']} resolved."
-        )
+            f"{events['exceeded']} exceeded, {events['resolved']} resolved"
+            + (", and none on a box whose one busy hour would outweigh the others in a mean of all values."
+               if hand_made else ".")
+        )  # fmt: skip
 
     return check
+
+
+def _compare(WindowDetector, reference, readings: list[Reading], settings: dict, hint=None) -> Counter:
+    """The events of the learner's detector, or WrongAnswer at the first that differs from the reference's."""
+    yours, theirs = WindowDetector(**settings), reference(**settings)
+    events: Counter = Counter()
+    for number, reading in enumerate(readings, start=1):
+        alert = theirs.process(reading)
+        if not theirs.last_accepted:
+            continue
+        event = yours.process(reading)
+        if event not in EVENTS:
+            raise WrongAnswer(f'process() must return "exceeded", "resolved" or None; it returned {event!r}.')
+        expected = alert.event if alert else None
+        if event != expected:
+            raise WrongAnswer(
+                (hint and hint(number, event)) or _first_difference(number, reading, event, expected, theirs, settings)
+            )
+        events[event] += 1
+    return events
+
+
+BUSY_HOUR_READINGS = 60  # one a minute, as a sensor with a short interval sends
+HAND_MADE_BOX = "0" * 23 + "1"
+
+
+def _busy_hour_stream(threshold: float, window_hours: int) -> list[Reading]:
+    """One box: a reading of threshold/2 in each of window_hours - 1 hours, then an hour of many readings of
+    2 × threshold. The mean of the hourly means stays at or below the threshold; the mean of all the values
+    climbs above it. Empty where no such stream exists (a window under 3 hours, a threshold near 0 or so high
+    that 2 × threshold would be a saturated value)."""
+    low, high = round(threshold / 2, 2), round(2 * threshold, 2)
+    if window_hours < 3 or low <= 0 or high >= VALUE_LIMIT:
+        return []
+    start = datetime(2024, 1, 15, tzinfo=UTC)
+    busy = max(BUSY_HOUR_READINGS, window_hours)  # more than (window_hours - 1) / 2 lift the mean of all values
+    moments = [start + timedelta(hours=hour) for hour in range(window_hours - 1)]
+    moments += [start + timedelta(hours=window_hours - 1, seconds=3600 * n // busy) for n in range(busy)]
+    return [
+        Reading(HAND_MADE_BOX, "Hand-made box", HAND_MADE_BOX, 0.0, 0.0, moment, low if n < window_hours - 1 else high)
+        for n, moment in enumerate(moments)
+    ]  # fmt: skip
+
+
+
+def _mean_of_values_hint(stream: list[Reading], settings: dict) -> Callable[[int, object], str | None]:
+    """The hint for a learner who averaged every value of the window instead of the hourly means."""
+    quiet_hours = settings["window_hours"] - 1
+
+    def hint(number: int, event) -> str | None:
+        if event != "exceeded" or number <= quiet_hours:
+            return None  # another mistake: the general message names the first difference
+        values = [reading.value for reading in stream[:number]]
+        low, high = values[0], values[-1]
+        hourly = (quiet_hours * low + high) / (quiet_hours + 1)
+        return (
+            f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
+            f"{len(stream) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {number}, "
+            f"after {number - quiet_hours} readings of the busy hour. The mean of all {number} values is "
+            f"{sum(values) / number:.2f} µg/m³, but the rule takes the mean of the hourly means: "
+            f"({quiet_hours} × {low:g} + {high:g}) / {quiet_hours + 1} = {hourly:.2f} µg/m³, no alert. "
+            "Average each hour first (total / count), then average those hourly means: an hour with many "
+            "readings must count as much as an hour with one, no more."
+        )
+
+    return hint
 
 
 def _first_difference(number: int, reading: Reading, yours, expected, reference, settings: dict) -> str:
