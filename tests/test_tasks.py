@@ -4,6 +4,7 @@ notebook with tasks also runs with the solutions filled in (the committed run is
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -29,12 +30,27 @@ def always_right(**answers):
 
 def test_an_unanswered_value_takes_the_solution_and_says_so(capsys):
     assert tasks.check("message_key", always_right, key_field=...) == "boxId"
-    assert "`key_field` not answered yet" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "'message_key' is not answered yet" in said
+    assert "The solution does this: checked {'key_field': 'boxId'}" in said
+    assert "your" not in said.lower().replace("answer it", "")
+
+
+def test_the_fallback_shows_the_text_to_type(capsys):
+    tasks.check("time_range", always_right, time_from=..., time_to=...)
+    solved = tasks.solved_values("time_range")
+    assert f"time_from = {solved['time_from']!r}; time_to = {solved['time_to']!r}" in capsys.readouterr().out
+
+
+def test_a_value_answered_next_to_one_left_blank_is_not_replaced(capsys):
+    with pytest.raises(WrongAnswer, match=r"`time_to` is still `\.\.\.`") as error:
+        tasks.check("time_range", always_right, time_from="2024-01-01T00:00:00.000Z", time_to=...)
+    assert "not answered yet" not in capsys.readouterr().out + str(error.value)
 
 
 def test_an_answered_value_is_checked_and_kept(capsys):
     assert tasks.check("message_key", always_right, key_field="mine") == "mine"
-    assert capsys.readouterr().out.startswith("✅ checked")
+    assert capsys.readouterr().out.startswith("✅ Right: checked")
 
 
 def test_a_wrong_answer_stops_with_the_hint_as_one_line():
@@ -77,9 +93,49 @@ def test_answers_count_as_answered(answer):
     assert not tasks.is_unanswered(answer)
 
 
+def define(source: str, name: str):
+    """What a notebook cell running `source` defines as `name` (its source kept, as IPython keeps it)."""
+    path = Path(tempfile.mkdtemp()) / "cell.py"
+    path.write_text(source, encoding="utf-8")
+    namespace: dict = {}
+    exec(compile(source, str(path), "exec"), namespace)
+    return namespace[name]
+
+
+def test_an_untouched_skeleton_counts_as_unanswered(capsys):
+    run_loop = define(tasks.skeletons()["consumer_loop"], "run_loop")
+    assert tasks.check("consumer_loop", always_right, run_loop=run_loop) is not run_loop
+    assert "The solution does this: checked" in capsys.readouterr().out
+
+
+def test_an_untouched_class_skeleton_counts_as_unanswered():
+    detector = define(tasks.skeletons()["window_detector"], "WindowDetector")
+    assert tasks.is_skeleton("window_detector", "WindowDetector", detector)
+
+
+HALF_DONE_LOOP = tasks.skeletons()["consumer_loop"].replace("...  # process the record", "process(record)")
+
+
+def test_a_half_finished_answer_names_the_line_left_and_what_belongs_there(capsys):
+    run_loop = define(HALF_DONE_LOOP, "run_loop")
+    with pytest.raises(WrongAnswer) as error:
+        tasks.check("consumer_loop", always_right, run_loop=run_loop)
+    assert "line 8, `...  # then commit: tell Kafka that these records are done`, still has `...`" in str(error.value)
+    assert "solution" not in capsys.readouterr().out + str(error.value)
+
+
+def test_a_half_finished_class_is_not_replaced_by_the_solution():
+    skeleton = tasks.skeletons()["window_detector"]
+    half_done = skeleton.replace("hour = ...", "hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)")
+    detector = define(half_done, "WindowDetector")
+    assert not tasks.is_skeleton("window_detector", "WindowDetector", detector)
+    with pytest.raises(WrongAnswer, match=r"`if \.\.\.:`, still has `\.\.\.` \(the line after it says what for"):
+        tasks.check("window_detector", always_right, WindowDetector=detector)
+
+
 def test_a_solutions_file_with_a_task_twice_is_refused():
-    with pytest.raises(ValueError, match="two solutions"):
-        tasks.parse_solutions("# %% task:a\nx = 1\n# %% task:a\nx = 2\n")
+    with pytest.raises(ValueError, match="appears twice"):
+        tasks.parse_task_cells("# %% task:a\nx = 1\n# %% task:a\nx = 2\n")
 
 
 @pytest.mark.parametrize("name", sorted(tasks.solutions()))
@@ -92,6 +148,7 @@ def test_teachers_guide_shows_each_solution_as_it_is(name):
 def test_every_task_cell_has_a_solution_and_starts_unanswered(path):
     for name, cell in task_cells(nbformat.read(path, as_version=4)).items():
         assert name in tasks.solutions(), f"{path.name}: task {name!r} has no solution in data/solutions.py"
+        assert cell.source.strip() + "\n" == tasks.skeletons().get(name), f"{path.name}: {name!r} is not its skeleton"
         assert re.search(r"(^|[\s=(,\[])\.\.\.", cell.source), f"{path.name}: task {name!r} is answered already"
 
 
@@ -131,7 +188,8 @@ class WindowDetector:
 
 def test_the_committed_demo_falls_back_to_every_solution():
     notebook = run(nbformat.read(DEMO, as_version=4), DEMO.parent, {})
-    assert "".join(map(printed, notebook.cells)).count("not answered yet") == len(task_cells(notebook))
+    said = "".join(map(printed, notebook.cells))
+    assert said.count("not answered yet") == said.count("The solution does this") == len(task_cells(notebook))
 
 
 WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commit()", "        pass")
@@ -142,6 +200,7 @@ WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commi
     [
         (DEMO, "message_key", 'key_field = "timestamp"', "lose their order"),
         (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
+        (DEMO, "consumer_loop", HALF_DONE_LOOP, "line 8, `...  # then commit: tell Kafka that these records are done`"),
         (DEMO, "window_detector", LAST_THREE_ROWS, "The first difference is at reading"),
         (SRC / "step_2_producer.ipynb", "producer", tasks.solution("producer").replace('.encode("utf-8")', ""),
          "to_json must return bytes"),

@@ -32,7 +32,7 @@ def check_city_centre(berlin_lat: float, berlin_lon: float) -> str:
         raise WrongAnswer(f"A longitude lies in -180..180, {lon} does not.")
     km = distance_km(lat, lon, *CITY_CENTRE)
     if km < NEAR_KM:
-        return f"Right: ({lat}, {lon}) is {km:.1f} km from the centre of {CITY}."
+        return f"({lat}, {lon}) is {km:.1f} km from the centre of {CITY}."
     if distance_km(lon, lat, *CITY_CENTRE) < NEAR_KM:
         raise WrongAnswer("You swapped them: latitude (north-south, about 52.5 here) comes first, then longitude.")
     if distance_km(-lat, -lon, *CITY_CENTRE) < NEAR_KM or distance_km(abs(lat), abs(lon), *CITY_CENTRE) < NEAR_KM:
@@ -54,7 +54,7 @@ def check_bounding_box(aoi: Aoi) -> Callable[[Callable], str]:
         hint = bbox_verdict(bbox, aoi)
         if hint:
             raise WrongAnswer(hint)
-        return f"Right: {bbox} is west, south, east, north, the order openSenseMap expects."
+        return f"{bbox} is west, south, east, north, the order openSenseMap expects."
 
     return check
 
@@ -95,7 +95,7 @@ def _close(numbers: Sequence[float], expected: Sequence[float]) -> bool:
 def check_time_range(time_from: str, time_to: str) -> str:
     """Task 4: are both times in the API's form, the start before the end, the start in the past?"""
     start, end = api_time_range(time_from, time_to)
-    return f"Right: from {start:%a %d %b %Y %H:%M} to {end:%a %d %b %Y %H:%M} UTC, in the API's form."
+    return f"from {start:%a %d %b %Y %H:%M} to {end:%a %d %b %Y %H:%M} UTC, in the API's form."
 
 
 def api_time_range(time_from: str, time_to: str, now: datetime | None = None) -> tuple[datetime, datetime]:

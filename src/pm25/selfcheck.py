@@ -42,7 +42,7 @@ def key_field_check() -> Callable[[str], str]:
             "boxName": "Names are not unique (and can change): the box's id is.",
         }
         if key_field == "boxId":
-            return "Right: every reading of a box goes to the same partition, so a box's readings stay in order."
+            return "every reading of a box goes to the same partition, so a box's readings stay in order."
         raise WrongAnswer(hints.get(key_field, f"{key_field!r} is not a field of a reading; see the example above."))
 
     return check
@@ -264,7 +264,7 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
             "committed. Commit after processing each batch, inside the loop."
         )
     return (
-        f"Your loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions and committed "
+        f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions and committed "
         f"{watched.commits} times, each time after processing: the group's committed offsets add up to {committed}."
     )
 
@@ -290,7 +290,7 @@ def window_detector_check(
         events = _compare(WindowDetector, reference, readings, settings)
         _compare(WindowDetector, reference, hand_made, settings, _mean_of_values_hint(hand_made, settings))
         return (
-            f"Same alerts as pm25.detector.Detector on {len(readings):,} readings: "
+            f"same alerts as pm25.detector.Detector on {len(readings):,} readings: "
             f"{events['exceeded']} exceeded, {events['resolved']} resolved"
             + (", and none on a box whose one busy hour would outweigh the others in a mean of all values."
                if hand_made else ".")

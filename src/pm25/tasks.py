@@ -1,18 +1,21 @@
 """Tasks the learner answers in a notebook, each next to a check that says what is wrong.
 
-A task cell starts unanswered: a value is `...` (or None), a function or class still holds a `...`
-where the learner's code goes. The check cell hands the answers to `check()`:
+A task cell starts as its skeleton: a value is `...` (or None), a function or class still holds a
+`...` where the learner's code goes. The check cell hands the answers to `check()`:
 
     lat, lon = tasks.check("coordinates", check_coordinates, lat=lat, lon=lon)
 
-* unanswered: it says so and takes the answers from the solution, so the rest of the notebook runs
-  (that is also how CI runs the committed notebooks);
+* untouched (every answer is still its skeleton): it says so and takes the answers from the
+  solution, so the rest of the notebook runs (that is also how CI runs the committed notebooks);
+* half-finished (edited, but a `...` is left): a wrong answer that names the line still `...` and
+  what belongs there; the learner's work is never replaced by the solution;
 * answered: it runs the task's check, which returns what it confirms in a sentence or raises
   WrongAnswer with a hint (shown as one ❌ line: the notebook stops there, nothing else is lost).
 
-Solutions live in one file, data/solutions.py: one cell per task, opened by `# %% task:<name>`.
-TEACHERS.md shows the same code (a test compares them), and the tests run every notebook with the
-solutions in place of the cells tagged `task:<name>`.
+Solutions and skeletons live in two files of the same form, data/solutions.py and data/skeletons.py:
+one cell per task, opened by `# %% task:<name>`. TEACHERS.md shows the solutions (a test compares
+them), the notebooks' task cells are the skeletons (a test compares them too), and the tests run every
+notebook with the solutions in place of the cells tagged `task:<name>`.
 """
 
 from __future__ import annotations
@@ -30,29 +33,37 @@ from pm25.config import BUNDLED_DATA_DIR
 from pm25.errors import LearnerError
 
 SOLUTIONS_FILE = BUNDLED_DATA_DIR / "solutions.py"
+SKELETONS_FILE = BUNDLED_DATA_DIR / "skeletons.py"
 TAG_PREFIX = "task:"
 _CELL_MARK = re.compile(r"^# %% task:([\w-]+)[ \t]*$", re.MULTILINE)
+_COMMENT = re.compile(r"\s#\s*(.*)$")
 
 
 class WrongAnswer(LearnerError):
     """A task's answer is not right; the message is the hint."""
 
 
-def parse_solutions(text: str) -> dict[str, str]:
-    """Task name -> the solution's code, from the text of a solutions file."""
+def parse_task_cells(text: str) -> dict[str, str]:
+    """Task name -> the cell's code, from the text of a solutions or skeletons file."""
     parts = _CELL_MARK.split(text)  # [preamble, name, code, name, code, ...]
-    solutions: dict[str, str] = {}
+    cells: dict[str, str] = {}
     for name, code in zip(parts[1::2], parts[2::2], strict=True):
-        if name in solutions:
-            raise ValueError(f"task {name!r} has two solutions")
-        solutions[name] = code.strip() + "\n"
-    return solutions
+        if name in cells:
+            raise ValueError(f"task {name!r} appears twice")
+        cells[name] = code.strip() + "\n"
+    return cells
 
 
 @cache
 def solutions(path: Path = SOLUTIONS_FILE) -> dict[str, str]:
     """Every task's solution code, by task name."""
-    return parse_solutions(path.read_text(encoding="utf-8"))
+    return parse_task_cells(path.read_text(encoding="utf-8"))
+
+
+@cache
+def skeletons(path: Path = SKELETONS_FILE) -> dict[str, str]:
+    """Every task's skeleton, the task cell as the notebook holds it when committed, by task name."""
+    return parse_task_cells(path.read_text(encoding="utf-8"))
 
 
 def solution(name: str) -> str:
@@ -74,10 +85,41 @@ def is_unanswered(answer: Any) -> bool:
     if answer is ... or answer is None:
         return True
     if inspect.isclass(answer):  # a class's own source cannot be found in a notebook, its methods' can
-        return any(is_unanswered(member) for member in vars(answer).values() if inspect.isfunction(member))
+        return any(is_unanswered(member) for member in _methods(answer).values())
     if not inspect.isfunction(answer):
         return False
-    return _holds_ellipsis(answer.__code__) or _source_holds_ellipsis(answer)
+    return _holds_ellipsis(answer.__code__) or bool(_placeholder_lines(answer))
+
+
+def is_skeleton(name: str, key: str, answer: Any) -> bool:
+    """Whether `answer` (the notebook's `key`) is still exactly the skeleton of task `name`.
+
+    Code is compared as syntax trees, so spaces and comments do not count as edits."""
+    if answer is ... or answer is None:
+        return True
+    definition = _skeleton_definitions(name).get(key)
+    if inspect.isclass(answer) and isinstance(definition, ast.ClassDef):
+        expected = {node.name: ast.dump(node) for node in definition.body if isinstance(node, ast.FunctionDef)}
+        return {name: _syntax(method) for name, method in _methods(answer).items()} == expected
+    if inspect.isfunction(answer) and isinstance(definition, ast.FunctionDef):
+        syntax = _syntax(answer)
+        return is_unanswered(answer) if syntax is None else syntax == ast.dump(definition)  # None: no source kept
+    return False
+
+
+def placeholders(key: str, answer: Any) -> list[str]:
+    """Where the answer still holds a `...`, each as a phrase: which line, and what belongs there."""
+    if answer is ... or answer is None:
+        return [f"`{key}` is still `{'...' if answer is ... else None}`: give it a value too"]
+    functions = _methods(answer).values() if inspect.isclass(answer) else [answer]
+    spots = sorted(spot for function in functions for spot in _placeholder_lines(function))
+    if not spots and is_unanswered(answer):
+        return [f"`{key}` still holds a `...`"]
+    return [_describe(number, line, following) for number, line, following in spots]
+
+
+def _methods(cls: type) -> dict[str, Any]:
+    return {name: member for name, member in vars(cls).items() if inspect.isfunction(member)}
 
 
 def _holds_ellipsis(code) -> bool:
@@ -85,32 +127,84 @@ def _holds_ellipsis(code) -> bool:
     return any(const is ... or (inspect.iscode(const) and _holds_ellipsis(const)) for const in code.co_consts)
 
 
-def _source_holds_ellipsis(function) -> bool:
-    """A `...` standing alone as a statement is compiled away, so it is looked for in the source."""
+def _source(function) -> tuple[list[str], int] | None:
+    """The function's source lines and the number of its first line in its cell (or file)."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):  # no source kept, or a lambda in the middle of a line
-        return False
-    return any(isinstance(node, ast.Constant) and node.value is ... for node in ast.walk(tree))
+        return inspect.getsourcelines(function)
+    except (OSError, TypeError):  # no source kept
+        return None
+
+
+def _parse(lines: list[str]) -> ast.AST | None:
+    try:
+        return ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:  # a lambda in the middle of a line
+        return None
+
+
+def _syntax(function) -> str | None:
+    """The function's syntax tree as text, for comparing code whatever its spacing and comments."""
+    source = _source(function)
+    tree = source and _parse(source[0])
+    return ast.dump(tree.body[0]) if tree and tree.body else None
+
+
+def _placeholder_lines(function) -> list[tuple[int, str, str]]:
+    """(line number, line, the line after it) of each line of the function that holds a `...`.
+
+    A `...` standing alone as a statement is compiled away, so it is looked for in the source."""
+    source = _source(function)
+    tree = source and _parse(source[0])
+    if not tree:
+        return []
+    lines, first = source
+    numbers = sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value is ...})
+    return [(first + n - 1, lines[n - 1].strip(), lines[n].strip() if n < len(lines) else "") for n in numbers]
+
+
+def _describe(number: int, line: str, following: str) -> str:
+    comment = _COMMENT.search(line)
+    if comment:
+        return f"line {number}, `{line}`, still has `...` where the code does this: {comment.group(1)}"
+    return f"line {number}, `{line}`, still has `...` (the line after it says what for: `{following}`)"
+
+
+@cache
+def _skeleton_definitions(name: str) -> dict[str, ast.AST]:
+    """The functions and classes the task's skeleton defines, by name."""
+    tree = ast.parse(skeletons().get(name, ""))
+    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
 
 
 def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
     """Check the answers to task `name`; return them (one value, or a tuple in the order given).
 
-    Unanswered parts are replaced by the solution's, with a note saying so. `checker(**answers)`
-    returns a sentence confirming the answer, or raises WrongAnswer with a hint.
+    An untouched task takes the solution's answers, with a note saying so; a half-finished one is a
+    wrong answer that points at what is left. `checker(**answers)` returns a sentence confirming
+    the answer, or raises WrongAnswer with a hint.
     """
-    unanswered = [key for key, answer in answers.items() if is_unanswered(answer)]
-    if unanswered:
-        solved = solved_values(name)
-        answers = {key: solved[key] for key in answers}
-        listed = ", ".join(f"`{key}`" for key in unanswered)
-        print(
-            f"⏳ Task {name!r}: {listed} not answered yet (still `...`). "
-            "Using the solution so the rest of the notebook runs; answer it and run both cells again."
-        )
-        print("   The solution: " + checker(**answers))
+    if all(is_skeleton(name, key, answer) for key, answer in answers.items()):
+        answers = _solution_instead(name, checker, answers)
     else:
-        print("✅ " + checker(**answers))
+        left = [spot for key, answer in answers.items() if is_unanswered(answer) for spot in placeholders(key, answer)]
+        if left:
+            raise WrongAnswer(
+                f"Task {name!r} is not finished: " + "; ".join(left) + ". Fill it in and run both cells again."
+            )
+        print("✅ Right: " + checker(**answers))
     values = tuple(answers.values())
     return values[0] if len(values) == 1 else values
+
+
+def _solution_instead(name: str, checker: Callable[..., str], answers: dict[str, Any]) -> dict[str, Any]:
+    solved = solved_values(name)
+    answers = {key: solved[key] for key in answers}
+    print(
+        f"⏳ Task {name!r} is not answered yet. Using the solution so the rest of the notebook runs; "
+        "answer it and run both cells again."
+    )
+    texts = [f"{key} = {value!r}" for key, value in answers.items() if isinstance(value, str)]
+    if texts:  # a text's exact form is part of the lesson: show what to type
+        print("   The solution's answer, to type in the task cell: " + "; ".join(texts))
+    print("   The solution does this: " + checker(**answers))
+    return answers
