@@ -4,12 +4,17 @@
     hints.install()   # in a notebook's first code cell
 
 Only names looked up in the notebook's own namespace get the hint; a NameError inside a library keeps
-its traceback, where it helps.
+its traceback, where it helps. A reading's field name written without quotes (`key_field = boxId`)
+gets the advice to write it as text.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
+
+from pm25.contract import SCHEMA
+
+READING_FIELDS = frozenset(SCHEMA["properties"])
 
 
 def install() -> None:
@@ -24,6 +29,11 @@ def install() -> None:
 
 
 def hint(name: str | None) -> str:
+    if name in READING_FIELDS:
+        return (
+            f'❌ `{name}` is not defined: a field of a reading is named by text, so write it in quotes: "{name}". '
+            "If you meant a variable, run the cells above this one first."
+        )
     return (
         f"❌ `{name}` is not defined yet: run the cells above this one first (Run → Run All Above Selected Cell). "
         "If no cell above defines it, check its spelling."
