@@ -144,7 +144,19 @@ def test_producer_solution_shows_one_partition_per_box(bootstrap_servers):
         name: solution[name] for name in ("to_json", "send_readings")
     })
     assert "12 readings arrived" in message
-    assert all(f"Box {box}: partition" in message for box in range(1, 5))
+    assert all(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5))
+
+
+def test_the_producer_practice_has_several_readings_of_each_of_a_few_boxes(berlin_stream):
+    practice = selfcheck.practice_sample(berlin_stream, boxes=3, per_box=4)
+    per_box = Counter(reading.box_id for reading in practice)
+    assert sorted(per_box.values()) == [4, 4, 4]
+    assert practice == [reading for reading in berlin_stream if reading in practice]  # in the stream's order
+
+
+def test_the_producer_practice_makes_do_with_an_area_of_few_readings():
+    readings = few_readings(boxes=2, per_box=3)
+    assert selfcheck.practice_sample(readings, boxes=3, per_box=4) == readings
 
 
 def test_producer_without_flush_is_told_to_flush(bootstrap_servers):

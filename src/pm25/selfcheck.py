@@ -48,6 +48,23 @@ def key_field_check() -> Callable[[str], str]:
     return check
 
 
+def practice_sample(readings: Iterable[Reading], boxes: int = 3, per_box: int = 4) -> list[Reading]:
+    """The first `per_box` readings of the first `boxes` boxes that have as many, in their order.
+
+    Several readings per box are what show a key at work: each box's readings all land on one
+    partition. (The first few readings of a recording usually come from as many different boxes.)
+    Boxes with fewer readings stand in when an area has too few boxes."""
+    chosen: dict[str, list[tuple[int, Reading]]] = {}
+    for number, reading in enumerate(readings):
+        taken = chosen.setdefault(reading.box_id, [])
+        if len(taken) < per_box:
+            taken.append((number, reading))
+        if sum(len(taken) == per_box for taken in chosen.values()) == boxes:
+            break
+    fullest = sorted(chosen.values(), key=len, reverse=True)[:boxes]  # a stable sort: first-filled first
+    return [reading for _, reading in sorted(pair for taken in fullest for pair in taken)]
+
+
 @contextmanager
 def practice_topic(kafka_options: dict):
     """A new topic with 3 partitions for one self-check; deleted afterwards."""
@@ -165,9 +182,13 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
                     f"A message's key is {record.key!r}, not its box's id: with key=reading['boxId'] "
                     "all readings of a box go to one partition and stay in order."
                 )
-            partitions.setdefault(json.loads(record.value)["boxName"], set()).add(record.partition)
-        lines = [f"  {name}: partition {min(numbers)}" for name, numbers in sorted(partitions.items())]
-        return f"{len(records)} readings arrived, each box on one partition:\n" + "\n".join(lines)
+            partitions.setdefault(json.loads(record.value)["boxName"], []).append(record.partition)
+        lines = [
+            f"  {name}: {len(numbers)} readings, on partition{'s' if len(set(numbers)) > 1 else ''} "
+            + ", ".join(map(str, sorted(set(numbers))))
+            for name, numbers in sorted(partitions.items())
+        ]
+        return f"{len(records)} readings arrived, each box's on one partition:\n" + "\n".join(lines)
 
     return check
 
