@@ -2,6 +2,8 @@
 
 import json
 
+from ipyleaflet import GeoJSON
+
 from pm25.config import Settings
 from pm25.geo import Aoi, choose_aoi, default_aoi, save_aoi
 from pm25.maps import AreaPicker
@@ -77,3 +79,13 @@ def test_an_unusable_drawing_is_refused_under_the_map_and_loses_nothing(tmp_path
     assert message(picker).startswith("❌") and "no area" in message(picker)
     assert used_area(picker, tmp_path).bbox == (13.40, 52.50, 13.45, 52.53)
     assert saved_bbox(tmp_path) == (13.40, 52.50, 13.45, 52.53)
+
+
+def test_the_map_shows_the_fallback_area_and_says_what_shows_without_internet(tmp_path):
+    picker = AreaPicker(CENTRE, saved=tmp_path / "aoi.geojson", outline=default_aoi())
+    note, area_map, _ = picker.widget.children
+    assert "Without internet the map has no background" in note.value
+    outlines = [layer for layer in area_map.layers if isinstance(layer, GeoJSON)]
+    geometries = [feature["geometry"] for layer in outlines for feature in layer.data["features"]]
+    assert geometries == [feature["geometry"] for feature in default_aoi().as_geojson()["features"]]
+    assert outlines[0].style["dashArray"]

@@ -27,6 +27,12 @@ OUTLINE = "#555555"
 # A box in alert gets a thick black ring: visible without telling colours apart.
 ALERT_OUTLINE = {"color": "black", "weight": 4}
 NORMAL_OUTLINE = {"color": OUTLINE, "weight": 1}
+# The area used when nothing is drawn: a dashed outline, not a shape to edit.
+FALLBACK_OUTLINE = {"color": OUTLINE, "weight": 2, "dashArray": "6 4", "fill": False}
+AREA_PICKER_NOTE = (
+    "Dashed: the area used when you draw nothing. Without internet the map has no background (a grey box); "
+    "the outline of the area and your drawing still show."
+)
 TILES = {
     "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "options": {
@@ -96,9 +102,11 @@ class AreaPicker:
     The latest rectangle or polygon on the map is the area. Drawn or edited, it is saved to `saved`
     (so it is still there next time); when every shape is deleted, `saved` is removed and the default
     area applies again. A saved area is shown on the map at the start, so it can be edited or deleted.
+    `outline`, the area used when nothing is drawn, is drawn dashed so the learner can find their way
+    even when the background tiles cannot load (no internet: a grey map, which a note above explains).
     """
 
-    def __init__(self, center: tuple[float, float], saved: Path, zoom: int = 11):
+    def __init__(self, center: tuple[float, float], saved: Path, outline: Aoi | None = None, zoom: int = 11):
         self.saved = Path(saved)
         self.drawing: dict | None = None  # the latest usable shape drawn in this session, as GeoJSON
         self.draw = DrawControl(rectangle=SHAPE_STYLE, polygon=SHAPE_STYLE, polyline={}, circlemarker={}, marker={})
@@ -108,9 +116,11 @@ class AreaPicker:
         # The shapes as the map has them after each create, edit or delete (a draw event comes before them).
         self.draw.observe(self._shapes_changed, names="data")
         area_map = Map(center=center, zoom=zoom, scroll_wheel_zoom=True)
+        if outline:
+            area_map.add(GeoJSON(data=outline.as_geojson(), name=outline.source, style=FALLBACK_OUTLINE))
         area_map.add(self.draw)
         self.messages = Output()  # under the map: a print() from a map event would go to Lab's hidden log
-        self.widget = VBox([area_map, self.messages])
+        self.widget = VBox([HTML(AREA_PICKER_NOTE), area_map, self.messages])
         if earlier:
             self._say(f"The area saved in {self.saved.name} is on the map: edit or delete it, or draw another.")
 
