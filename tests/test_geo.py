@@ -165,3 +165,13 @@ def test_task_4_environment_wins_over_the_notebook_values():
     assert "environment" in source
     _, _, source = choose_time_range(Settings.from_env({}), "2024-01-15T00:00:00.000Z", "2024-01-21T23:59:59.000Z")
     assert source == "your choice in Task 4"
+
+
+def test_task_3_joining_numbers_as_if_they_were_text_gets_the_way_to_make_them_text():
+    def joined_numbers(corners):
+        lons = [lon for lon, lat in corners]
+        lats = [lat for lon, lat in corners]
+        return ",".join([min(lons), min(lats), max(lons), max(lats)])
+
+    with pytest.raises(WrongAnswer, match=r"float found\. Numbers are not text: .*str\(number\)"):
+        check_bounding_box(Aoi.from_geojson(SQUARE, "x"))(joined_numbers)

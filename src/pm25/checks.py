@@ -16,6 +16,10 @@ API_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 NEAR_KM = 10  # an answer this close to the city's centre is right
 TOLERANCE = 1e-4  # degrees (about 10 m): rounding a corner to 4 decimals is still right
 EXAMPLE_TIME = "2023-02-26T08:00:00.000Z"
+NUMBERS_AS_TEXT = (
+    ". Numbers are not text: join them as text with an f-string, f\"{west},{south},...\", "
+    "or turn each into text with str(number) first."
+)
 
 
 def check_city_centre(berlin_lat: float, berlin_lon: float) -> str:
@@ -50,7 +54,9 @@ def check_bounding_box(aoi: Aoi) -> Callable[[Callable], str]:
         try:
             bbox = bounding_box(list(aoi.ring))
         except Exception as error:  # the learner's code: any mistake is reported, not raised
-            raise WrongAnswer(f"bounding_box(aoi.ring) stopped with {type(error).__name__}: {error}") from None
+            mixed = isinstance(error, TypeError) and "str" in str(error)  # e.g. ",".join(numbers), text + number
+            stopped = f"bounding_box(aoi.ring) stopped with {type(error).__name__}: {error}"
+            raise WrongAnswer(stopped + (NUMBERS_AS_TEXT if mixed else "")) from None
         hint = bbox_verdict(bbox, aoi)
         if hint:
             raise WrongAnswer(hint)
