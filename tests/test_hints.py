@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+from kafka import KafkaConsumer
 from nbclient.exceptions import CellExecutionError
 
-from pm25.hints import hint
+from pm25.consuming import ProcessedOffsets
+from pm25.hints import CLOSED_CLIENT, hint
 from tests.notebooks import SRC, run, task_cells, with_answer
 
 STEP_2 = SRC / "step_2_producer.ipynb"
@@ -36,3 +38,24 @@ def test_a_field_name_without_quotes_is_answered_with_the_quotes(tmp_path):
 def test_an_unknown_name_is_still_sent_to_the_cells_above():
     assert "run the cells above this one first" in hint("aoi")
     assert "quotes" not in hint("aoi")
+
+
+def test_a_loop_run_again_after_its_consumer_was_closed_gets_one_line(bootstrap_servers):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("from kafka import KafkaConsumer\nfrom pm25 import hints\nhints.install()"),
+        nbformat.v4.new_code_cell(f"consumer = KafkaConsumer(bootstrap_servers={bootstrap_servers!r})\n"
+                                  "consumer.close()"),
+        nbformat.v4.new_code_cell("consumer.poll(timeout_ms=100)"),  # the loop cell, run again after the close
+    ]
+    with pytest.raises(CellExecutionError) as raised:
+        run(notebook, SRC, {})
+    assert raised.value.ename == "IllegalStateError"
+    shown = next(output for output in notebook.cells[2].outputs if output.output_type == "error")["traceback"]
+    assert shown == [CLOSED_CLIENT]
+
+
+def test_rewind_after_the_consumer_was_closed_adds_no_second_error(bootstrap_servers):
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    consumer.close()
+    ProcessedOffsets(consumer, None, lambda boxes: None, topic_partitions=3).rewind()  # returns quietly

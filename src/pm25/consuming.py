@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, KafkaTimeoutError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, IllegalStateError, KafkaTimeoutError, RebalanceInProgressError
 from kafka.future import Future
 from kafka.serializer import Serializer
 
@@ -145,7 +145,11 @@ class ProcessedOffsets(ConsumerRebalanceListener):
 
     def rewind(self) -> None:
         """Go back to the first message polled but not processed (call after the loop, in `finally`)."""
-        for partition in self.consumer.assignment():
+        try:
+            assigned = self.consumer.assignment()
+        except IllegalStateError:  # the consumer was closed: nothing to go back to (the poll said so already)
+            return
+        for partition in assigned:
             if partition in self._next:
                 self.consumer.seek(partition, self._next[partition])
             else:

@@ -5,12 +5,15 @@
 
 Only names looked up in the notebook's own namespace get the hint; a NameError inside a library keeps
 its traceback, where it helps. A reading's field name written without quotes (`key_field = boxId`)
-gets the advice to write it as text.
+gets the advice to write it as text. A cell run again after a later cell closed its Kafka client (the loop of
+step 3 after "close the consumer") says to run the cell that creates the client first.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
+
+from kafka.errors import IllegalStateError
 
 from pm25.contract import SCHEMA
 
@@ -25,7 +28,7 @@ def install() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((NameError,), _show)
+        shell.set_custom_exc((NameError, IllegalStateError), _show)
 
 
 def hint(name: str | None) -> str:
@@ -40,7 +43,18 @@ def hint(name: str | None) -> str:
     )
 
 
-def _show(shell, kind: type, error: NameError, trace: TracebackType, tb_offset=None) -> None:
+CLOSED_CLIENT = (
+    "❌ This Kafka client is closed: a cell further down closed it. Run the cells that create the consumer (or "
+    "producer) again, from the top of the section, then this one."
+)
+
+
+def _show(shell, kind: type, error: Exception, trace: TracebackType, tb_offset=None) -> None:
+    if isinstance(error, IllegalStateError):
+        if "closed" in str(error):
+            error._render_traceback_ = lambda: [CLOSED_CLIENT]
+        shell.showtraceback((kind, error, trace), tb_offset=tb_offset)
+        return
     last = trace
     while last.tb_next is not None:
         last = last.tb_next
