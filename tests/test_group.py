@@ -66,3 +66,23 @@ def test_a_missing_topic_is_a_clear_error_and_is_not_created(kafka_options):
         require_topic(kafka_options, missing)
     with KafkaAdminClient(**kafka_options) as admin:
         assert missing not in admin.list_topics()
+
+
+def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_from(kafka_options, readings_topic):
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    sent = send(kafka_options, readings_topic, 30)
+    first = GroupMember("first", kafka_options, readings_topic, group).start()
+    second = None
+    try:
+        wait_until(lambda: first.processed >= sent, "the first member to process every message")
+        second = GroupMember("second", kafka_options, readings_topic, group).start()
+        wait_until(lambda: settled([first, second], PARTITIONS), "both members to get partitions")
+        wait_until(lambda: all(row["next offset"] is not None for row in second.rows()), "the second member's start")
+        assert second.processed == set()  # nothing new to read: the offsets shown are where it starts
+        assert {row["partition"]: row["next offset"] for row in second.rows()} == {
+            number: 10 for number in second.partitions
+        }  # the group's committed offsets (10 messages per partition), not 0
+    finally:
+        first.stop()
+        if second is not None and second.running:
+            second.stop()

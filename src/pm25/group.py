@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 import pandas as pd
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pm25.contract import InvalidMessage, decode
 from pm25.errors import LearnerError
@@ -40,11 +40,14 @@ class GroupMember(ConsumerRebalanceListener):
     """One member of consumer group `group_id` on `topic`: polls, processes each record, commits after.
 
     Processing a record here means reading it and counting it per partition and box: enough to see
-    who handled what. The rebalance callbacks record which partitions the group gave this member.
+    who handled what. `work_ms` pretends each record takes that long to process, so that a topic of
+    100,000 readings takes minutes, not a second, and the group's members can be watched at work.
+    The rebalance callbacks record which partitions the group gave this member.
     """
 
-    def __init__(self, name: str, kafka_options: dict, topic: str, group_id: str):
+    def __init__(self, name: str, kafka_options: dict, topic: str, group_id: str, work_ms: float = 0.0):
         self.name, self.topic, self.group_id = name, topic, group_id
+        self._work_s = work_ms / 1000
         self._kafka_options = kafka_options
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -94,7 +97,7 @@ class GroupMember(ConsumerRebalanceListener):
                     "member": self.name + ("" if number in self._partitions else " (no longer)"),
                     "partition": number,
                     "processed": self._counts[number],
-                    "next offset": self._next_offsets.get(number, 0),
+                    "next offset": self._next_offsets.get(number),
                     "boxes": len(self._boxes.get(number, ())),
                 }
                 for number in numbers
@@ -109,6 +112,8 @@ class GroupMember(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned):
         with self._lock:
             self._partitions = sorted(tp.partition for tp in assigned)
+            for tp in assigned:  # another member may have gone on since: the position is looked up after poll()
+                self._next_offsets.pop(tp.partition, None)
 
     def _run(self) -> None:
         try:
@@ -132,6 +137,7 @@ class GroupMember(ConsumerRebalanceListener):
                         self._process(record)
                 if batch:
                     consumer.commit()  # after processing: a crash before this re-reads, never loses
+                self._note_start_offsets(consumer)
         except BaseException as error:
             self._error = error
         finally:
@@ -139,7 +145,18 @@ class GroupMember(ConsumerRebalanceListener):
             with self._lock:
                 self._partitions = []
 
+    def _note_start_offsets(self, consumer: KafkaConsumer) -> None:
+        """For a partition just given to this member: where it starts, i.e. the group's committed offset."""
+        with self._lock:
+            waiting = [number for number in self._partitions if number not in self._next_offsets]
+        for number in waiting:
+            offset = consumer.position(TopicPartition(self.topic, number))
+            with self._lock:
+                self._next_offsets.setdefault(number, offset)
+
     def _process(self, record) -> None:
+        if self._work_s:
+            time.sleep(self._work_s)  # the pretended work on this record, not a wait for anything
         try:
             box = decode(record.value).box_name
         except InvalidMessage:
@@ -175,5 +192,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0
 
 
 def group_table(members: Iterable[GroupMember]) -> pd.DataFrame:
-    """Each member's partitions: records processed, the next offset to read (committed), boxes seen."""
+    """Each member's partitions: records processed, the next offset to read (committed), boxes seen.
+
+    A partition just given to a member shows the group's committed offset it starts from."""
     return pd.DataFrame([row for member in members for row in member.rows()], columns=MEMBER_COLUMNS)
