@@ -19,4 +19,5 @@ def test_step4_after_steps_1_to_3_raises_the_alerts_of_step3(topic, tmp_path):
     assert (step3.event == "exceeded").any()
     assert quix[keys].values.tolist() == step3[keys].values.tolist()
     assert quix["mean"].astype(float).tolist() == pytest.approx(step3["mean"].astype(float).tolist(), abs=1e-9)
-    assert " 0 missing." in printed and "'event': 'restored'" in printed
+    assert " 0 missing." in printed and "B: restored the state of partition(s)" in printed
+    assert "<RecoveryPartition" not in printed and "httpx module is deprecated" not in printed

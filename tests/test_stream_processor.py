@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -13,7 +16,15 @@ from kafka import KafkaProducer
 from pm25.config import Settings
 from pm25.contract import Reading, encode
 from pm25.errors import LearnerError
-from pm25.stream_processor import DailyMeanRule, build_application, prepare_readings_topic, read_alerts
+from pm25.stream_processor import (
+    PACKAGE_ROOT,
+    DailyMeanRule,
+    RecoveryTimer,
+    build_application,
+    describe,
+    prepare_readings_topic,
+    read_alerts,
+)
 from tests.faults.support import create_topic
 
 START = datetime(2023, 2, 26, tzinfo=UTC)
@@ -129,10 +140,38 @@ def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand
 def test_pipeline_counts_what_it_ignores(hand_made_run):
     _, _, counts = hand_made_run
     assert {key: counts[key] for key in ("invalid", "saturated", "duplicates", "late")} == {
-        "invalid": 2, "saturated": 1, "duplicates": 1, "late": 1,
+        "invalid": 2,
+        "saturated": 1,
+        "duplicates": 1,
+        "late": 1,
     }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first)
 
 
 def test_step4_before_step2_says_to_run_step2_first(bootstrap_servers, topic):
     with pytest.raises(LearnerError, match="does not exist yet: run step 2 first"):
         prepare_readings_topic({"bootstrap_servers": bootstrap_servers}, topic)
+
+
+def test_importing_the_processor_shows_no_authlib_httpx_warning():
+    shown = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import pm25.stream_processor"],
+        cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    assert "httpx module is deprecated" not in shown
+
+
+def test_recovery_report_names_the_restored_partitions_and_stores(capsys):
+    timer, logger = RecoveryTimer(), logging.getLogger("test_recovery_report")
+    logger.addHandler(timer)
+    logger.setLevel(logging.INFO)
+    logger.info("Beginning recovery check...")
+    for partition in (2, 0):
+        for store in ("default", "tumbling_window_3600000_agg"):
+            logger.info(
+                f'Recovery successful for <RecoveryPartition "changelog__g--pm25_readings--{store}[{partition}]">'
+            )
+    logger.info("Recovery process complete! Resuming normal processing...")
+    logger.removeHandler(timer)
+    event = json.loads(capsys.readouterr().out)
+    assert (event["partitions"], event["stores"]) == ([0, 2], ["default", "tumbling_window_3600000_agg"])
+    assert describe(event).startswith("restored the state of partition(s) [0, 2] from the changelog (2 state stores)")
