@@ -77,7 +77,6 @@ def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_f
         wait_until(lambda: first.processed >= sent, "the first member to process every message")
         second = GroupMember("second", kafka_options, readings_topic, group).start()
         wait_until(lambda: settled([first, second], PARTITIONS), "both members to get partitions")
-        wait_until(lambda: all(row["next offset"] is not None for row in second.rows()), "the second member's start")
         assert second.processed == set()  # nothing new to read: the offsets shown are where it starts
         assert {row["partition"]: row["next offset"] for row in second.rows()} == {
             number: 10 for number in second.partitions

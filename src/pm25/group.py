@@ -82,6 +82,11 @@ class GroupMember(ConsumerRebalanceListener):
         with self._lock:
             return list(self._partitions)
 
+    def knows_its_start(self) -> bool:
+        """Whether it has looked up where it starts on each of its partitions (not yet right after a rebalance)."""
+        with self._lock:
+            return all(number in self._next_offsets for number in self._partitions)
+
     @property
     def processed(self) -> set[tuple[int, int]]:
         """(partition, offset) of every record this member processed."""
@@ -174,8 +179,11 @@ class GroupMember(ConsumerRebalanceListener):
 
 def settled(members: Iterable[GroupMember], partitions: int) -> bool:
     """Whether the running members own every partition between them, each partition exactly once,
-    and no running member waits for partitions while another owns several."""
-    owned = [member.partitions for member in members if member.running]
+    and no running member waits for partitions while another owns several; and each knows where it starts."""
+    running = [member for member in members if member.running]
+    if not all(member.knows_its_start() for member in running):
+        return False
+    owned = [member.partitions for member in running]
     numbers = [number for mine in owned for number in mine]
     if sorted(numbers) != list(range(partitions)):
         return False
@@ -195,4 +203,5 @@ def group_table(members: Iterable[GroupMember]) -> pd.DataFrame:
     """Each member's partitions: records processed, the next offset to read (committed), boxes seen.
 
     A partition just given to a member shows the group's committed offset it starts from."""
-    return pd.DataFrame([row for member in members for row in member.rows()], columns=MEMBER_COLUMNS)
+    table = pd.DataFrame([row for member in members for row in member.rows()], columns=MEMBER_COLUMNS)
+    return table.astype({"next offset": "Int64"})  # whole numbers, and <NA> for a member without partitions
