@@ -204,4 +204,4 @@ def group_table(members: Iterable[GroupMember]) -> pd.DataFrame:
 
     A partition just given to a member shows the group's committed offset it starts from."""
     table = pd.DataFrame([row for member in members for row in member.rows()], columns=MEMBER_COLUMNS)
-    return table.astype({"next offset": "Int64"})  # whole numbers, and <NA> for a member without partitions
+    return table.astype({"partition": "Int64", "next offset": "Int64"})  # whole numbers; <NA> for a member without any
