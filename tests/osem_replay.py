@@ -1,6 +1,6 @@
 """A local replay of the openSenseMap REST API, for tests and offline notebook runs.
 
-It follows /work/shared/docs/opensensemap-api.md (shapes, parameters, validation, error bodies) and
+It follows the openSenseMap API's documented behaviour (shapes, parameters, validation, error bodies) and
 serves the real raw measurements of data/berlin_pm25_raw_2023-02-26.csv.gz:
 
 - The recording's 48 outdoor boxes in central Berlin, each with its real PM2.5 sensor and every one of
