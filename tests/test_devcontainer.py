@@ -6,12 +6,37 @@ import copy
 import json
 
 import pytest
+from jsonschema import Draft201909Validator
 
 from tests import stack_checks as checks
 
 DEVCONTAINER_DIR = checks.REPO_DIR / ".devcontainer"
 DEVCONTAINER = DEVCONTAINER_DIR / "devcontainer.json"
 CONFIG = json.loads(DEVCONTAINER.read_text(encoding="utf-8"))
+# The dev container spec's own schema, a pinned copy: tests/schemas/README.md names its source.
+SCHEMA = json.loads((checks.REPO_DIR / "tests" / "schemas" / "devContainer.base.schema.json").read_text("utf-8"))
+
+
+def schema_errors(config: dict) -> list[str]:
+    return [error.message for error in Draft201909Validator(SCHEMA).iter_errors(config)]
+
+
+def test_devcontainer_follows_the_dev_container_schema():
+    Draft201909Validator.check_schema(SCHEMA)
+    assert schema_errors(CONFIG) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"forwardPort": [8888]},  # a misspelt key
+        {"forwardPorts": [70000]},  # not a port
+        {"shutdownAction": "stopContainerz"},
+        {"dockerComposeFile": 42},
+    ],
+)
+def test_the_schema_rejects_what_a_dev_container_tool_would(change):
+    assert schema_errors({**CONFIG, **change})
 
 
 def test_devcontainer_matches_the_compose_stack():
