@@ -369,6 +369,7 @@ def oracle(stream, threshold, window_hours, min_hours):
     accepted: dict[str, list] = {}
     state: dict[str, str] = {}
     alerts, counts = [], {"saturated": 0, "skipped": 0}
+    threshold = Fraction(str(threshold))  # the decimal as written: 15.1, not the float 15.0999...96
     for r in stream:
         if r.value >= 999.9:
             counts["saturated"] += 1
@@ -389,10 +390,10 @@ def oracle(stream, threshold, window_hours, min_hours):
             continue
         mean = sum(means) / len(means)
         current = state.get(r.box_id, "ok")
-        if current == "ok" and mean > Fraction(threshold):
+        if current == "ok" and mean > threshold:
             state[r.box_id] = "exceeded"
             alerts.append((r.box_id, "exceeded", r.timestamp, len(means), mean))
-        elif current == "exceeded" and mean <= Fraction(threshold):
+        elif current == "exceeded" and mean <= threshold:
             state[r.box_id] = "ok"
             alerts.append((r.box_id, "resolved", r.timestamp, len(means), mean))
     return alerts, counts
@@ -400,7 +401,7 @@ def oracle(stream, threshold, window_hours, min_hours):
 
 # Values in hundredths, as on openSenseMap, crowded around 15 so that ties at the threshold are common.
 values = st.one_of(
-    st.sampled_from([0.0, 10.0, 14.0, 14.5, 14.99, 15.0, 15.01, 15.5, 16.0, 20.0, 999.9]),
+    st.sampled_from([0.0, 0.7, 10.0, 14.0, 14.5, 14.99, 15.0, 15.01, 15.1, 15.5, 16.0, 20.0, 999.9]),
     st.integers(min_value=0, max_value=99_989).map(lambda hundredths: hundredths / 100),
 )
 streams = st.lists(st.tuples(st.sampled_from("ab"), st.integers(min_value=0, max_value=30 * 4), values), max_size=120)
@@ -409,7 +410,7 @@ streams = st.lists(st.tuples(st.sampled_from("ab"), st.integers(min_value=0, max
 @settings(max_examples=400, deadline=None)
 @given(
     stream=streams,
-    threshold=st.sampled_from([0.0, 15.0, 15.5, 20.0]),
+    threshold=st.sampled_from([0.0, 15.0, 15.1, 15.5, 20.0, 0.7]),
     window_hours=st.sampled_from([1, 3, 6]),
     min_hours=st.integers(min_value=1, max_value=3),
 )

@@ -37,6 +37,7 @@ def reading(box: str, hours: float, value: float) -> Reading:
 
 def reference_alerts(readings, threshold=15.0, window_hours=24, min_hours=18) -> list[tuple]:
     """Decision 2 written as plainly as possible: (boxId, event, timestamp, mean, n_hours) per state change."""
+    threshold = Fraction(str(threshold))  # the decimal as written: 15.1, not the float 15.0999...96
     newest, hours, exceeded, alerts = {}, defaultdict(dict), set(), []
     for r in readings:
         if r.value >= 999.9 or (r.box_id in newest and r.timestamp <= newest[r.box_id]):
@@ -175,3 +176,31 @@ def test_recovery_report_names_the_restored_partitions_and_stores(capsys):
     event = json.loads(capsys.readouterr().out)
     assert (event["partitions"], event["stores"]) == ([0, 2], ["default", "tumbling_window_3600000_agg"])
     assert describe(event).startswith("restored the state of partition(s) [0, 2] from the changelog (2 state stores)")
+
+
+class _State:
+    """The two methods of a Quix state store that DailyMeanRule uses."""
+
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value):
+        self.values[key] = value
+
+
+@pytest.mark.parametrize("threshold", [15.1, 12.3, 0.7])
+def test_rule_is_exact_at_a_tie_with_a_threshold_of_one_decimal(threshold):
+    """A 24-hour mean of exactly the threshold (15.10 with threshold 15.1) is not above it, as in Detector:
+    the threshold is the decimal the learner wrote, not its binary float (15.0999...96)."""
+    rule, state = DailyMeanRule(threshold=threshold), _State()
+    value = round(threshold * 100)  # hundredths
+    hours = [
+        {"start": h * 3_600_000, "total": value, "count": 1, "boxId": "a" * 24, "boxName": "Box a",
+         "timestamp": f"2023-02-26T{h:02d}:00:00Z"}
+        for h in range(24)
+    ]  # fmt: skip
+    assert [alert for hour in hours if (alert := rule(hour, state))] == []
+    assert reference_alerts([reading("a", h, threshold) for h in range(24)], threshold=threshold) == []

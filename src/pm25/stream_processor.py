@@ -112,6 +112,8 @@ class DailyMeanRule:
 
     def __init__(self, threshold: float = 15.0, window_hours: int = 24, min_hours: int = 18):
         self.threshold, self.window_hours, self.min_hours = float(threshold), int(window_hours), int(min_hours)
+        # The decimal the threshold is written as (15.1), not its binary float (15.0999...96), as in Detector.
+        self._threshold_exact = Fraction(str(self.threshold))
 
     def __call__(self, hour: dict, state) -> dict | None:
         # [hour start, sum in hundredths, count] for the clock hours (now - window_hours, now].
@@ -124,7 +126,7 @@ class DailyMeanRule:
         mean = math.fsum(total / count for total, count in hours.values()) / len(hours) / 100
         if abs(mean - self.threshold) < 1e-6:  # close to a tie: decide on the exact fractions, as Detector does
             exact = sum(Fraction(total, count) for total, count in hours.values()) / len(hours) / 100
-            above = exact > Fraction(self.threshold)
+            above = exact > self._threshold_exact
         else:
             above = mean > self.threshold
         if above == state.get("exceeded", False):
