@@ -53,10 +53,10 @@ class TimedGate(ReadingGate):
 
     first = last = None
 
-    def __call__(self, value, state):
+    def __call__(self, value, key, timestamp, headers, state):
         self.last = time.perf_counter()
         self.first = self.first or self.last
-        return super().__call__(value, state)
+        return super().__call__(value, key, timestamp, headers, state)
 
 
 def main() -> None:

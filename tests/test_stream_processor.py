@@ -58,8 +58,8 @@ def reference_alerts(readings, threshold=15.0, window_hours=24, min_hours=18) ->
     return alerts
 
 
-def hand_made_stream() -> tuple[list[Reading], list[bytes]]:
-    """One box per case; messages that are not readings come as raw bytes."""
+def hand_made_stream() -> tuple[list[Reading], list[tuple[bytes, bytes]]]:
+    """One box per case; messages that are not readings come as raw (key, value)."""
     readings = []
     # a: 17 hours of 40 then nothing: coverage never reaches 18, no decision.
     readings += [reading("a", h, 40.0) for h in range(17)]
@@ -76,13 +76,16 @@ def hand_made_stream() -> tuple[list[Reading], list[bytes]]:
     readings += [reading("e", 21 + h, 10.0) for h in range(20)]
     raw = [b"not JSON", json.dumps({"boxId": "e" * 24, "value": 999.9}).encode(),
            encode(reading("e", 22.5, 5.0)).replace(b'"value":5.0', b'"value":999.9')]  # fmt: skip
+    raw = [(b"e" * 24, value) for value in raw]
+    # Readings under a key that is not their boxId: not UTF-8, and box c's reading under box f's key.
+    raw += [(b"\xff\xfe", encode(reading("e", 40.5, 5.0))), (b"f" * 24, encode(reading("c", 30.5, 500.0)))]
     return readings, raw
 
 
-def produce(bootstrap_servers: str, topic: str, readings: list[Reading], raw: list[bytes] = ()) -> None:
+def produce(bootstrap_servers: str, topic: str, readings: list[Reading], raw: list[tuple[bytes, bytes]] = ()) -> None:
     with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20) as producer:
         futures = [producer.send(topic, key=r.box_id.encode(), value=encode(r)) for r in readings]
-        futures += [producer.send(topic, key=b"e" * 24, value=value) for value in raw]
+        futures += [producer.send(topic, key=key, value=value) for key, value in raw]
         producer.flush()
     assert all(future.succeeded() for future in futures)
 
@@ -141,11 +144,12 @@ def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand
 def test_pipeline_counts_what_it_ignores(hand_made_run):
     _, _, counts = hand_made_run
     assert {key: counts[key] for key in ("invalid", "saturated", "duplicates", "late")} == {
-        "invalid": 2,
+        "invalid": 4,
         "saturated": 1,
         "duplicates": 1,
         "late": 1,
-    }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first)
+    }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first;
+    #   a reading whose key is not its boxId is invalid: its box's readings would be split between partitions)
 
 
 def test_step4_before_step2_says_to_run_step2_first(bootstrap_servers, topic):

@@ -5,8 +5,9 @@
 runs one instance of the application (the notebook starts two of them as processes). The rule is
 decision 2 of the tutorial, the one `pm25.detector.Detector` implements, in three steps:
 
-1. `ReadingGate` (stateful filter): drop messages that break the contract, saturated values,
-   duplicates and late readings (not newer than the box's newest), and count each kind;
+1. `ReadingGate` (stateful filter): drop messages that break the contract (a key that is not the
+   boxId included), saturated values, duplicates and late readings (not newer than the box's newest),
+   and count each kind;
 2. hourly means: a tumbling event-time window of one clock hour per box, emitted on every reading
    (`.current()`), so each reading sees its hour's mean so far;
 3. `DailyMeanRule` (stateful apply): the hourly means of the last `window_hours` clock hours, their
@@ -89,14 +90,21 @@ def event_time(value: dict, headers, timestamp: int, timestamp_type) -> int:
 
 
 class ReadingGate:
-    """Stateful filter: True for a reading that enters its box's window; counts the ones that do not."""
+    """Stateful filter: True for a reading that enters its box's window; counts the ones that do not.
+
+    Quix keeps state per message key, so a reading under another key than its boxId (or none) would
+    get a window of its own: it is invalid, as in step 3. Keys arrive as bytes: a key that is not
+    UTF-8 is just a wrong key, where a text key deserializer would stop the application."""
 
     def __init__(self):
         self.counts = Counter(processed=0, invalid=0, saturated=0, duplicates=0, late=0)
 
-    def __call__(self, value: dict, state) -> bool:
+    def __call__(self, value: dict, key: bytes | None, timestamp: int, headers, state) -> bool:
         if "rejected" in value:
             self.counts["saturated" if value["rejected"] == SATURATED else "invalid"] += 1
+            return False
+        if key != value["boxId"].encode("utf-8"):
+            self.counts["invalid"] += 1
             return False
         newest = state.get("newest_ms")
         if newest is not None and value["time_ms"] <= newest:
@@ -192,14 +200,18 @@ def build_application(
         commit_interval=1.0,
         loglevel=loglevel,
     )
+    # Keys as bytes: the gate checks them against the boxId; the alerts keep them.
     readings = app.topic(
-        settings.topic, key_deserializer="str", value_deserializer=ReadingDeserializer(), timestamp_extractor=event_time
+        settings.topic,
+        key_deserializer="bytes",
+        value_deserializer=ReadingDeserializer(),
+        timestamp_extractor=event_time,
     )
-    alerts = app.topic(alert_topic, key_serializer="str", value_serializer="json")
+    alerts = app.topic(alert_topic, key_serializer="bytes", value_serializer="json")
     gate = gate or ReadingGate()
 
     sdf = app.dataframe(readings)
-    sdf = sdf.filter(gate, stateful=True)
+    sdf = sdf.filter(gate, stateful=True, metadata=True)
     hourly = (
         sdf.tumbling_window(timedelta(hours=1))
         .agg(
