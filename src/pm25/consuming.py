@@ -249,11 +249,21 @@ FUTURE_TOLERANCE = timedelta(minutes=5)  # sensor clocks drift; more than this a
 def decode(record, future_tolerance: timedelta = FUTURE_TOLERANCE) -> Reading:
     """The reading in a message, or InvalidMessage with the reason; see contract.decode.
 
-    One more check needs the message itself: a reading observed (event time) more than the tolerance
-    after Kafka got the message (its record timestamp) comes from a wrong clock. Accepted, a reading
-    from 2099 would make every later reading of its box "late", for good.
+    Two more checks need the message itself:
+    - its key must be the boxId: the key decides the partition, so a box's reading under another key
+      (or none) lands apart from the box's other readings, out of their order, and in a group two
+      members would judge one box;
+    - a reading observed (event time) more than the tolerance after Kafka got the message (its record
+      timestamp) comes from a wrong clock. Accepted, a reading from 2099 would make every later reading
+      of its box "late", for good.
     """
     reading = contract.decode(record.value)
+    if record.key != reading.box_id.encode("utf-8"):
+        key = "no key" if record.key is None else f"key {contract.show(record.key.decode('utf-8', 'replace'))}"
+        raise contract.InvalidMessage(
+            f"{key} is not the boxId {reading.box_id}: each reading is sent with its box's id as key, "
+            "so that a box's readings stay in order on one partition"
+        )
     if record.timestamp is not None and record.timestamp >= 0:
         received = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         if reading.timestamp - received > future_tolerance:

@@ -1,0 +1,32 @@
+"""Step 3's decode of one Kafka record: what only the record (not its value alone) can tell."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from pm25 import consuming, contract
+from pm25.contract import Reading
+
+BOX = "a" * 24
+MOMENT = datetime(2023, 2, 26, 12, tzinfo=UTC)
+
+
+def record(key: bytes | None, box_id: str = BOX) -> SimpleNamespace:
+    value = contract.encode(Reading(box_id, "Alpha", "b" * 24, 52.5, 13.4, MOMENT, 20.0))
+    sent_ms = int((MOMENT + timedelta(seconds=1)).timestamp() * 1000)
+    return SimpleNamespace(topic="t", partition=0, offset=0, key=key, value=value, timestamp=sent_ms)
+
+
+def test_a_record_keyed_by_its_box_id_is_a_reading():
+    assert consuming.decode(record(BOX.encode())).box_id == BOX
+
+
+@pytest.mark.parametrize("key", [b"c" * 24, None, b"\xff\xfe"], ids=["another box", "no key", "not UTF-8"])
+def test_a_record_whose_key_is_not_its_box_id_is_rejected_with_the_reason(key):
+    """The key decides the partition: a box's readings under another key (or none) land on another
+    partition, out of order with the rest of the box, and in a group two members would judge one box."""
+    with pytest.raises(contract.InvalidMessage, match=f"is not the boxId {BOX}"):
+        consuming.decode(record(key))
