@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import CommitFailedError, IllegalStateError, KafkaTimeoutError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, IllegalStateError, KafkaError, KafkaTimeoutError, RebalanceInProgressError
 from kafka.future import Future
 from kafka.serializer import Serializer
 
@@ -127,6 +127,13 @@ class ProcessedOffsets(ConsumerRebalanceListener):
             # commit. Nothing is lost; some alerts may be published twice (at-least-once).
             print(f"⚠️ The commit failed, polling goes on ({type(error).__name__}): {error}")
             return
+        except KafkaError as error:  # no answer at all: the broker stopped or the network is gone
+            servers = self.consumer.config["bootstrap_servers"]
+            servers = servers if isinstance(servers, str) else ",".join(servers)
+            raise BrokerGone(
+                f"The Kafka broker at {servers} did not answer the commit ({type(error).__name__}). Nothing is lost: "
+                "once it runs again, run this cell again and it commits what was processed, then goes on."
+            ) from None
         self.uncommitted = False
 
     def _await_alerts(self) -> None:
@@ -175,6 +182,10 @@ class ProcessedOffsets(ConsumerRebalanceListener):
             topic = next(iter(self.owned)).topic
             raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
         return f"This member read {self.messages_read} messages from {share.describe()}."
+
+
+class BrokerGone(LearnerError):
+    """The broker stopped answering while the consumer ran."""
 
 
 class TopicEmpty(LearnerError):
