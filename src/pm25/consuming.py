@@ -106,8 +106,12 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self.messages_read += 1
         self.uncommitted = True
 
-    def commit_after(self, future: Future, record) -> None:
-        """Commit the message's offset only once this send (its alert) is acknowledged by the broker."""
+    def publish(self, topic: str, alert: Alert, record) -> None:
+        """Send the alert the message raised; its offset is committed only once the broker has acknowledged it."""
+        try:
+            future = self.alert_producer.send(topic, key=alert.box_id, value=alert)
+        except KafkaError as error:  # refused before sending (too large, no metadata in time): a failed delivery
+            future = Future().failure(error)
         self._alerts.append((future, TopicPartition(record.topic, record.partition), record.offset))
 
     def commit(self) -> None:
