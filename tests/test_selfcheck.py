@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -12,6 +13,7 @@ from pm25 import selfcheck
 from pm25.config import BUNDLED_DATA_DIR
 from pm25.contract import Reading
 from pm25.tasks import WrongAnswer, solved_values
+from tests import wrong_answers
 
 RECORDING = BUNDLED_DATA_DIR / "berlin_pm25_raw_2023-02-26.csv.gz"
 
@@ -37,95 +39,99 @@ def few_readings(boxes: int = 4, per_box: int = 3) -> list[Reading]:
     ]
 
 
-class LastThreeRows:
-    """The typical mistake: the mean of a box's last 3 readings instead of its 24-hour window."""
-
-    def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
-        self.threshold = threshold
-        self.rows = defaultdict(lambda: deque(maxlen=3))
-        self.exceeded = set()
-
-    def process(self, reading):
-        rows = self.rows[reading.box_id]
-        rows.append(reading.value)
-        mean = sum(rows) / len(rows)
-        if mean > self.threshold and reading.box_id not in self.exceeded:
-            self.exceeded.add(reading.box_id)
-            return "exceeded"
-        if mean <= self.threshold and reading.box_id in self.exceeded:
-            self.exceeded.discard(reading.box_id)
-            return "resolved"
-        return None
+SOLUTION = wrong_answers.detector_class(wrong_answers.SOLUTION)
 
 
-class MeanOfAllValues:
-    """The typical mistake that real data hides: the mean of every value in the window, not of the hourly means."""
-
-    def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
-        self.threshold, self.window_hours, self.min_hours = threshold, window_hours, min_hours
-        self.values = defaultdict(deque)  # box_id -> (clock hour, value) of the window's readings, oldest first
-        self.sums = defaultdict(float)
-        self.hours = defaultdict(Counter)  # box_id -> readings per clock hour in the window
-        self.exceeded = set()
-
-    def process(self, reading):
-        hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)
-        values, hours = self.values[reading.box_id], self.hours[reading.box_id]
-        values.append((hour, reading.value))
-        self.sums[reading.box_id] += reading.value
-        hours[hour] += 1
-        while values[0][0] <= hour - timedelta(hours=self.window_hours):
-            old, value = values.popleft()
-            self.sums[reading.box_id] -= value
-            hours[old] -= 1
-            if not hours[old]:
-                del hours[old]
-        if len(hours) < self.min_hours:
-            return None
-        mean = self.sums[reading.box_id] / len(values)
-        if mean > self.threshold and reading.box_id not in self.exceeded:
-            self.exceeded.add(reading.box_id)
-            return "exceeded"
-        if mean <= self.threshold and reading.box_id in self.exceeded:
-            self.exceeded.discard(reading.box_id)
-            return "resolved"
-        return None
+def wrong_detector(name: str) -> type:
+    return wrong_answers.detector_class(getattr(wrong_answers, name))
 
 
 def test_window_detector_solution_gives_the_reference_alerts_on_the_berlin_recording(berlin_stream):
     check = selfcheck.window_detector_check(berlin_stream)
-    message = check(solved_values("window_detector")["WindowDetector"])
+    message = check(SOLUTION)
     assert "same alerts" in message
     assert " 0 exceeded" not in message  # the recording does cross the threshold: the comparison means something
 
 
-def test_mean_of_last_three_rows_is_reported_with_the_first_differing_alert(berlin_stream):
+def test_a_mistake_without_a_hint_of_its_own_is_shown_its_first_differing_alert(berlin_stream):
     check = selfcheck.window_detector_check(berlin_stream)
-    first_difference = r"The first difference is at reading [\d,]+ \(box .+\): Detector gives"
+    first_difference = r"The first difference is at reading [\d,]+ \(box .+\): Detector gives .+, yours gives"
     with pytest.raises(WrongAnswer, match=first_difference) as hint:
-        check(LastThreeRows)
-    assert "yours gives" in str(hint.value)
+        check(wrong_answers.detector_class(wrong_answers.LATEST_HOUR_ONLY))
+    assert "Hand-made box" not in str(hint.value)  # the recording shows it
 
 
-def test_mean_of_all_values_gets_its_own_hint_though_the_berlin_alerts_agree(berlin_stream):
+# Each typical mistake and what its hint must say with the default settings: the mistake, on which hand-made box.
+HINTS_WITH_THE_DEFAULTS = {
+    "NEVER_RESOLVES": [  # the recording has no "resolved" alert at all: only a hand-made box shows this
+        'Yours never says "resolved". On a hand-made box with one reading of 30 µg/m³ in each of 24 hours',
+        'Detector says "resolved" at reading 40, when the 24-hour mean is back at or below 15 µg/m³',
+    ],
+    "WINDOW_OF_25_HOURS": [
+        "yours says it only at reading 41: your window still counts hours that have left it",
+        "drop every hour 24 or more hours before the reading's hour",
+    ],
+    "EXCEEDED_AT_THRESHOLD": [
+        'mean is exactly 15 µg/m³ at reading 18, Detector gives no alert, yours gives "exceeded"',
+        "(mean > threshold)",
+    ],
+    "RESOLVED_ONLY_BELOW": [
+        'mean is exactly 15 µg/m³ at reading 25, Detector gives "resolved", yours gives no alert',
+        "(mean <= threshold)",
+    ],
+    "COUNTS_READINGS": [
+        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 18',
+        "count the hours with data (not the readings)",
+    ],
+    "LAST_THREE_ROWS": [
+        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 1',
+        "count the hours with data (not the readings)",
+    ],
+    "MEAN_OF_ALL_VALUES": [  # the recording's alerts agree with it: only a hand-made box shows this
+        "On a hand-made box with one reading of 7.5 µg/m³ in each of 23 hours",
+        "(23 × 7.5 + 30) / 24 = 8.44 µg/m³, no alert",
+        "Average each hour first",
+    ],
+}
+
+
+@pytest.mark.parametrize("wrong_answer", sorted(HINTS_WITH_THE_DEFAULTS))
+def test_each_typical_mistake_gets_its_own_hint(berlin_stream, wrong_answer):
     with pytest.raises(WrongAnswer) as hint:
-        selfcheck.window_detector_check(berlin_stream)(MeanOfAllValues)
-    said = str(hint.value)
-    assert said.startswith("On a hand-made box"), said  # the Berlin day raised no difference
-    assert "(23 × 7.5 + 30) / 24 = 8.44 µg/m³, no alert" in said
-    assert "Average each hour first" in said
+        selfcheck.window_detector_check(berlin_stream)(wrong_detector(wrong_answer))
+    for words in HINTS_WITH_THE_DEFAULTS[wrong_answer]:
+        assert words in str(hint.value)
 
 
-@pytest.mark.parametrize(("threshold", "window_hours", "min_hours"), [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)])
-def test_the_hand_made_box_catches_the_mean_of_all_values_with_other_settings(threshold, window_hours, min_hours):
+OTHER_SETTINGS = [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)]
+HINTS = {
+    "NEVER_RESOLVES": 'Yours never says "resolved"',
+    "WINDOW_OF_25_HOURS": "your window still counts hours that have left it",
+    "EXCEEDED_AT_THRESHOLD": "The threshold itself is not exceeded",
+    "RESOLVED_ONLY_BELOW": "The threshold itself is not exceeded",
+    "COUNTS_READINGS": "count the hours with data (not the readings)",
+    "MEAN_OF_ALL_VALUES": "Average each hour first",
+}
+
+
+@pytest.mark.parametrize(("threshold", "window_hours", "min_hours"), OTHER_SETTINGS)
+@pytest.mark.parametrize("wrong_answer", sorted(HINTS))
+def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, window_hours, min_hours, wrong_answer):
+    if wrong_answer == "COUNTS_READINGS" and min_hours == 1:
+        pytest.skip("with 1 hour enough, a reading is always enough: counting readings is no mistake")
     check = selfcheck.window_detector_check([], threshold, window_hours, min_hours)
-    with pytest.raises(WrongAnswer, match="Average each hour first"):
-        check(MeanOfAllValues)
-    assert "none on a box whose one busy hour" in check(solved_values("window_detector")["WindowDetector"])
+    with pytest.raises(WrongAnswer, match=re.escape(HINTS[wrong_answer])):
+        check(wrong_detector(wrong_answer))
+
+
+@pytest.mark.parametrize(("threshold", "window_hours", "min_hours"), OTHER_SETTINGS)
+def test_the_solution_passes_every_hand_made_box_with_other_settings(threshold, window_hours, min_hours):
+    said = selfcheck.window_detector_check([], threshold, window_hours, min_hours)(SOLUTION)
+    assert "on 4 hand-made boxes" in said or (min_hours == 1 and "on 3 hand-made boxes" in said), said
 
 
 def test_window_detector_that_returns_something_else_is_told_what_to_return(berlin_stream):
-    class ReturnsTrue(LastThreeRows):
+    class ReturnsTrue(SOLUTION):
         def process(self, reading):
             return True
 

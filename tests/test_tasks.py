@@ -12,6 +12,7 @@ import pytest
 
 from pm25 import tasks
 from pm25.tasks import WrongAnswer
+from tests import wrong_answers
 from tests.notebooks import SRC, learner_error, run, task_cells, with_answer, with_solutions
 
 TESTS = Path(__file__).resolve().parent
@@ -164,28 +165,6 @@ def printed(cell) -> str:
     return "".join(output.get("text", "") for output in cell.get("outputs", []))
 
 
-LAST_THREE_ROWS = """
-from collections import defaultdict, deque
-
-
-class WindowDetector:
-    def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
-        self.threshold, self.rows, self.exceeded = threshold, defaultdict(lambda: deque(maxlen=3)), set()
-
-    def process(self, reading):
-        rows = self.rows[reading.box_id]
-        rows.append(reading.value)
-        mean = sum(rows) / len(rows)
-        if mean > self.threshold and reading.box_id not in self.exceeded:
-            self.exceeded.add(reading.box_id)
-            return "exceeded"
-        if mean <= self.threshold and reading.box_id in self.exceeded:
-            self.exceeded.discard(reading.box_id)
-            return "resolved"
-        return None
-"""
-
-
 def test_the_committed_demo_falls_back_to_every_solution():
     notebook = run(nbformat.read(DEMO, as_version=4), DEMO.parent, {})
     said = "".join(map(printed, notebook.cells))
@@ -201,11 +180,11 @@ WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commi
         (DEMO, "message_key", 'key_field = "timestamp"', "lose their order"),
         (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
         (DEMO, "consumer_loop", HALF_DONE_LOOP, "line 8, `...  # then commit: tell Kafka that these records are done`"),
-        (DEMO, "window_detector", LAST_THREE_ROWS, "The first difference is at reading"),
+        (DEMO, "window_detector", wrong_answers.NEVER_RESOLVES, 'Yours never says "resolved"'),
         (SRC / "step_2_producer.ipynb", "producer", tasks.solution("producer").replace('.encode("utf-8")', ""),
          "to_json must return bytes"),
-        (SRC / "step_3_event_processing.ipynb", "window_detector", LAST_THREE_ROWS,
-         "The first difference is at reading"),
+        (SRC / "step_3_event_processing.ipynb", "window_detector", wrong_answers.LAST_THREE_ROWS,
+         "count the hours with data (not the readings)"),
     ],
     ids=lambda value: value.name if isinstance(value, Path) else None,
 )  # fmt: skip

@@ -13,8 +13,9 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -301,29 +302,55 @@ def window_detector_check(
 
     Only readings the Detector accepted (`last_accepted`) go to the learner's detector: filtering
     duplicates, late and saturated readings is what the hardened Detector adds, not the exercise.
-    Then both run on a small hand-made box where the mean of all values in the window and the mean
-    of its hourly means disagree: on real data the two often give the same alerts.
+    First both run on small hand-made boxes, each made so that one typical mistake shows and gets its
+    own hint (real data may hide it: a day without a resolved alert, no mean of exactly 15.00); then on
+    `readings`, where the first difference is named.
     """
     settings = {"threshold": threshold, "window_hours": window_hours, "min_hours": min_hours}
-    hand_made = _busy_hour_stream(threshold, window_hours)
+    cases = [case for case in _hand_made_cases(settings) if case.readings]
 
     def check(WindowDetector) -> str:  # the name of the learner's class
+        for case in cases:
+            steps = list(_steps(WindowDetector, reference, case.readings, settings))
+            first = next((step for step in steps if step.yours != step.expected), None)
+            if first and (hint := case.diagnose(steps, first)):
+                raise WrongAnswer(hint)
         events = _compare(WindowDetector, reference, readings, settings)
-        _compare(WindowDetector, reference, hand_made, settings, _mean_of_values_hint(hand_made, settings))
+        for case in cases:  # a difference that no hint names: the first one
+            _compare(WindowDetector, reference, case.readings, settings)
         return (
             f"same alerts as pm25.detector.Detector on {len(readings):,} readings: "
             f"{events['exceeded']} exceeded, {events['resolved']} resolved"
-            + (", and none on a box whose one busy hour would outweigh the others in a mean of all values."
-               if hand_made else ".")
+            + (f", and on {len(cases)} hand-made boxes: " + "; ".join(case.shows for case in cases) + "."
+               if cases else ".")
         )  # fmt: skip
 
     return check
 
 
-def _compare(WindowDetector, reference, readings: list[Reading], settings: dict, hint=None) -> Counter:
-    """The events of the learner's detector, or WrongAnswer at the first that differs from the reference's."""
+@dataclass(frozen=True)
+class _Step:
+    """One accepted reading: what the learner's detector said, what Detector said, and Detector's window."""
+
+    number: int
+    reading: Reading
+    yours: object
+    expected: str | None
+    mean: float
+    hours: int
+
+
+@dataclass(frozen=True)
+class _HandMadeCase:
+    """A small stream of one box that a typical mistake gets wrong, and the hint that names the mistake."""
+
+    readings: list[Reading]
+    shows: str  # what the solution does on it, for the confirmation
+    diagnose: Callable[[list[_Step], _Step], str | None]  # (steps, first difference) -> the hint, if it is this mistake
+
+
+def _steps(WindowDetector, reference, readings: list[Reading], settings: dict) -> Iterator[_Step]:
     yours, theirs = WindowDetector(**settings), reference(**settings)
-    events: Counter = Counter()
     for number, reading in enumerate(readings, start=1):
         alert = theirs.process(reading)
         if not theirs.last_accepted:
@@ -331,73 +358,166 @@ def _compare(WindowDetector, reference, readings: list[Reading], settings: dict,
         event = yours.process(reading)
         if event not in EVENTS:
             raise WrongAnswer(f'process() must return "exceeded", "resolved" or None; it returned {event!r}.')
-        expected = alert.event if alert else None
-        if event != expected:
-            raise WrongAnswer(
-                (hint and hint(number, event)) or _first_difference(number, reading, event, expected, theirs, settings)
-            )
-        events[event] += 1
+        yield _Step(number, reading, event, alert.event if alert else None, *theirs.window(reading.box_id))
+
+
+def _compare(WindowDetector, reference, readings: list[Reading], settings: dict) -> Counter:
+    """The events of the learner's detector, or WrongAnswer at the first that differs from the reference's."""
+    events: Counter = Counter()
+    for step in _steps(WindowDetector, reference, readings, settings):
+        if step.yours != step.expected:
+            raise WrongAnswer(_first_difference(step, settings))
+        events[step.yours] += 1
     return events
 
 
 BUSY_HOUR_READINGS = 60  # one a minute, as a sensor with a short interval sends
 HAND_MADE_BOX = "0" * 23 + "1"
+_START = datetime(2024, 1, 15, tzinfo=UTC)
 
 
-def _busy_hour_stream(threshold: float, window_hours: int) -> list[Reading]:
-    """One box: a reading of threshold/2 in each of window_hours - 1 hours, then an hour of many readings of
-    2 × threshold. The mean of the hourly means stays at or below the threshold; the mean of all the values
-    climbs above it. Empty where no such stream exists (a window under 3 hours, a threshold near 0 or so high
-    that 2 × threshold would be a saturated value)."""
+def _reading(after: timedelta, value: float) -> Reading:
+    return Reading(HAND_MADE_BOX, "Hand-made box", HAND_MADE_BOX, 0.0, 0.0, _START + after, value)
+
+
+def _hourly(values: list[float]) -> list[Reading]:
+    """The hand-made box with one reading per clock hour, of these values."""
+    return [_reading(timedelta(hours=hour), value) for hour, value in enumerate(values)]
+
+
+def _busy_hour(value: float, readings: int, hour: int = 0) -> list[Reading]:
+    """The hand-made box with `readings` readings of `value`, spread over one clock hour."""
+    return [_reading(timedelta(hours=hour, seconds=3600 * n // readings), value) for n in range(readings)]
+
+
+def _said(event) -> str:
+    return "no alert" if event is None else f'"{event}"'
+
+
+def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
+    """The hand-made boxes in the order they are tried: each hint assumes the mistakes before it are ruled out.
+    A case has no readings where the settings allow no such box (e.g. 2 × threshold would be saturated)."""
+    threshold, window_hours, min_hours = settings["threshold"], settings["window_hours"], settings["min_hours"]
     low, high = round(threshold / 2, 2), round(2 * threshold, 2)
-    if window_hours < 3 or low <= 0 or high >= VALUE_LIMIT:
-        return []
-    start = datetime(2024, 1, 15, tzinfo=UTC)
-    busy = max(BUSY_HOUR_READINGS, window_hours)  # more than (window_hours - 1) / 2 lift the mean of all values
-    moments = [start + timedelta(hours=hour) for hour in range(window_hours - 1)]
-    moments += [start + timedelta(hours=window_hours - 1, seconds=3600 * n // busy) for n in range(busy)]
+    possible = window_hours >= 3 and low > 0 and high < VALUE_LIMIT
+    # A tie needs a threshold the readings can hold exactly and whose mean of equal values stays exact.
+    exact = round(threshold, 2) == threshold and all(
+        sum([threshold] * n) / n == threshold for n in range(1, window_hours + 1)
+    )
+    # Hours at exactly the threshold, one above it, then back to exactly it within that hour (2T and 0), then below.
+    at_threshold = _hourly([threshold] * (window_hours - 1) + [high])
+    at_threshold.append(_reading(timedelta(hours=window_hours - 1, minutes=30), 0.0))
+    at_threshold.append(_reading(timedelta(hours=window_hours), low))
     return [
-        Reading(HAND_MADE_BOX, "Hand-made box", HAND_MADE_BOX, 0.0, 0.0, moment, low if n < window_hours - 1 else high)
-        for n, moment in enumerate(moments)
+        _HandMadeCase(
+            at_threshold if possible and exact else [],
+            "no alert at a mean of exactly the threshold, resolved when back to it",
+            lambda steps, first: _at_the_threshold_hint(steps, first, settings),
+        ),
+        _HandMadeCase(
+            _hourly([high] * window_hours + [low] * 3 * window_hours) if possible else [],
+            "resolved once the high hours have left the window",
+            lambda steps, first: _resolves_late_hint(steps, first, settings, high, low),
+        ),
+        _HandMadeCase(
+            _busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)) if possible and min_hours > 1 else [],
+            "no alert while its readings cover too few hours",
+            lambda steps, first: _too_few_hours_hint(steps, first, settings),
+        ),
+        _HandMadeCase(
+            _hourly([low] * (window_hours - 1))
+            + _busy_hour(high, max(BUSY_HOUR_READINGS, window_hours), hour=window_hours - 1)
+            if possible else [],
+            "none on a box whose one busy hour would outweigh the others in a mean of all values",
+            lambda steps, first: _mean_of_values_hint(steps, first, settings),
+        ),
     ]  # fmt: skip
 
 
-
-def _mean_of_values_hint(stream: list[Reading], settings: dict) -> Callable[[int, object], str | None]:
-    """The hint for a learner who averaged every value of the window instead of the hourly means."""
-    quiet_hours = settings["window_hours"] - 1
-
-    def hint(number: int, event) -> str | None:
-        if event != "exceeded" or number <= quiet_hours:
-            return None  # another mistake: the general message names the first difference
-        values = [reading.value for reading in stream[:number]]
-        low, high = values[0], values[-1]
-        hourly = (quiet_hours * low + high) / (quiet_hours + 1)
+def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: float, low: float) -> str | None:
+    """For a detector with no way back to "resolved", or whose window keeps hours that have left it."""
+    resolved = next(step for step in steps if step.expected == "resolved")
+    if first is not resolved:
+        return None  # it went wrong before: another mistake
+    window_hours, threshold = settings["window_hours"], settings["threshold"]
+    story = (
+        f"On a hand-made box with one reading of {high:g} µg/m³ in each of {window_hours} hours, then one of "
+        f'{low:g} µg/m³ in each of {3 * window_hours} hours, Detector says "resolved" at reading {resolved.number}, '
+        f"when the {window_hours}-hour mean is back at or below {threshold:g} µg/m³ ({resolved.mean:.2f} µg/m³)"
+    )
+    later = next((step for step in steps if step.yours == "resolved"), None)
+    if later is None:
         return (
-            f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
-            f"{len(stream) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {number}, "
-            f"after {number - quiet_hours} readings of the busy hour. The mean of all {number} values is "
-            f"{sum(values) / number:.2f} µg/m³, but the rule takes the mean of the hourly means: "
-            f"({quiet_hours} × {low:g} + {high:g}) / {quiet_hours + 1} = {hourly:.2f} µg/m³, no alert. "
-            "Average each hour first (total / count), then average those hourly means: an hour with many "
-            "readings must count as much as an hour with one, no more."
+            f'Yours never says "resolved". {story}. Add the way back: when a box is exceeded and its mean is at or '
+            'below the threshold, return "resolved" (and note that the box is no longer exceeded).'
         )
+    return (
+        f"{story}; yours says it only at reading {later.number}: your window still counts hours that have left it. "
+        f"A {window_hours}-hour window holds the reading's clock hour and the {window_hours - 1} before it: drop "
+        f"every hour {window_hours} or more hours before the reading's hour."
+    )
 
-    return hint
 
-
-def _first_difference(number: int, reading: Reading, yours, expected, reference, settings: dict) -> str:
-    mean, hours = reference.window(reading.box_id)
+def _too_few_hours_hint(steps: list[_Step], step: _Step, settings: dict) -> str | None:
+    """For a detector that decides before min_hours hours have data (counting readings, or not counting)."""
     min_hours = settings["min_hours"]
+    if step.yours != "exceeded" or step.hours >= min_hours:
+        return None
+    return (
+        f"On a hand-made box with {len(steps)} readings of {step.reading.value:g} µg/m³, all in one hour, yours says "
+        f'"exceeded" at reading {step.number}: the box has data in only {step.hours} hour, fewer than {min_hours}. '
+        f"With fewer than {min_hours} hours with data the rule decides nothing: count the hours with data (not the "
+        "readings) and decide only when there are enough."
+    )
+
+
+def _at_the_threshold_hint(steps: list[_Step], step: _Step, settings: dict) -> str | None:
+    """For a detector that takes a mean of exactly the threshold as exceeded (>= instead of >, < instead of <=)."""
+    threshold = settings["threshold"]
+    if step.mean != threshold or step.hours < settings["min_hours"]:
+        return None
+    resolves_later = any(later.yours == "resolved" for later in steps if later.number > step.number)
+    if step.expected == "resolved" and not resolves_later:
+        return None  # it never resolves: the next box names that
+    return (
+        f"On a hand-made box whose {settings['window_hours']}-hour mean is exactly {threshold:g} µg/m³ at reading "
+        f"{step.number}, Detector gives {_said(step.expected)}, yours gives {_said(step.yours)}. The threshold itself "
+        f'is not exceeded: "exceeded" when the mean is above it (mean > threshold), "resolved" when it is back at '
+        "or below it (mean <= threshold)."
+    )
+
+
+def _mean_of_values_hint(steps: list[_Step], step: _Step, settings: dict) -> str | None:
+    """For a detector that averages every value of the window instead of the hourly means."""
+    quiet_hours = settings["window_hours"] - 1
+    values = [earlier.reading.value for earlier in steps if earlier.number <= step.number]
+    if step.yours != "exceeded" or step.number <= quiet_hours or sum(values) / len(values) <= settings["threshold"]:
+        return None  # another mistake: the general message names the first difference
+    low, high = values[0], values[-1]
+    hourly = (quiet_hours * low + high) / (quiet_hours + 1)
+    return (
+        f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
+        f"{len(steps) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {step.number}, "
+        f"after {step.number - quiet_hours} readings of the busy hour. The mean of all {step.number} values is "
+        f"{sum(values) / step.number:.2f} µg/m³, but the rule takes the mean of the hourly means: "
+        f"({quiet_hours} × {low:g} + {high:g}) / {quiet_hours + 1} = {hourly:.2f} µg/m³, no alert. "
+        "Average each hour first (total / count), then average those hourly means: an hour with many "
+        "readings must count as much as an hour with one, no more."
+    )
+
+
+def _first_difference(step: _Step, settings: dict) -> str:
+    min_hours, reading = settings["min_hours"], step.reading
     where = (
-        f"reading {number:,} (box {reading.box_name!r}, {format_timestamp(reading.timestamp)}, "
+        f"reading {step.number:,} (box {reading.box_name!r}, {format_timestamp(reading.timestamp)}, "
         f"{reading.value:g} µg/m³)"
     )
-    if hours < min_hours:
-        why = f"the box has only {hours} hours with data in its window, fewer than {min_hours}"
+    if step.hours < min_hours:
+        why = f"the box has only {step.hours} hours with data in its window, fewer than {min_hours}"
     else:
-        mean_text = "unknown" if math.isnan(mean) else f"{mean:.2f} µg/m³"
-        why = f"the {settings['window_hours']:g}-hour mean is {mean_text} over {hours} hours with data"
-    said = "no alert" if expected is None else f'"{expected}"'
-    got = "no alert" if yours is None else f'"{yours}"'
-    return f"The first difference is at {where}: Detector gives {said} ({why}), yours gives {got}."
+        mean_text = "unknown" if math.isnan(step.mean) else f"{step.mean:.2f} µg/m³"
+        why = f"the {settings['window_hours']:g}-hour mean is {mean_text} over {step.hours} hours with data"
+    return (
+        f"The first difference is at {where}: Detector gives {_said(step.expected)} ({why}), "
+        f"yours gives {_said(step.yours)}."
+    )
