@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import streams  # benchmarks/streams.py, next to this script
+from brokers import broker_to_measure  # benchmarks/brokers.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25 import consuming, contract, latency  # from src/ (see the path above), not installed
-from pm25.broker import EmbeddedBroker
 from pm25.detector import Detector
 from pm25.status import StatusTracker
 
@@ -151,11 +151,7 @@ def main() -> int:
 
     sizes = (args.messages // 10, args.messages)
     with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = "KAFKA_BOOTSTRAP_SERVERS"
-        if not bootstrap:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-            broker = "embedded Tansu broker (in memory)"
+        bootstrap, broker = broker_to_measure(stack)
         run_id = uuid.uuid4().hex[:8]
         topic, alert_topic, empty = (f"bench_consumer_{name}_{run_id}" for name in ("readings", "alerts", "idle"))
         with KafkaAdminClient(bootstrap_servers=bootstrap.split(",")) as admin:

@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import streams  # benchmarks/streams.py, next to this script
+from brokers import broker_to_measure  # benchmarks/brokers.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import __version__ as kafka_python_version
 
 from pm25 import contract, producing  # from src/ (see the path above), not installed
-from pm25.broker import EmbeddedBroker
 
 BULK_MESSAGES = 100_000
 FLUSH_EACH_MESSAGES = 2_000
@@ -56,8 +56,11 @@ def make_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
     )
 
 
-def run_bulk(bootstrap_servers: str, topic: str, readings: list[contract.Reading], **overrides) -> dict:
-    """The notebook's send loop: a tracked future per message, Ctrl+C safety, one flush at the end."""
+def run_send_loop(
+    bootstrap_servers: str, topic: str, readings: list[contract.Reading], flush_each: bool = False, **overrides
+) -> dict:
+    """The notebook's send loop: a tracked future per message, Ctrl+C safety, one flush at the end. With
+    flush_each, a flush() after every send too: one round trip per message, and the only difference."""
     producer = make_producer(bootstrap_servers, **overrides)
     producer.partitions_for(topic)  # connect and learn the partitions before the clock starts, as the notebook does
     report = producing.DeliveryReport(show_first=0)
@@ -66,23 +69,9 @@ def run_bulk(bootstrap_servers: str, topic: str, readings: list[contract.Reading
         for reading in readings:
             with held:
                 report.track(producer.send(topic, key=reading.key, value=reading), reading)
+            if flush_each:
+                producer.flush(timeout=30)
     producer.flush(timeout=120)
-    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
-    producer.close(timeout=10)
-    return _rate(len(readings), elapsed, report.acknowledged, cpu_s)
-
-
-def run_flush_each(bootstrap_servers: str, topic: str, readings: list[contract.Reading]) -> dict:
-    """The same producer and loop, with a flush() after every send: one round trip per message."""
-    producer = make_producer(bootstrap_servers)
-    producer.partitions_for(topic)
-    report = producing.DeliveryReport(show_first=0)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    with producing.ctrl_c_between_sends() as held:
-        for reading in readings:
-            with held:
-                report.track(producer.send(topic, key=reading.key, value=reading), reading)
-            producer.flush(timeout=30)
     elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     producer.close(timeout=10)
     return _rate(len(readings), elapsed, report.acknowledged, cpu_s)
@@ -151,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     readings = list(streams.raw_readings(args.messages))
     with contextlib.ExitStack() as stack:
-        bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = "KAFKA_BOOTSTRAP_SERVERS"
-        if not bootstrap_servers:
-            bootstrap_servers = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-            broker = "embedded Tansu broker (in memory)"
+        bootstrap_servers, broker = broker_to_measure(stack)
         topics = Topics(bootstrap_servers)
         stack.callback(topics.admin.close)
         print(f"Broker: {broker} at {bootstrap_servers}; {args.messages:,} readings from {streams.describe()}; "
@@ -163,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         ceilings, bulks = [], []
         for _ in range(args.repeat):  # alternately, so that a busy moment on the machine hits both alike
             ceilings.append(run_ceiling(bootstrap_servers, topics.fresh(), readings))
-            bulks.append(run_bulk(bootstrap_servers, topics.fresh(), readings))
+            bulks.append(run_send_loop(bootstrap_servers, topics.fresh(), readings))
         ceiling, bulk = best_of_runs(ceilings), best_of_runs(bulks)
-        flush_each = run_flush_each(bootstrap_servers, topics.fresh(), readings[: args.flush_each])
+        flush_each = run_send_loop(bootstrap_servers, topics.fresh(), readings[: args.flush_each], flush_each=True)
         sweep = []
         for linger, size in [(linger, size) for linger in SWEEP_LINGER_MS for size in SWEEP_BATCH_SIZES] * args.sweep:
-            run = best_of_runs([run_bulk(bootstrap_servers, topics.fresh(), readings[:SWEEP_MESSAGES],
-                                         linger_ms=linger, batch_size=size) for _ in range(2)])  # fmt: skip
+            run = best_of_runs([run_send_loop(bootstrap_servers, topics.fresh(), readings[:SWEEP_MESSAGES],
+                                              linger_ms=linger, batch_size=size) for _ in range(2)])  # fmt: skip
             sweep.append(run | {"linger_ms": linger, "batch_size": size})
             print(f"  sweep linger_ms={linger:>3} batch_size={size // 1024:>5} KiB: {run['per_s']:>7,} msg/s "
                   f"(best of {run['runs_per_s']}), {run['cpu_us_per_message']:>4.0f} µs CPU/msg, "
