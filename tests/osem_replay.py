@@ -465,6 +465,14 @@ def _check_time_frame(from_ms: int, to_ms: int) -> None:
         )
 
 
+def _check_one_area(box_ids: list[str], bbox: tuple[float, float, float, float] | None) -> None:
+    """The data and statistics routes take their boxes by id or by bbox: exactly one of the two."""
+    if box_ids and bbox:
+        raise ApiError(400, "please specify only boxId or bbox")
+    if not box_ids and not bbox:
+        raise ApiError(400, "please specify either boxId or bbox")
+
+
 _WINDOW_UNITS = {
     "ms": 1, "msec": 1, "msecs": 1, "millisecond": 1, "milliseconds": 1,
     "s": 1000, "sec": 1000, "secs": 1000, "second": 1000, "seconds": 1000,
@@ -764,10 +772,7 @@ class _Api:
         download = query.flag("download", default=True)
         delimiter = query.delimiter()
         _check_time_frame(from_ms, to_ms)
-        if box_ids and bbox:
-            raise ApiError(400, "please specify only boxId or bbox")
-        if not box_ids and not bbox:
-            raise ApiError(400, "please specify either boxId or bbox")
+        _check_one_area(box_ids, bbox)
         boxes = [box for box in RECORDED_BOXES
                  if (not box_ids or box.id in box_ids) and (not exposures or box.exposure in exposures)]
         if not boxes:
@@ -815,10 +820,7 @@ class _Api:
         download = query.flag("download", default=True)
         delimiter = query.delimiter()
         _check_time_frame(from_ms, to_ms)
-        if box_ids and bbox:
-            raise ApiError(400, "please specify only boxId or bbox")
-        if not box_ids and not bbox:
-            raise ApiError(400, "please specify either boxId or bbox")
+        _check_one_area(box_ids, bbox)
         window = _window_ms(window_text)
 
         def wanted(box: _Box) -> bool:
