@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.contract import Reading, encode
@@ -101,6 +102,19 @@ def boxes_geojson(readings: list[Reading]) -> str:
         for r in seen.values()
     ]  # fmt: skip
     return json.dumps({"type": "FeatureCollection", "features": features})
+
+
+def data_folder(directory: Path, readings: list[Reading]) -> Path:
+    """`directory` (made if missing) as a data folder for step 3: with senseboxes.geojson of the stream's boxes."""
+    directory.mkdir(exist_ok=True)
+    (directory / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    return directory
+
+
+def sorted_csv(path: Path) -> pd.DataFrame:
+    """An output table's rows in one fixed order, to compare runs whose partitions interleaved differently."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return table.sort_values(list(table.columns), ignore_index=True)
 
 
 # -- Kafka ---------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from tests.faults.support import (
-    boxes_geojson,
     committed_total,
     consumer_script,
     create_topic,
+    data_folder,
     finish,
     produce,
     random_walk_stream,
@@ -41,9 +41,7 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     half = len(readings) // 2
     produce(bootstrap_servers, topic, readings[:half])
     script = consumer_script(tmp_path)
-    shared = tmp_path / "class"  # every member writes into the same folder, as in a class
-    shared.mkdir()
-    (shared / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    shared = data_folder(tmp_path / "class", readings)  # every member writes into the same folder, as in a class
     group = f"{topic}_group"
     env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts", PM25_DATA_DIR=str(shared),
                      PM25_CONSUMER_GROUP=group, PM25_IDLE_TIMEOUT_S="6")  # fmt: skip
@@ -58,9 +56,7 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     printed = [finish(process, log, 240) for process, log in zip(started, logs, strict=True)]  # every member exits 0
     assert committed_total(bootstrap_servers, group, topic) == len(readings)
 
-    reference_dir = tmp_path / "reference"
-    reference_dir.mkdir()
-    (reference_dir / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    reference_dir = data_folder(tmp_path / "reference", readings)
     reference_env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts_reference",
                                PM25_DATA_DIR=str(reference_dir), PM25_CONSUMER_GROUP=f"{group}_reference",
                                PM25_IDLE_TIMEOUT_S="3")  # fmt: skip

@@ -10,15 +10,16 @@ import pandas as pd
 import pytest
 
 from tests.faults.support import (
-    boxes_geojson,
     committed_total,
     consumer_script,
     create_topic,
+    data_folder,
     finish,
     produce,
     random_walk_stream,
     read_topic,
     script_env,
+    sorted_csv,
     start_script,
     wait_until,
 )
@@ -30,11 +31,6 @@ BOXES, HOURS = 40, 150  # 6,000 readings: a dozen batches of poll(), so a kill l
 
 def _alert_keys(records) -> list[tuple]:
     return [(m["boxId"], m["event"], m["timestamp"], m["n_hours"]) for m in (json.loads(r.value) for r in records)]
-
-
-def _sorted_csv(path) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return table.sort_values(list(table.columns), ignore_index=True)
 
 
 # Runs step 3 and SIGKILLs it at its k-th commit, after the batch was processed and before the offsets are
@@ -68,9 +64,7 @@ def test_a_consumer_killed_between_processing_and_commit_and_restarted_ends_like
     script = consumer_script(tmp_path)
     runs = {}
     for name in ("reference", "killed"):
-        data_dir = tmp_path / name
-        data_dir.mkdir()
-        (data_dir / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+        data_dir = data_folder(tmp_path / name, readings)
         env = script_env(
             PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts_{name}", PM25_DATA_DIR=str(data_dir),
             PM25_CONSUMER_GROUP=f"{topic}_{name}", PM25_IDLE_TIMEOUT_S="3",
@@ -98,16 +92,16 @@ def test_a_consumer_killed_between_processing_and_commit_and_restarted_ends_like
 
     # The same outputs as the uninterrupted run (rows compared as sets: partitions interleave differently).
     reference_dir = runs["reference"][1]
-    ours = _sorted_csv(killed_dir / "output" / "alerts.csv")
-    theirs = _sorted_csv(reference_dir / "output" / "alerts.csv")
+    ours = sorted_csv(killed_dir / "output" / "alerts.csv")
+    theirs = sorted_csv(reference_dir / "output" / "alerts.csv")
     assert len(theirs) > 50, "the stream should raise many alerts"
     duplicated_rows = int(ours.duplicated().sum())
     figures.alerts_duplicated_in_csv += duplicated_rows
     assert duplicated_rows == 0
     pd.testing.assert_frame_equal(ours, theirs)
     pd.testing.assert_frame_equal(
-        _sorted_csv(killed_dir / "output" / "sensor_status.csv"),
-        _sorted_csv(reference_dir / "output" / "sensor_status.csv"),
+        sorted_csv(killed_dir / "output" / "sensor_status.csv"),
+        sorted_csv(reference_dir / "output" / "sensor_status.csv"),
     )
     assert f"'processed': {len(readings)}" in printed.rsplit("Consumer group", 1)[-1]
     assert committed_total(bootstrap_servers, group, topic) == len(readings)
@@ -179,7 +173,7 @@ def test_a_kill_after_a_commit_loses_no_alert_that_was_still_on_its_way(
     script = consumer_script(tmp_path)
     wrapper = tmp_path / "slow_alerts.py"
     wrapper.write_text(SLOW_ALERTS, encoding="utf-8")
-    (tmp_path / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    data_folder(tmp_path, readings)
     env = script_env(
         PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts", PM25_DATA_DIR=str(tmp_path),
         PM25_CONSUMER_GROUP=f"{topic}_group", PM25_IDLE_TIMEOUT_S="3",
@@ -196,7 +190,7 @@ def test_a_kill_after_a_commit_loses_no_alert_that_was_still_on_its_way(
         figures.kills_survived += 1
     else:  # alerts are flushed before each commit, so there was no moment to kill it
         assert victim.returncode == 0, log.read_text()
-    expected = Counter(_alert_keys_from_csv(_sorted_csv(tmp_path / "output" / "alerts.csv")))
+    expected = Counter(_alert_keys_from_csv(sorted_csv(tmp_path / "output" / "alerts.csv")))
     assert expected, "the stream should raise alerts"
     published = Counter(_alert_keys(read_topic(bootstrap_servers, env["PM25_ALERT_TOPIC"])))
     lost = sum((expected - published).values())

@@ -16,15 +16,16 @@ from kafka import KafkaProducer
 
 from pm25 import contract, producing
 from tests.faults.support import (
-    boxes_geojson,
     consumer_script,
     create_topic,
+    data_folder,
     finish,
     produce,
     random_walk_stream,
     read_topic,
     readings_csv,
     script_env,
+    sorted_csv,
     start_script,
     wait_until,
 )
@@ -49,11 +50,6 @@ def _report(printed: str) -> dict[str, int]:
     return figures
 
 
-def _sorted_csv(path) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return table.sort_values(list(table.columns), ignore_index=True)
-
-
 @pytest.mark.parametrize("mode", ["bulk", "replay"])
 def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes_no_alert(
     mode, bootstrap_servers, topic, tmp_path, figures, processes
@@ -61,7 +57,7 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
     shape = STREAMS[mode]
     readings = random_walk_stream(shape["boxes"], shape["steps"], seed=11, every=shape["every"])
     (tmp_path / "pm25_readings.csv").write_text(readings_csv(readings), encoding="utf-8")
-    (tmp_path / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    data_folder(tmp_path, readings)
     producer = notebook_as_script("step_2_producer.ipynb", tmp_path)
     step2 = dict(PM25_TOPIC=topic, PM25_DATA_DIR=str(tmp_path))
 
@@ -98,9 +94,7 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
     script = consumer_script(tmp_path)
     runs = {}
     for name, source in (("twice", topic), ("once", single)):
-        data_dir = tmp_path / name
-        data_dir.mkdir()
-        (data_dir / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+        data_dir = data_folder(tmp_path / name, readings)
         env = script_env(
             PM25_TOPIC=source, PM25_ALERT_TOPIC=f"{source}_alerts", PM25_DATA_DIR=str(data_dir),
             PM25_IDLE_TIMEOUT_S="3", PM25_WINDOW_HOURS=shape["window_hours"],
@@ -116,14 +110,14 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
     processed, duplicates, late = map(int, counts.groups())
     assert processed == len(readings)
     assert duplicates + late == report["acknowledged"]
-    twice, once = (_sorted_csv(runs[name][0] / "output" / "alerts.csv") for name in ("twice", "once"))
+    twice, once = (sorted_csv(runs[name][0] / "output" / "alerts.csv") for name in ("twice", "once"))
     assert len(once) > 0, "the stream should raise alerts"
     duplicated = int(twice.duplicated().sum())
     figures.alerts_duplicated_in_csv += duplicated
     pd.testing.assert_frame_equal(twice, once)
     pd.testing.assert_frame_equal(
-        _sorted_csv(runs["twice"][0] / "output" / "sensor_status.csv"),
-        _sorted_csv(runs["once"][0] / "output" / "sensor_status.csv"),
+        sorted_csv(runs["twice"][0] / "output" / "sensor_status.csv"),
+        sorted_csv(runs["once"][0] / "output" / "sensor_status.csv"),
     )
 
 
