@@ -321,7 +321,7 @@ def window_detector_check(
         return (
             f"same alerts as pm25.detector.Detector on {len(readings):,} readings: "
             f"{events['exceeded']} exceeded, {events['resolved']} resolved"
-            + (f", and on {len(cases)} hand-made boxes: " + "; ".join(case.shows for case in cases) + "."
+            + (f", and the same on {len(cases)} hand-made boxes ({', '.join(case.shows for case in cases)})."
                if cases else ".")
         )  # fmt: skip
 
@@ -336,8 +336,8 @@ class _Step:
     reading: Reading
     yours: object
     expected: str | None
-    mean: float
-    hours: int
+    mean: float = math.nan  # the window is looked up only where the two differ: it costs more than the rest
+    hours: int = 0
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ class _HandMadeCase:
     """A small stream of one box that a typical mistake gets wrong, and the hint that names the mistake."""
 
     readings: list[Reading]
-    shows: str  # what the solution does on it, for the confirmation
+    shows: str  # what the box has, for the confirmation
     diagnose: Callable[[list[_Step], _Step], str | None]  # (steps, first difference) -> the hint, if it is this mistake
 
 
@@ -358,7 +358,8 @@ def _steps(WindowDetector, reference, readings: list[Reading], settings: dict) -
         event = yours.process(reading)
         if event not in EVENTS:
             raise WrongAnswer(f'process() must return "exceeded", "resolved" or None; it returned {event!r}.')
-        yield _Step(number, reading, event, alert.event if alert else None, *theirs.window(reading.box_id))
+        expected = alert.event if alert else None
+        yield _Step(number, reading, event, expected, *(theirs.window(reading.box_id) if event != expected else ()))
 
 
 def _compare(WindowDetector, reference, readings: list[Reading], settings: dict) -> Counter:
@@ -411,24 +412,24 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
     return [
         _HandMadeCase(
             at_threshold if possible and exact else [],
-            "no alert at a mean of exactly the threshold, resolved when back to it",
+            "a mean of exactly the threshold",
             lambda steps, first: _at_the_threshold_hint(steps, first, settings),
         ),
         _HandMadeCase(
             _hourly([high] * window_hours + [low] * 3 * window_hours) if possible else [],
-            "resolved once the high hours have left the window",
+            "a mean that falls back",
             lambda steps, first: _resolves_late_hint(steps, first, settings, high, low),
         ),
         _HandMadeCase(
             _busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)) if possible and min_hours > 1 else [],
-            "no alert while its readings cover too few hours",
+            "too few hours with data",
             lambda steps, first: _too_few_hours_hint(steps, first, settings),
         ),
         _HandMadeCase(
             _hourly([low] * (window_hours - 1))
             + _busy_hour(high, max(BUSY_HOUR_READINGS, window_hours), hour=window_hours - 1)
             if possible else [],
-            "none on a box whose one busy hour would outweigh the others in a mean of all values",
+            "one busy hour among quiet ones",
             lambda steps, first: _mean_of_values_hint(steps, first, settings),
         ),
     ]  # fmt: skip
@@ -436,8 +437,8 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
 
 def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: float, low: float) -> str | None:
     """For a detector with no way back to "resolved", or whose window keeps hours that have left it."""
-    resolved = next(step for step in steps if step.expected == "resolved")
-    if first is not resolved:
+    resolved = next((step for step in steps if step.expected == "resolved"), None)
+    if resolved is None or first is not resolved:
         return None  # it went wrong before: another mistake
     window_hours, threshold = settings["window_hours"], settings["threshold"]
     story = (
