@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.serializer import Serializer
 
 from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
-from pm25.detector import Detector
+from pm25.detector import Detector, hundredths
 from pm25.tasks import WrongAnswer
 from pm25.topics import ensure_topic
 
@@ -391,6 +392,15 @@ def _busy_hour(value: float, readings: int, hour: int = 0) -> list[Reading]:
     return [_reading(timedelta(hours=hour, seconds=3600 * n // readings), value) for n in range(readings)]
 
 
+def _at_threshold_box(threshold: float, high: float, low: float, window_hours: int) -> list[Reading]:
+    """Hours at exactly the threshold, then one above it that comes back to exactly it within the hour (high
+    and 0, whose mean is the threshold), then an hour below."""
+    readings = _hourly([threshold] * (window_hours - 1) + [high])
+    readings.append(_reading(timedelta(hours=window_hours - 1, minutes=30), 0.0))
+    readings.append(_reading(timedelta(hours=window_hours), low))
+    return readings
+
+
 def _said(event) -> str:
     return "no alert" if event is None else f'"{event}"'
 
@@ -403,22 +413,19 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
     possible = window_hours >= 3 and low > 0 and high < VALUE_LIMIT
     # A tie needs a threshold the readings can hold exactly and whose mean of equal values stays exact.
     exact = round(threshold, 2) == threshold and all(
-        sum([threshold] * n) / n == threshold for n in range(1, window_hours + 1)
+        sum([threshold] * n) / n == threshold == math.fsum([threshold] * n) / n for n in range(1, window_hours + 1)
     )
-    # Hours at exactly the threshold, one above it, then back to exactly it within that hour (2T and 0), then below.
-    at_threshold = _hourly([threshold] * (window_hours - 1) + [high])
-    at_threshold.append(_reading(timedelta(hours=window_hours - 1, minutes=30), 0.0))
-    at_threshold.append(_reading(timedelta(hours=window_hours), low))
+    falling = _low_without_a_tie(threshold, high, window_hours) if possible else None
     return [
         _HandMadeCase(
-            at_threshold if possible and exact else [],
+            _at_threshold_box(threshold, high, low, window_hours) if possible and exact else [],
             "a mean of exactly the threshold",
             lambda steps, first: _at_the_threshold_hint(steps, first, settings),
         ),
         _HandMadeCase(
-            _hourly([high] * window_hours + [low] * 3 * window_hours) if possible else [],
+            _hourly([high] * window_hours + [falling] * 3 * window_hours) if falling else [],
             "a mean that falls back",
-            lambda steps, first: _resolves_late_hint(steps, first, settings, high, low),
+            lambda steps, first: _resolves_late_hint(steps, first, settings, high, falling),
         ),
         _HandMadeCase(
             _busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)) if possible and min_hours > 1 else [],
@@ -433,6 +440,17 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
             lambda steps, first: _mean_of_values_hint(steps, first, settings),
         ),
     ]  # fmt: skip
+
+
+def _low_without_a_tie(threshold: float, high: float, window_hours: int) -> float | None:
+    """About threshold / 2, so that no window of `high` hours followed by hours of it has a mean of exactly the
+    threshold: a box that falls back should test the way back, not how a tie is rounded. None if none is > 0."""
+    exact_threshold = Fraction(str(threshold)) * 100  # in hundredths, as Detector takes it
+    for low in range(hundredths(threshold) // 2, 0, -1):
+        means_times_hours = ((window_hours - k) * hundredths(high) + k * low for k in range(window_hours + 1))
+        if window_hours * exact_threshold not in means_times_hours:
+            return low / 100
+    return None
 
 
 def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: float, low: float) -> str | None:
