@@ -14,8 +14,8 @@ from nbclient.exceptions import CellExecutionError
 from pm25 import contract, producing, topics
 from pm25.broker import EmbeddedBroker, free_port
 from tests.faults.support import (
-    boxes_geojson,
     consumer_script,
+    data_folder,
     random_walk_stream,
     readings_csv,
     script_env,
@@ -65,7 +65,7 @@ def test_the_notebooks_name_the_way_to_start_a_broker_when_there_is_none(tmp_pat
     dead = f"127.0.0.1:{free_port()}"
     readings = random_walk_stream(2, 5, seed=1)
     (tmp_path / "pm25_readings.csv").write_text(readings_csv(readings), encoding="utf-8")
-    (tmp_path / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    data_folder(tmp_path, readings)
     env = dict(KAFKA_BOOTSTRAP_SERVERS=dead, PM25_DATA_DIR=str(tmp_path), PM25_TOPIC="nowhere")
     log = tmp_path / "step3.log"
     step3 = start_script(consumer_script(tmp_path), script_env(**env), log)

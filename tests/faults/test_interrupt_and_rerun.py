@@ -22,9 +22,9 @@ from tests.faults.support import (
     DETECTOR_CELL,
     LOOP_CELL,
     NotebookCells,
-    boxes_geojson,
     committed_total,
     create_topic,
+    data_folder,
     produce,
     random_walk_stream,
     read_topic,
@@ -46,7 +46,7 @@ def stream(bootstrap_servers, topic, rng):
 @pytest.fixture
 def step3(bootstrap_servers, topic, tmp_path, monkeypatch, stream):
     """Step 3's cells with this test's settings; the consumer and alert producer are closed at the end."""
-    (tmp_path / "senseboxes.geojson").write_text(boxes_geojson(stream), encoding="utf-8")
+    data_folder(tmp_path, stream)
     for variable, value in {
         "PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
         "PM25_CONSUMER_GROUP": f"{topic}_group", "PM25_IDLE_TIMEOUT_S": "2", "MPLBACKEND": "Agg",
