@@ -19,9 +19,11 @@ from pm25.contract import (
     Reading,
     ReadingSerializer,
     decode,
+    encode,
     format_timestamp,
     validate,
 )
+from pm25.readings import RECORDING_CSV, parse_readings_csv, recording_readings
 
 BOX_ID = "591f578c51d34600116a8ea5"
 SENSOR_ID = "59458624a4ad590011186665"
@@ -131,6 +133,45 @@ def test_serialized_value_is_compact_utf8_json():
     assert "Münster Süd".encode() in raw and "µg/m³".encode() in raw  # not \u00fc escapes
     assert b", " not in raw and b": " not in raw
     assert json.loads(raw.decode("utf-8")) == MESSAGE
+
+
+def json_dumps_of_the_contract(reading: Reading) -> bytes:
+    """The message as the standard library writes it: what encode() must give, byte for byte."""
+    text = json.dumps(reading.as_message(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
+
+
+def test_encode_writes_what_json_dumps_writes_for_every_recorded_reading():
+    recorded = parse_readings_csv(recording_readings().to_csv(index=False), RECORDING_CSV).readings
+    assert len(recorded) > 100_000
+    assert {reading.timestamp.microsecond == 0 for reading in recorded} == {True, False}  # both forms of time
+    assert [encode(reading) for reading in recorded] == [json_dumps_of_the_contract(r) for r in recorded]
+
+
+some_times = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-3))]),
+)
+any_valid_readings = st.builds(
+    Reading,
+    box_id=st.text("0123456789abcdefABCDEF", min_size=24, max_size=24),
+    box_name=st.text() | st.sampled_from(['Kreuzberg "Süd" \\ 1', "tab\there", "\x00\x1f\x7f\u2028", "北京 🌫"]),
+    sensor_id=st.text("0123456789abcdef", min_size=24, max_size=24),
+    lat=st.floats(-90, 90) | st.integers(-90, 90),
+    lon=st.floats(-180, 180) | st.integers(-180, 180),
+    # whole seconds, milliseconds and microseconds: the three forms format_timestamp writes
+    timestamp=some_times.map(lambda t: t.replace(microsecond=0))
+    | some_times.map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000))
+    | some_times,
+    # 12.3 and 12.30 are one float; 1e-05 is where a JSON writer other than Python's says 0.00001
+    value=st.floats(0, 999.9, exclude_max=True) | st.sampled_from([12.3, 12.30, 1e-05, 5e-324, -0.0, 0]),
+)
+
+
+@given(any_valid_readings)
+def test_encode_writes_what_json_dumps_writes_for_any_valid_reading(reading):
+    assert encode(reading) == json_dumps_of_the_contract(reading)
 
 
 def test_reading_serializer_refuses_a_dict_with_a_value_error():

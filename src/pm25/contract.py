@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from json.encoder import encode_basestring as _json_text  # json.dumps's own, for ensure_ascii=False
 from typing import Any
 
 from kafka.serializer import Serializer
@@ -128,15 +129,13 @@ def parse_timestamp(raw: Any) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """'2024-01-15T00:00:00Z'; fractions of a second only when there are some, so nothing is lost."""
-    utc = moment.astimezone(UTC).replace(tzinfo=None)
-    if utc.microsecond == 0:
-        return utc.isoformat(timespec="seconds") + "Z"
-    if utc.microsecond % 1000 == 0:
-        return utc.isoformat(timespec="milliseconds") + "Z"
-    return utc.isoformat(timespec="microseconds") + "Z"
+    utc = moment.astimezone(UTC)
+    fraction = utc.microsecond
+    timespec = "seconds" if not fraction else "milliseconds" if not fraction % 1000 else "microseconds"
+    return utc.isoformat(timespec=timespec).removesuffix("+00:00") + "Z"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One PM2.5 observation of one senseBox. Every Reading that exists satisfies the contract."""
 
@@ -252,9 +251,18 @@ def validate(message: Any) -> list[str]:
 
 
 def encode(reading: Reading) -> bytes:
-    """The message value for a reading: compact UTF-8 JSON, umlauts and µ kept as they are."""
-    text = json.dumps(reading.as_message(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8")
+    """The message value for a reading: compact UTF-8 JSON, umlauts and µ kept as they are.
+
+    Byte for byte `json.dumps(reading.as_message(), ensure_ascii=False, separators=(",", ":"))`, written with
+    the parts json.dumps uses (its string escaper; repr() for a float, which Reading makes sure is finite)
+    but without a dict and an encoder per message: half the cost, on the producer's busiest line.
+    """
+    r = reading
+    return (
+        f'{{"boxId":{_json_text(r.box_id)},"boxName":{_json_text(r.box_name)},"sensorId":{_json_text(r.sensor_id)},'
+        f'"lat":{r.lat!r},"lon":{r.lon!r},"timestamp":"{format_timestamp(r.timestamp)}","value":{r.value!r},'
+        f'"unit":{_json_text(r.unit)},"phenomenon":{_json_text(r.phenomenon)}}}'
+    ).encode()  # UTF-8
 
 
 # Wrong input raises ValueError, not TypeError: kafka-python answers a TypeError from a serializer
