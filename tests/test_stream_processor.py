@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -24,6 +25,7 @@ from pm25.stream_processor import (
     describe,
     prepare_readings_topic,
     read_alerts,
+    signal_handlers_restored,
 )
 from tests.faults.support import create_topic
 
@@ -95,7 +97,8 @@ def run_once(bootstrap_servers: str, topic: str, state_dir, rule: DailyMeanRule)
     settings = Settings(bootstrap_servers=bootstrap_servers, topic=topic)
     prepare_readings_topic(settings.kafka_options(), topic)
     app, gate = build_application(settings, f"{topic}_group", state_dir, f"{topic}_alerts", rule)
-    app.run(timeout=5, collect=False)
+    with signal_handlers_restored():
+        app.run(timeout=5, collect=False)
     return read_alerts(settings.kafka_options(), f"{topic}_alerts"), gate.counts
 
 
@@ -150,6 +153,16 @@ def test_pipeline_counts_what_it_ignores(hand_made_run):
         "late": 1,
     }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first;
     #   a reading whose key is not its boxId is invalid: its box's readings would be split between partitions)
+
+
+def test_after_the_application_ran_ctrl_c_interrupts_the_kernel_again(bootstrap_servers, topic, tmp_path):
+    # Quix installs its own SIGINT and SIGTERM handlers in run() and leaves them behind: a later ■ in the
+    # notebook would only stop the application that already ended, and not interrupt the cell.
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    create_topic(bootstrap_servers, topic)
+    run_once(bootstrap_servers, topic, tmp_path, DailyMeanRule(15.0, 24, 18))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert before[0] is signal.default_int_handler  # what raises KeyboardInterrupt in a kernel
 
 
 def test_step4_before_step2_says_to_run_step2_first(bootstrap_servers, topic):

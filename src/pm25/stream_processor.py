@@ -31,6 +31,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -225,6 +226,19 @@ def build_application(
     )
     hourly.apply(rule, stateful=True).filter(lambda alert: alert is not None).to_topic(alerts)
     return app, gate
+
+
+@contextmanager
+def signal_handlers_restored():
+    """Around app.run() in a notebook: Quix installs its own SIGINT (Ctrl+C, Jupyter's ■) and SIGTERM handlers,
+    which stop it gracefully, and leaves them behind. Without this, a later ■ would only stop the application
+    that already ended, and the cell it was meant for would go on."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
 
 
 # How Quix names what it restored: <RecoveryPartition "changelog__<group>--<topic>--<store>[<partition>]">
