@@ -259,7 +259,7 @@ def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, 
     (tmp_path / "senseboxes.geojson").write_text(stream_boxes_geojson(readings), encoding="utf-8")
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_CONSUMER_GROUP": other_member, "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
-    execute_notebook("step_3_event_processing.ipynb", env)
+    notebook = execute_notebook("step_3_event_processing.ipynb", env)
 
     output = tmp_path / "output"
     for whole_topic in ("sensor_status.csv", "sensor_status_map.html", "pm25_rolling_mean.png"):
@@ -272,3 +272,6 @@ def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, 
     assert 0 < len(mine) < 12
     for name in {r.box_name for r in readings}:  # the map shows this member's boxes, no other member's
         assert (json.dumps(escape(name))[1:-1] in page) == (name in mine), name
+    [status_cell] = [cell for cell in notebook.cells if "status_table = status.table(" in cell.source]
+    shown = status_cell.outputs[-1]["data"]["text/html"]  # the table under the cell, as the learner sees it
+    assert {name for name in {r.box_name for r in readings} if f">{name}<" in shown} == mine
