@@ -67,8 +67,7 @@ def test_several_answers_come_back_in_the_order_given():
     assert tasks.check("producer", always_right, to_json=1, send_readings=2) == (1, 2)
 
 
-def skeleton():
-    ...  # your code
+def skeleton(): ...  # your code
 
 
 def skeleton_with_a_blank_argument(producer):
@@ -123,6 +122,26 @@ def test_a_half_finished_answer_names_the_line_left_and_what_belongs_there(capsy
         tasks.check("consumer_loop", always_right, run_loop=run_loop)
     assert "line 8, `...  # then commit: tell Kafka that these records are done`, still has `...`" in str(error.value)
     assert "solution" not in capsys.readouterr().out + str(error.value)
+
+
+def test_a_placeholder_whose_comment_was_deleted_gets_the_skeletons_comment():
+    half_done = tasks.skeletons()["producer"].replace("key=...", "key=reading['boxId']")
+    to_json = define(half_done.replace("return ...  # JSON text, encoded: Kafka sends bytes", "return ..."), "to_json")
+    with pytest.raises(WrongAnswer) as error:
+        tasks.check("producer", always_right, to_json=to_json, send_readings=define(half_done, "send_readings"))
+    assert "`return ...`, still has `...` where the code does this: JSON text, encoded: Kafka sends bytes" in str(
+        error.value
+    )
+
+
+def test_a_bare_placeholder_is_not_explained_by_the_line_after_it():
+    # Both of the loop's bare `...` lost their comments: no guess at what they are for, and never the next line's.
+    bare = tasks.skeletons()["consumer_loop"].replace("...  # process the record", "...").replace("500", "1000")
+    run_loop = define(bare.replace("...  # then commit: tell Kafka that these records are done", "..."), "run_loop")
+    with pytest.raises(WrongAnswer) as error:
+        tasks.check("consumer_loop", always_right, run_loop=run_loop)
+    assert "line 7, `...`, still has `...`;" in str(error.value)
+    assert "line after it" not in str(error.value)
 
 
 def test_a_half_finished_class_is_not_replaced_by_the_solution():

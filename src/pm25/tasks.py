@@ -107,15 +107,16 @@ def is_skeleton(name: str, key: str, answer: Any) -> bool:
     return False
 
 
-def placeholders(key: str, answer: Any) -> list[str]:
-    """Where the answer still holds a `...`, each as a phrase: which line, and what belongs there."""
+def placeholders(name: str, key: str, answer: Any) -> list[str]:
+    """Where the answer to task `name` still holds a `...`, each as a phrase: which line, and what belongs there."""
     if answer is ... or answer is None:
         return [f"`{key}` is still `{'...' if answer is ... else None}`: give it a value too"]
     functions = _methods(answer).values() if inspect.isclass(answer) else [answer]
     spots = sorted(spot for function in functions for spot in _placeholder_lines(function))
     if not spots and is_unanswered(answer):
         return [f"`{key}` still holds a `...`"]
-    return [_describe(number, line, following) for number, line, following in spots]
+    comments = _skeleton_comments(name)
+    return [_describe(number, line, following, comments) for number, line, following in spots]
 
 
 def _methods(cls: type) -> dict[str, Any]:
@@ -162,11 +163,26 @@ def _placeholder_lines(function) -> list[tuple[int, str, str]]:
     return [(first + n - 1, lines[n - 1].strip(), lines[n].strip() if n < len(lines) else "") for n in numbers]
 
 
-def _describe(number: int, line: str, following: str) -> str:
+def _describe(number: int, line: str, following: str, comments: dict[str, str]) -> str:
     comment = _COMMENT.search(line)
-    if comment:
-        return f"line {number}, `{line}`, still has `...` where the code does this: {comment.group(1)}"
-    return f"line {number}, `{line}`, still has `...` (the line after it says what for: `{following}`)"
+    what = comment.group(1) if comment else comments.get(line)  # the skeleton's comment, if the learner removed it
+    if what:
+        return f"line {number}, `{line}`, still has `...` where the code does this: {what}"
+    if line.endswith(":") and following:  # `if ...:` - the block below says what the condition is for
+        return f"line {number}, `{line}`, still has `...` (the line after it says what for: `{following}`)"
+    return f"line {number}, `{line}`, still has `...`"
+
+
+@cache
+def _skeleton_comments(name: str) -> dict[str, str]:
+    """The comment of each of the skeleton's lines with a `...`, by the line without it, where that line is unique."""
+    found: dict[str, list[str | None]] = {}
+    for line in skeletons().get(name, "").splitlines():
+        if "..." in line:
+            comment = _COMMENT.search(line)
+            code = line[: comment.start()] if comment else line
+            found.setdefault(code.strip(), []).append(comment and comment.group(1))
+    return {code: comments[0] for code, comments in found.items() if len(comments) == 1 and comments[0]}
 
 
 @cache
@@ -186,7 +202,9 @@ def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
     if all(is_skeleton(name, key, answer) for key, answer in answers.items()):
         answers = _solution_instead(name, checker, answers)
     else:
-        left = [spot for key, answer in answers.items() if is_unanswered(answer) for spot in placeholders(key, answer)]
+        left = [
+            spot for key, answer in answers.items() if is_unanswered(answer) for spot in placeholders(name, key, answer)
+        ]
         if left:
             raise WrongAnswer(
                 f"Task {name!r} is not finished: " + "; ".join(left) + ". Fill it in and run both cells again."
