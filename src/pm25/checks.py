@@ -70,7 +70,7 @@ def bbox_verdict(bbox, aoi: Aoi) -> str | None:
     if isinstance(bbox, list | tuple):
         return (
             f"That is a {type(bbox).__name__}, {list(bbox)}; the API wants one text: "
-            "the four numbers joined by commas, e.g. f\"{min(lons)},{min(lats)},{max(lons)},{max(lats)}\"."
+            "the four numbers joined by commas, west, south, east, north (an f-string does it)."
         )
     if not isinstance(bbox, str):
         return f"That is {bbox!r} ({type(bbox).__name__}); the API wants a text like '13.29,52.44,13.5,52.57'."
