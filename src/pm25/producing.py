@@ -7,10 +7,11 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 
 from pm25.contract import InvalidMessage, Reading, parse_timestamp
@@ -151,6 +152,23 @@ class DeliveryReport:
 def _describe(error: BaseException) -> str:
     text = str(error)
     return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
+
+
+def flush_and_close(producer, timeout_s: float = 40) -> None:
+    """The end of a send: wait until every message is acknowledged or failed, then close the producer.
+
+    `timeout_s` is longer than the producer's delivery_timeout_ms, so normally nothing is left by then. What
+    is left anyway stays in the DeliveryReport as unconfirmed, instead of a KafkaTimeoutError traceback:
+    kafka-python 3.0.12's idempotent producer can leave messages unanswered for good once its broker is gone
+    (a batch that expires after it was sent makes it fetch a new producer id, and while it waits for one it
+    stops expiring the other batches), and then its flush() and close() raise.
+    """
+    try:
+        producer.flush(timeout=timeout_s)
+        producer.close(timeout=10)
+    except KafkaTimeoutError:
+        with suppress(KafkaTimeoutError):
+            producer.close(timeout=0)
 
 
 class HeldCtrlC:
