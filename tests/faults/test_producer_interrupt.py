@@ -37,10 +37,12 @@ pytestmark = pytest.mark.faults
 # step 2's batches), 2-3 s at the usual 20,000-30,000; replay: 720 readings 10 minutes apart, paced at
 # 3600x (the notebook's speedup), take 6 s. Either way Ctrl+C comes in the middle.
 STREAMS = {
-    "bulk": dict(boxes=100, steps=600, every=timedelta(hours=1), window_hours="24", min_hours="18",
-                 ctrl_c_after=(0.0, 0.5)),
-    "replay": dict(boxes=20, steps=36, every=timedelta(minutes=10), window_hours="1", min_hours="1",
-                   ctrl_c_after=(0.5, 3.0)),
+    "bulk": dict(
+        boxes=100, steps=600, every=timedelta(hours=1), window_hours="24", min_hours="18", ctrl_c_after=(0.0, 0.5)
+    ),
+    "replay": dict(
+        boxes=20, steps=36, every=timedelta(minutes=10), window_hours="1", min_hours="1", ctrl_c_after=(0.5, 3.0)
+    ),
 }
 
 
