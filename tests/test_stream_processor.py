@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
 from pm25.config import Settings
 from pm25.contract import Reading, encode
@@ -22,6 +22,7 @@ from pm25.stream_processor import (
     DailyMeanRule,
     RecoveryTimer,
     build_application,
+    committed,
     describe,
     prepare_readings_topic,
     read_alerts,
@@ -168,6 +169,15 @@ def test_after_the_application_ran_ctrl_c_interrupts_the_kernel_again(bootstrap_
 def test_step4_before_step2_says_to_run_step2_first(bootstrap_servers, topic):
     with pytest.raises(LearnerError, match="does not exist yet: run step 2 first"):
         prepare_readings_topic({"bootstrap_servers": bootstrap_servers}, topic)
+
+
+def test_reading_a_topic_that_does_not_exist_gives_nothing_and_creates_nothing(bootstrap_servers, topic):
+    # e.g. a typo in the alert topic's name, or a broker restarted since the application ran
+    kafka_options = {"bootstrap_servers": bootstrap_servers}
+    assert read_alerts(kafka_options, topic).empty
+    assert committed(kafka_options, "a-group", topic) == {}
+    with KafkaAdminClient(**kafka_options) as admin:
+        assert topic not in admin.list_topics()
 
 
 def test_importing_the_processor_shows_no_authlib_httpx_warning():

@@ -344,10 +344,12 @@ def start_instance(
 
 
 def read_topic(kafka_options: dict, topic: str, quiet_s: float = 2.0, deadline_s: float = 120.0) -> list:
-    """Every record of a topic, from the start until nothing new comes for `quiet_s` seconds."""
+    """Every record of a topic, from the start until nothing new comes for `quiet_s` seconds; none if it is missing."""
     with KafkaConsumer(**kafka_options, enable_auto_commit=False) as consumer:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, number) for number in partitions])
+        partitions = [TopicPartition(topic, number) for number in consumer.partitions_for_topic(topic)]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
         consumer.seek_to_beginning()
         records, deadline = [], time.monotonic() + deadline_s
         while time.monotonic() < deadline:
