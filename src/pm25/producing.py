@@ -167,6 +167,8 @@ def flush_and_close(producer, timeout_s: float = 40) -> None:
         producer.flush(timeout=timeout_s)
         producer.close(timeout=10)
     except KafkaTimeoutError:
+        # close() flushes first, so it raises again before it can stop the sender thread (a daemon: it ends
+        # with the kernel). Calling it still drops kafka-python's exit hook, which would raise the same at exit.
         with suppress(KafkaTimeoutError):
             producer.close(timeout=0)
 
