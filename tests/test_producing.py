@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from kafka.errors import MessageSizeTooLargeError
 from kafka.future import Future
 
 from pm25 import contract, geo, producing, topics
@@ -198,23 +198,6 @@ def consume(readings, fake: FakeTime, work_s: float = 0.0) -> list[float]:
         times.append(fake.now)
         fake.now += work_s
     return times
-
-
-def test_flush_and_close_leaves_unanswered_messages_to_the_report_instead_of_raising():
-    class Stuck:  # kafka-python's producer once its broker is gone with a batch that never expires
-        def __init__(self):
-            self.close_timeouts = []
-
-        def flush(self, timeout):
-            raise KafkaTimeoutError("Timeout waiting for future")
-
-        def close(self, timeout):
-            self.close_timeouts.append(timeout)
-            self.flush(timeout)  # as kafka-python's close() does first
-
-    producer = Stuck()
-    producing.flush_and_close(producer, timeout_s=1)
-    assert producer.close_timeouts == [0]  # no second wait after the flush has waited in vain
 
 
 def test_paced_yields_each_reading_at_its_deadline_from_the_start():

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -158,19 +158,18 @@ def flush_and_close(producer, timeout_s: float = 40) -> None:
     """The end of a send: wait until every message is acknowledged or failed, then close the producer.
 
     `timeout_s` is longer than the producer's delivery_timeout_ms, so normally nothing is left by then. What
-    is left anyway stays in the DeliveryReport as unconfirmed, instead of a KafkaTimeoutError traceback:
-    kafka-python 3.0.12's idempotent producer can leave messages unanswered for good once its broker is gone
-    (a batch that expires after it was sent makes it fetch a new producer id, and while it waits for one it
-    stops expiring the other batches), and then its flush() and close() raise.
+    is left anyway fails as "closed forcefully" in the DeliveryReport, instead of a KafkaTimeoutError
+    traceback: kafka-python 3.0.12's idempotent producer can leave messages unanswered for good once its
+    broker is gone (a batch that expires after it was sent makes it fetch a new producer id, and while it
+    waits for one it stops expiring the other batches).
     """
     try:
         producer.flush(timeout=timeout_s)
-        producer.close(timeout=10)
     except KafkaTimeoutError:
-        # close() flushes first, so it raises again before it can stop the sender thread (a daemon: it ends
-        # with the kernel). Calling it still drops kafka-python's exit hook, which would raise the same at exit.
-        with suppress(KafkaTimeoutError):
-            producer.close(timeout=0)
+        # kafka-python's close() flushes first, so it would raise the same before reaching its own force
+        # close; left open, the producer raises again from __del__ and at exit. So force it here.
+        producer._sender.force_close()  # fails what is unanswered and ends the sender thread
+    producer.close(timeout=15)  # more than request_timeout_ms: the sender may be waiting on a connection
 
 
 class HeldCtrlC:

@@ -121,13 +121,37 @@ def test_a_broker_stopped_mid_send_makes_the_report_count_failures_and_close_ret
     started = time.monotonic()
     producing.flush_and_close(producer)  # the notebook's finally: it must neither raise nor hang
     closing_s = time.monotonic() - started
-    assert closing_s <= 50, f"flush and close took {closing_s:.0f} s"
+    assert closing_s <= 60, f"flush and close took {closing_s:.0f} s"  # a 40 s flush, then a forced close
     assert sent_after_stop > 0
     assert report.sent == len(readings)
-    # Each message acknowledged, failed, or (kafka-python may leave some unanswered: see flush_and_close)
-    # named in the summary as unconfirmed.
-    assert report.acknowledged + report.failed + report.pending == report.sent
-    assert not report.pending or f"unconfirmed:  {report.pending} " in report.summary()
+    assert report.acknowledged + report.failed == report.sent, report.summary()  # none left unanswered
     assert report.acknowledged >= 200
-    assert report.failed + report.pending >= sent_after_stop, "a message sent after the broker stopped was acknowledged"
+    assert report.failed >= sent_after_stop, "a message sent after the broker stopped was acknowledged"
     figures.messages_lost += 0  # every message is accounted for: acknowledged or reported as failed
+
+
+def test_flush_and_close_closes_a_producer_whose_messages_stay_unanswered(figures):
+    # Messages that outlive the flush's wait, as kafka-python 3.0.12's idempotent producer can leave them
+    # when its broker is gone: here made certain by a delivery timeout longer than the wait.
+    readings = random_walk_stream(3, 4, seed=7)
+    broker = EmbeddedBroker().start()
+    try:
+        with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
+            topics.ensure_topic(admin, "pm25_stream")
+        options = {**PRODUCER_OPTIONS, "delivery_timeout_ms": 120_000}
+        producer = KafkaProducer(bootstrap_servers=[broker.bootstrap_servers], **options)
+        report = producing.DeliveryReport(show_first=0)
+        report.track(producer.send("pm25_stream", key=readings[0].key, value=readings[0]), readings[0])
+        producer.flush(timeout=30)
+    finally:
+        broker.stop()
+    for reading in readings[1:]:
+        report.track(producer.send("pm25_stream", key=reading.key, value=reading), reading)
+    figures.faults_injected += 1
+
+    producing.flush_and_close(producer, timeout_s=1)
+
+    producer.close(timeout=1)  # what its __del__ and its exit hook do: raised KafkaTimeoutError while still open
+    assert report.acknowledged == 1
+    assert report.failed == len(readings) - 1, report.summary()
+    assert "Producer is closed forcefully" in report.summary()
