@@ -167,6 +167,20 @@ def test_task_4_environment_wins_over_the_notebook_values():
     assert source == "your choice in Task 4"
 
 
+@pytest.mark.parametrize(
+    "picks_corners",
+    [
+        lambda c: f"{c[0][0]},{c[0][1]},{c[2][0]},{c[2][1]}",  # right only when drawn from the south-west corner
+        lambda c: f"{min(c)[0]},{min(c)[1]},{max(c)[0]},{max(c)[1]}",  # corners, not edges: right for rectangles
+    ],
+)
+def test_task_3_a_function_right_only_for_the_corners_as_drawn_gets_the_min_max_hint(picks_corners):
+    aoi = Aoi.from_geojson(SQUARE, "x")
+    assert picks_corners(aoi.ring) == "7.6,51.9,7.7,52.0"  # for these corners it gives the right text
+    with pytest.raises(WrongAnswer, match="smallest and the largest of all the longitudes and of all the latitudes"):
+        check_bounding_box(aoi)(picks_corners)
+
+
 def test_task_3_joining_numbers_as_if_they_were_text_gets_the_way_to_make_them_text():
     def joined_numbers(corners):
         lons = [lon for lon, lat in corners]

@@ -51,18 +51,44 @@ def check_bounding_box(aoi: Aoi) -> Callable[[Callable], str]:
     """Task 3: does the learner's bounding_box(corners) give the API's 'minLon,minLat,maxLon,maxLat' of `aoi`?"""
 
     def check(bounding_box: Callable[[Sequence[tuple[float, float]]], str]) -> str:
-        try:
-            bbox = bounding_box(list(aoi.ring))
-        except Exception as error:  # the learner's code: any mistake is reported, not raised
-            mixed = isinstance(error, TypeError) and "str" in str(error)  # e.g. ",".join(numbers), text + number
-            stopped = f"bounding_box(aoi.ring) stopped with {type(error).__name__}: {error}"
-            raise WrongAnswer(stopped + (NUMBERS_AS_TEXT if mixed else "")) from None
+        bbox = _call(bounding_box, aoi.ring)
         hint = bbox_verdict(bbox, aoi)
         if hint:
             raise WrongAnswer(hint)
+        for other_way, ring in _drawn_otherwise(aoi.ring):
+            answer = _call(bounding_box, ring)
+            if bbox_verdict(answer, Aoi(ring, other_way)):
+                raise WrongAnswer(
+                    f"Right for your corners as they are, but the same area {other_way} gives {answer!r}, not "
+                    f"{Aoi(ring, other_way).api_bbox()}. Take the smallest and the largest of all the longitudes "
+                    "and of all the latitudes, wherever they are in the list."
+                )
         return f"{bbox} is west, south, east, north, the order openSenseMap expects."
 
     return check
+
+
+def _call(bounding_box: Callable, ring: Sequence[tuple[float, float]]):
+    try:
+        return bounding_box(list(ring))
+    except Exception as error:  # the learner's code: any mistake is reported, not raised
+        mixed = isinstance(error, TypeError) and "str" in str(error)  # e.g. ",".join(numbers), text + number
+        stopped = f"bounding_box(aoi.ring) stopped with {type(error).__name__}: {error}"
+        raise WrongAnswer(stopped + (NUMBERS_AS_TEXT if mixed else "")) from None
+
+
+def _drawn_otherwise(ring: Sequence[tuple[float, float]]):
+    """The area's corners as a map may give them too: from another corner, the other way round, with one more.
+
+    A function that picks corners by their place in the list is right for one of these at most.
+    """
+    corners = list(ring[:-1] if ring[0] == ring[-1] else ring)
+    for start in range(1, len(corners)):
+        yield f"drawn from corner {start + 1}", (*corners[start:], *corners[:start], corners[start])
+    yield "drawn the other way round", (*reversed(corners), corners[-1])
+    lons, lats = [lon for lon, _ in corners], [lat for _, lat in corners]
+    roof = ((min(lons) + max(lons)) / 2, max(lats) + (max(lats) - min(lats)) / 2)
+    yield "with a corner more, to the north", (*corners, roof, corners[0])
 
 
 def bbox_verdict(bbox, aoi: Aoi) -> str | None:
