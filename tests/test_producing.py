@@ -150,6 +150,7 @@ def test_delivery_report_counts_the_messages_a_vanished_broker_never_acknowledge
             producer.close(timeout=5)
 
     assert (report.sent, report.acknowledged, report.failed, report.pending) == (7, 3, 4, 0)
+    assert report.delivery_failures == 4  # what step 2's send loop stops on
     assert report.acknowledged == report.sent - report.failed
     assert [failed.timestamp for failed, _ in report.failures] == [START + timedelta(hours=h) for h in range(3, 7)]
     summary = report.summary()
@@ -167,6 +168,7 @@ def test_a_message_the_producer_refuses_counts_as_failed_not_as_sent_successfull
     finally:
         producer.close(timeout=5)
     assert (report.sent, report.acknowledged, report.failed) == (1, 0, 1)
+    assert report.delivery_failures == 0  # one message too large is no reason to stop sending the others
     assert "MessageSizeTooLargeError" in report.summary()
 
 

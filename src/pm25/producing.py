@@ -69,6 +69,7 @@ class DeliveryReport:
     _acknowledged: int = field(default=0, init=False, repr=False)
     _waiting: list[tuple[Future, Reading]] = field(default_factory=list, init=False, repr=False)
     _failures: list[tuple[Reading, str]] = field(default_factory=list, init=False, repr=False)
+    _refused: int = field(default=0, init=False, repr=False)
     _partitions: dict[str, set[int]] = field(default_factory=dict, init=False, repr=False)
 
     def track(self, future: Future, reading: Reading) -> None:
@@ -83,6 +84,7 @@ class DeliveryReport:
     def refused(self, reading: Reading, error: Exception) -> None:
         """Register a send that the producer refused at once (e.g. a message larger than allowed)."""
         self.sent += 1
+        self._refused += 1
         self._failures.append((reading, _describe(error)))
 
     @staticmethod
@@ -118,6 +120,11 @@ class DeliveryReport:
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+    @property
+    def delivery_failures(self) -> int:
+        """Failed after the producer took them (e.g. the broker stopped answering), unlike those refused at once."""
+        return self.failed - self._refused
 
     @property
     def pending(self) -> int:
