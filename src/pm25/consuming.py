@@ -136,7 +136,8 @@ class ProcessedOffsets(ConsumerRebalanceListener):
             servers = servers if isinstance(servers, str) else ",".join(servers)
             raise BrokerGone(
                 f"The Kafka broker at {servers} did not answer the commit ({type(error).__name__}). Nothing is lost: "
-                "once it runs again, run this cell again and it commits what was processed, then goes on."
+                "once it runs again, run this cell again and it commits what was processed, then goes on. (With "
+                "`make lab`, whose broker keeps nothing: restart it, run step 2, then this notebook from the top.)"
             ) from None
         self.uncommitted = False
 
