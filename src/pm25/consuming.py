@@ -193,6 +193,20 @@ class BrokerGone(LearnerError):
     """The broker stopped answering while the consumer ran."""
 
 
+class DetectorNotEmpty(LearnerError):
+    """A new consumer was given a detector that still holds windows from an earlier one."""
+
+
+def require_empty(detector) -> None:
+    """A new member re-reads its partitions from their start to rebuild its boxes' windows: they must be empty."""
+    if boxes := detector.box_ids():
+        raise DetectorNotEmpty(
+            f"The detector still holds the windows of {len(boxes)} boxes from a consumer that ran before in this "
+            "kernel: a new consumer re-reads their readings and would count each as late. Run the cells from "
+            "`detector = Detector(...)` on (or Run → Run All Cells)."
+        )
+
+
 class TopicEmpty(LearnerError):
     """The consumer read nothing at all: step 2 has not filled the topic."""
 

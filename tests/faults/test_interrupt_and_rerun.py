@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
 from pm25.detector import Detector
+from pm25.errors import LearnerError
 from tests.faults.support import (
     CLOSE_CELL,
     DETECTOR_CELL,
@@ -31,6 +32,8 @@ from tests.faults.support import (
 )
 
 pytestmark = pytest.mark.faults
+
+OFFSETS_CELL = "offsets = consuming.ProcessedOffsets("
 
 BOXES, STEPS = 12, 150  # 1,800 readings: four batches of poll()
 
@@ -186,3 +189,19 @@ def test_a_refused_commit_is_reported_and_polling_goes_on_without_losing_a_readi
     assert set(published) == set(expected) and not expected - published, "an alert is missing from the topic"
     step3.run(DETECTOR_CELL)  # a fresh detector with the same settings, fed the whole stream at once
     assert alert_keys(filter(None, map(step3["detector"].process, stream))) == expected
+
+
+def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detector_cell(step3, stream):
+    step3.run_until(LOOP_CELL)
+    step3.run(CLOSE_CELL)
+    for marker in ("topics.require_topic(admin", "consumer = KafkaConsumer(", "alert_producer = KafkaProducer(",
+                   "def process(record)"):  # fmt: skip
+        step3.run(marker)  # a learner runs the consumer's cells again, but not the detector's
+    with pytest.raises(LearnerError, match=r"count each as late\. Run the cells from `detector = Detector"):
+        step3.run(OFFSETS_CELL)  # the new member would re-read every reading into windows that hold it already
+
+    step3.run(DETECTOR_CELL)  # as the message says
+    for marker in ("def process(record)", OFFSETS_CELL, LOOP_CELL):
+        step3.run(marker)
+    assert step3["detector"].counts["late"] == 0
+    assert step3["detector"].counts["processed"] == len(stream)
