@@ -83,6 +83,10 @@ HINTS_WITH_THE_DEFAULTS = {
         '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 18',
         "count the hours with data (not the readings)",
     ],
+    "HOUR_NOT_TRUNCATED": [
+        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 18',
+        "Is your `hour` the clock hour, the timestamp without minutes, seconds and microseconds?",
+    ],
     "LAST_THREE_ROWS": [
         '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 1',
         "count the hours with data (not the readings)",
@@ -110,6 +114,7 @@ HINTS = {
     "EXCEEDED_AT_THRESHOLD": "The threshold itself is not exceeded",
     "RESOLVED_ONLY_BELOW": "The threshold itself is not exceeded",
     "COUNTS_READINGS": "count the hours with data (not the readings)",
+    "HOUR_NOT_TRUNCATED": "Is your `hour` the clock hour",
     "MEAN_OF_ALL_VALUES": "Average each hour first",
 }
 
@@ -119,8 +124,11 @@ HINTS = {
 def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, window_hours, min_hours, wrong_answer):
     if wrong_answer == "COUNTS_READINGS" and min_hours == 1:
         pytest.skip("with 1 hour enough, a reading is always enough: counting readings is no mistake")
+    hint = HINTS[wrong_answer]
+    if wrong_answer == "HOUR_NOT_TRUNCATED" and min_hours == 1:
+        hint = HINTS["MEAN_OF_ALL_VALUES"]  # what is left of the mistake: each reading weighs as much as an hour
     check = selfcheck.window_detector_check([], threshold, window_hours, min_hours)
-    with pytest.raises(WrongAnswer, match=re.escape(HINTS[wrong_answer])):
+    with pytest.raises(WrongAnswer, match=re.escape(hint)):
         check(wrong_detector(wrong_answer))
 
 

@@ -59,6 +59,11 @@ COUNTS_READINGS = _edit(
     SOLUTION, "if len(buckets) < self.min_hours", "if sum(count for _, count in buckets.values()) < self.min_hours"
 )
 
+# The timestamp itself as the hour: every reading has an "hour" of its own.
+HOUR_NOT_TRUNCATED = _edit(
+    SOLUTION, "hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)", "hour = reading.timestamp"
+)
+
 # The mean of every value in the window, not the mean of the hourly means: real data often hides it.
 MEAN_OF_ALL_VALUES = _edit(
     SOLUTION,

@@ -486,7 +486,8 @@ def _too_few_hours_hint(steps: list[_Step], step: _Step, settings: dict) -> str 
         f"On a hand-made box with {len(steps)} readings of {step.reading.value:g} µg/m³, all in one hour, yours says "
         f'"exceeded" at reading {step.number}: the box has data in only {step.hours} hour, fewer than {min_hours}. '
         f"With fewer than {min_hours} hours with data the rule decides nothing: count the hours with data (not the "
-        "readings) and decide only when there are enough."
+        "readings) and decide only when there are enough. Is your `hour` the clock hour, the timestamp without "
+        "minutes, seconds and microseconds?"
     )
 
 
