@@ -2,13 +2,15 @@
 # make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
 # make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
+# make check - is this laptop ready for class? Under 2 minutes, says ready / not ready with the fix
+# make launch-links - the Binder and Codespaces links of this copy's GitHub remote
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 E2E_INSTALLED := $(VENV)/.installed-e2e
 
-.PHONY: install lint lint-notebooks test test-faults lab broker e2e bench clean
+.PHONY: install lint lint-notebooks test test-faults lab broker e2e bench clean check launch-links
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +59,13 @@ e2e: $(E2E_INSTALLED)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# Both run on the standard library of the system's Python (-I: isolated), so they work before `make install`.
+check:
+	@$(PYTHON) -I src/pm25/laptop_check.py
+
+launch-links:
+	@$(PYTHON) -I src/pm25/launch_links.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

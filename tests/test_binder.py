@@ -26,7 +26,6 @@ import psutil
 import pytest
 import requests
 import websocket
-import yaml
 from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
@@ -115,23 +114,6 @@ def test_ci_builds_the_binder_image_and_runs_the_steps_through_its_entrypoint():
     notebooks = next(run for run in runs if "--nbmake" in run)
     assert notebooks.startswith("docker run") and "--entrypoint" not in notebooks
     assert "KAFKA_BOOTSTRAP_SERVERS" not in notebooks  # binder/start provides it
-
-
-def cited_repository() -> str:
-    """owner/name of the repository CITATION.cff names: its own, else (today) the adapted OER's."""
-    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
-    urls = [cff.get("repository-code")] + [ref.get("repository-code") for ref in cff.get("references", [])]
-    url = next(url for url in urls if url)
-    return url.removeprefix("https://github.com/").strip("/")
-
-
-def test_readme_badges_launch_the_cited_repository_on_step_1():
-    readme, repository = (REPO / "README.md").read_text(encoding="utf-8"), cited_repository()
-    binder = f"(https://mybinder.org/v2/gh/{repository}/HEAD?urlpath=lab/tree/src/step_1_data_prep.ipynb)"
-    codespaces = f"(https://codespaces.new/{repository}?quickstart=1)"
-    assert f"[![Launch on Binder](https://mybinder.org/badge_logo.svg)]{binder}" in readme
-    assert f"[![Open in GitHub Codespaces](https://github.com/codespaces/badge.svg)]{codespaces}" in readme
-    assert (REPO / "src" / "step_1_data_prep.ipynb").exists()
 
 
 # --- binder/start around a command (the test environment's packages: quick) -------------

@@ -1,4 +1,4 @@
-"""The documentation's links and images: README.md, TEACHERS.md, LICENSE.md and the Markdown
+"""The documentation's links and images: README.md, TEACHERS.md, LICENSE.md, docs/*.md and the Markdown
 cells of every notebook in src/.
 
 Every relative link and image must point to a file that exists (an anchor into a Markdown file must
@@ -18,9 +18,11 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MARKDOWN_FILES = ["README.md", "TEACHERS.md", "LICENSE.md"]
-# Linked from the README before they are written. A missing one is reported as xfail, not as a
-# pass; once the file exists its links are checked like any other. Empty this set when they land.
+DOCS = sorted(page.relative_to(REPO).as_posix() for page in (REPO / "docs").glob("*.md"))
+MARKDOWN_FILES = ["README.md", "TEACHERS.md", "LICENSE.md", *DOCS]
+# Linked from docs/developers.md before they are written (by other branches). A missing one is reported as
+# xfail, not as a pass; once the file exists its links are checked like any other. Empty this set when they land.
+PENDING = {"docs/testing.md", "docs/real-kafka.md"}
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]+`")
 LINK = re.compile(r"(?P<image>!?)\[(?P<text>[^\]]*)\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -42,7 +44,7 @@ class Link:
 
 def documents() -> dict[str, tuple[Path, str]]:
     """Each document's name, the folder its links start from, and its Markdown."""
-    found = {name: (REPO, (REPO / name).read_text(encoding="utf-8")) for name in MARKDOWN_FILES}
+    found = {name: ((REPO / name).parent, (REPO / name).read_text(encoding="utf-8")) for name in MARKDOWN_FILES}
     for notebook in sorted((REPO / "src").glob("*.ipynb")):
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
         markdown = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
@@ -114,7 +116,15 @@ DOCUMENTS = list(documents())
 def test_relative_links_and_images_exist(document):
     base, markdown = documents()[document]
     relative = [link for link in links_in(document, base, markdown) if not is_external(link.target)]
-    assert [p for link in relative if (p := problem(link))] == []
+    pending = [link for link in relative if is_pending(link)]
+    assert [p for link in relative if link not in pending and (p := problem(link))] == []
+    if pending:
+        pytest.xfail(f"{document} links pages not written yet: {[link.target for link in pending]}")
+
+
+def is_pending(link: Link) -> bool:
+    path = (link.base / unquote(urlsplit(link.target).path)).resolve()
+    return not path.exists() and path in {REPO / name for name in PENDING}
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)

@@ -73,7 +73,7 @@ def test_quiz_file_has_no_problems(questions):
 
 
 def test_teachers_guide_lists_the_learning_goals_the_hands_on_parts_bring():
-    assert {"Producer", "Consumer loop", "Consumer group", "Event-time window", "24-hour rule"} <= set(learning_goals())
+    assert {"Producer", "Consumer group", "Event-time window", "Alerts in context"} <= set(learning_goals())
 
 
 def test_every_learning_goal_has_at_least_two_questions(questions):
