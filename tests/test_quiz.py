@@ -72,6 +72,28 @@ def test_quiz_file_has_no_problems(questions):
     assert validate(questions) == []
 
 
+def texts_of_the_file(data: dict):
+    """(where, value) of every text field of the YAML document as YAML reads it, before parse_quiz."""
+    for chapter, title in data["chapters"].items():
+        yield f"chapter {chapter}", title
+    for question in data["questions"]:
+        yield f"{question['id']} id", question["id"]
+        yield f"{question['id']} text", question["text"]
+        for option in question["options"]:
+            for field in ("key", "text", "explanation"):
+                yield f"{question['id']} option {option['key']} {field}", option[field]
+
+
+def test_every_text_in_the_quiz_file_is_a_string():
+    # Unquoted, 2023-02-26T08:24:00Z is a datetime to YAML, and `y`/`no` are booleans (issue 21 item 10)
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    assert [(where, value) for where, value in texts_of_the_file(data) if not isinstance(value, str)] == []
+
+
+def test_the_options_of_a_question_read_differently(questions):
+    assert [q.id for q in questions if len({o.text for o in q.options}) < len(q.options)] == []
+
+
 def test_teachers_guide_lists_the_learning_goals_the_hands_on_parts_bring():
     assert {"Producer", "Consumer loop", "Consumer group", "Event-time window", "24-hour rule"} <= set(learning_goals())
 
@@ -287,6 +309,22 @@ def test_validate_catches_backticks_in_an_option_label():
         question["options"][0]["text"] = "use `acks=all`"
 
     assert any("backticks" in p for p in broken_variant_problems(change))
+
+
+def test_parse_quiz_refuses_an_option_that_yaml_read_as_a_date():
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    first = data["questions"][0]
+    first["options"][1]["text"] = yaml.safe_load("2023-02-26T08:24:00.000Z")
+    reason = rf"{first['id']}: option 'b' text 2023-02-26 08:24:00\+00:00 is a datetime, not a text: put it in quotes"
+    with pytest.raises(QuizError, match=reason):
+        parse_quiz(data)
+
+
+def test_parse_quiz_refuses_a_question_text_that_yaml_read_as_a_number():
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    data["questions"][1]["text"] = 1.5
+    with pytest.raises(QuizError, match=rf"{data['questions'][1]['id']}: text 1.5 is a float"):
+        parse_quiz(data)
 
 
 def test_validate_catches_a_single_option():
