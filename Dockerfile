@@ -1,9 +1,11 @@
 # JupyterLab for the PM2.5 tutorial: the docker-stacks minimal image plus requirements.txt.
 # Built by docker-compose.yml; the notebooks themselves are bind-mounted, not copied.
 
-# Python 3.11, as in CI. The python-3.11.9 tag stopped moving when docker-stacks switched
-# its images to Python 3.12 (2024-10-23), so it names one fixed build (amd64 and arm64).
-FROM quay.io/jupyter/minimal-notebook:python-3.11.9
+# docker-stacks builds on Python 3.13 since 2025-08-15; a python-3.13.N tag moves only while
+# its builds still get that patch release of Python, then names the last one (amd64 and arm64).
+# CI's stack job runs the notebooks in this image; the unit tests run on Python 3.11, the oldest
+# Python the tutorial supports. Every pinned requirement has a cp313 wheel for both platforms.
+FROM quay.io/jupyter/minimal-notebook:python-3.13.14
 
 # Everything below runs as the base image's notebook user jovyan (uid 1000), never as root:
 # pip writes into the conda env that jovyan owns.

@@ -329,16 +329,18 @@ def base_image(text: str) -> str:
 
 
 def dockerfile_problems(text: str, python_version: tuple[int, int]) -> list[str]:
-    """Pinned base with the given Python, requirements.txt installed, a healthcheck, not root."""
+    """Base pinned to a Python release no older than CI's, requirements.txt installed, a healthcheck, not root."""
     instructions = dockerfile_instructions(text)
     image = base_image(text)
     problems = unpinned_image_problems(image, "Dockerfile FROM") if image else ["Dockerfile: no FROM"]
-    match = re.search(r"python-(\d+)\.(\d+)", image_tag(image) or "")
-    wanted = "{}.{}".format(*python_version)
+    match = re.search(r"python-(\d+)\.(\d+)(\.\d+)?", image_tag(image) or "")
+    oldest = "{}.{}".format(*python_version)
     if match is None:
         problems.append(f"Dockerfile: the tag of {image!r} does not name its Python version")
-    elif f"{match[1]}.{match[2]}" != wanted:
-        problems.append(f"Dockerfile: {image!r} has Python {match[1]}.{match[2]}, CI tests with {wanted}")
+    elif (int(match[1]), int(match[2])) < python_version:
+        problems.append(f"Dockerfile: {image!r} has Python {match[1]}.{match[2]}, older than CI's {oldest}")
+    elif match[3] is None:
+        problems.append(f"Dockerfile: {image!r} names no Python patch release, so the tag moves with every build")
     copied = [
         args.split()[-1]
         for keyword, args in instructions

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from kafka.serializer import Serializer
 
+from pm25 import dataset, plots
+from pm25.config import REPO_DIR
 from pm25.contract import (
     SCHEMA,
     InvalidMessage,
@@ -370,3 +374,71 @@ def test_every_decoded_reading_survives_the_round_trip(message):
     reading = decode(encoded(message))
     assert validate(reading.as_message()) == []
     assert decode(ReadingSerializer().serialize("t", [], reading)) == reading
+
+
+# Every reader of the timestamps the project writes: format_timestamp leaves out .000, so a column of
+# them mixes '...41.123Z' and '...41Z', and pandas, left to infer one format from the first value,
+# refuses the other (issue 21 item 1).
+SECOND = datetime(2023, 2, 27, 20, 17, 41, tzinfo=UTC)
+MIXED_MOMENTS = [SECOND + timedelta(milliseconds=123), SECOND, SECOND + timedelta(minutes=30, milliseconds=500)]
+MIXED_TEXTS = [format_timestamp(moment) for moment in MIXED_MOMENTS]
+
+
+def test_format_timestamp_writes_both_forms_so_readers_must_take_both():
+    assert [text.count(".") for text in MIXED_TEXTS] == [1, 0, 1]
+
+
+@pytest.mark.parametrize("texts", [MIXED_TEXTS, MIXED_TEXTS[::-1]], ids=["milliseconds-first", "whole-second-first"])
+def test_readings_plot_reads_timestamps_with_and_without_milliseconds(texts):
+    table = pd.DataFrame({"boxName": "Garten", "timestamp": texts, "value": [10.0, 20.0, 60.0]})
+    (line,) = [line for line in plots.readings_plot(table).axes[0].get_lines() if line.get_label() == "Garten"]
+    assert list(line.get_ydata()) == [30.0]  # the three readings of one clock hour, averaged
+
+
+@pytest.mark.parametrize("texts", [MIXED_TEXTS, MIXED_TEXTS[::-1]], ids=["milliseconds-first", "whole-second-first"])
+def test_rolling_mean_plot_reads_timestamps_with_and_without_milliseconds(tmp_path, texts):
+    history = pd.DataFrame({"boxName": "Garten", "timestamp": texts, "mean": [10.0, 20.0, 60.0]})
+    alerts = pd.DataFrame({"boxName": "Garten", "event": ["exceeded"], "timestamp": [texts[0]]})
+    figure = plots.rolling_mean_plot(history, alerts, 15.0, 24, tmp_path / "plot.png")
+    (heatmap,) = figure.axes[0].collections
+    assert heatmap.get_array().shape == (1, 1)
+
+
+def test_alert_intervals_follow_time_not_the_order_of_the_texts():
+    # '...41.500Z' sorts before '...41Z' as text, although it is half a second later
+    exceeded, resolved = format_timestamp(SECOND), format_timestamp(SECOND + timedelta(milliseconds=500))
+    alerts = pd.DataFrame({"boxName": "Garten", "event": ["exceeded", "resolved"], "timestamp": [exceeded, resolved]})
+    intervals = plots.alert_intervals(alerts, pd.Timestamp(SECOND + timedelta(hours=1)))
+    assert intervals.values.tolist() == [["Garten", pd.Timestamp(SECOND), pd.Timestamp(resolved)]]
+
+
+def test_api_hours_are_read_with_and_without_milliseconds():
+    texts = pd.Series(["2023-02-27T20:00:00.000Z", "2023-02-27T21:00:00Z", "2023-02-27T22:00:00.000Z"])
+    hours = ["2023-02-27T20:00:00Z", "2023-02-27T21:00:00Z", "2023-02-27T22:00:00Z"]
+    assert dataset._iso(texts).tolist() == hours
+    assert dataset._iso(texts[::-1]).tolist() == hours[::-1]
+
+
+def python_sources():
+    """(name, source) of the package, the benchmarks and the notebooks' code cells (magics left out)."""
+    for path in sorted([*(REPO_DIR / "src" / "pm25").glob("*.py"), *(REPO_DIR / "benchmarks").glob("*.py")]):
+        yield path.relative_to(REPO_DIR), path.read_text(encoding="utf-8")
+    for path in sorted((REPO_DIR / "src").glob("*.ipynb")):
+        for number, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            if cell["cell_type"] == "code":
+                lines = "".join(cell["source"]).splitlines()
+                code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+                yield f"{path.relative_to(REPO_DIR)} cell {number}", code
+
+
+def test_every_pandas_time_parser_is_told_the_timestamps_are_iso_8601():
+    # Without format=, pd.to_datetime guesses one format from the first value and fails on the other form.
+    unguarded = [
+        f"{name}:{call.lineno}"
+        for name, source in python_sources()
+        for call in ast.walk(ast.parse(source))
+        if isinstance(call, ast.Call)
+        and getattr(call.func, "attr", getattr(call.func, "id", None)) == "to_datetime"
+        and "format" not in {keyword.arg for keyword in call.keywords}
+    ]
+    assert unguarded == [], "pd.to_datetime without format='ISO8601' (or another explicit format)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import statistics
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from pm25.config import REPO_DIR
+from pm25.daily import DailyMeans
 from pm25.detector import Detector
 from pm25.quiz import (
     QUIZ_CSS,
@@ -72,6 +74,28 @@ def test_quiz_file_has_no_problems(questions):
     assert validate(questions) == []
 
 
+def texts_of_the_file(data: dict):
+    """(where, value) of every text field of the YAML document as YAML reads it, before parse_quiz."""
+    for chapter, title in data["chapters"].items():
+        yield f"chapter {chapter}", title
+    for question in data["questions"]:
+        yield f"{question['id']} id", question["id"]
+        yield f"{question['id']} text", question["text"]
+        for option in question["options"]:
+            for field in ("key", "text", "explanation"):
+                yield f"{question['id']} option {option['key']} {field}", option[field]
+
+
+def test_every_text_in_the_quiz_file_is_a_string():
+    # Unquoted, 2023-02-26T08:24:00Z is a datetime to YAML, and `y`/`no` are booleans (issue 21 item 10)
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    assert [(where, value) for where, value in texts_of_the_file(data) if not isinstance(value, str)] == []
+
+
+def test_the_options_of_a_question_read_differently(questions):
+    assert [q.id for q in questions if len({o.text for o in q.options}) < len(q.options)] == []
+
+
 def test_teachers_guide_lists_the_learning_goals_the_hands_on_parts_bring():
     assert {"Producer", "Consumer group", "Event-time window", "Alerts in context"} <= set(learning_goals())
 
@@ -91,6 +115,19 @@ def test_the_correct_option_is_the_longest_in_at_most_40_percent_of_single_answe
     single = [q for q in questions if not q.multiple]
     longest = [q.id for q in single if len(q.option(q.answer[0]).text) == max(len(o.text) for o in q.options)]
     assert len(longest) <= 0.4 * len(single), longest
+
+
+def length_rank(question: Question) -> str:
+    """Where the correct option stands by length; a tie with the shortest or the longest counts as that."""
+    lengths = [len(option.text) for option in question.options]
+    correct = len(question.option(question.answer[0]).text)
+    return "longest" if correct == max(lengths) else "shortest" if correct == min(lengths) else "middle"
+
+
+def test_no_length_rank_holds_the_correct_option_in_more_than_half_of_single_answer_questions(questions):
+    """Guessing "the middle-length one" (or the shortest, or the longest) must not pay (issue 25 item 9)."""
+    ranks = Counter(length_rank(q) for q in questions if not q.multiple)
+    assert max(ranks.values()) <= 0.5 * sum(ranks.values()), ranks
 
 
 def test_no_option_position_holds_most_correct_answers(questions):
@@ -198,6 +235,49 @@ def test_window_question_clock_hours_are_the_detectors_window(questions):
     assert "26 February 15:00 up to 27 February 15:00" in question.option(question.answer[0]).text
 
 
+def test_event_time_question_measures_and_delivers_in_different_clock_hours(questions):
+    """In one clock hour (10:00 and 10:07) both answers would name the same hour: no question at all."""
+    question = by_id(questions, "streams-event-time")
+    measured, received = (datetime.strptime(time, "%H:%M") for time in re.findall(r"(\d\d:\d\d) UTC", question.text))
+    assert measured.hour != received.hour
+    assert f"from {measured:%H}:00 to" in question.option(question.answer[0]).text
+
+
+def test_rolling_vs_calendar_question_is_an_alert_without_a_day_above_25(questions):
+    """40 µg/m³ from 26 February 12:00 to 27 February 12:00, 5 otherwise: the detector alerts at threshold 25,
+    while both calendar days average 22.5, as the correct option says."""
+    stream = hourly([40.0 if 12 <= hour < 36 else 5.0 for hour in range(48)], start=datetime(2023, 2, 26, tzinfo=UTC))
+    detector, daily = Detector(threshold=25.0), DailyMeans()
+    events = [alert.event for alert in map(detector.process, stream) if alert is not None]
+    for r in stream:
+        daily.update(r)
+    days = daily.table()
+    question = by_id(questions, "rule-rolling-vs-calendar-day")
+    assert "exceeded" in events
+    assert (days["date"].tolist(), days["mean"].tolist()) == (["2023-02-26", "2023-02-27"], [22.5, 22.5])
+    assert not days["above_eu_2030"].any()
+    assert question.option(question.answer[0]).text.startswith("None") and "22.5" in question.option("c").text
+
+
+def test_who_percentile_question_agrees_with_the_99th_percentile_of_a_years_daily_means(questions):
+    question = by_id(questions, "pm25-who-percentile")
+    days_above = int(re.search(r"(\d+) of them are above 15", question.text)[1])
+
+    def percentile_99(days_above_15: int) -> float:
+        daily_means = [20.0] * days_above_15 + [10.0] * (365 - days_above_15)
+        return statistics.quantiles(daily_means, n=100, method="inclusive")[98]
+
+    assert percentile_99(days_above) <= 15 < percentile_99(5)  # 5 days: what the explanation says breaks it
+    assert question.option(question.answer[0]).text.startswith("It is met")
+
+
+def test_eu_daily_question_counts_calendar_days_18_a_year(questions):
+    question = by_id(questions, "pm25-eu-daily")
+    correct = question.option(question.answer[0])
+    assert "calendar days" in correct.text and "18" in correct.text
+    assert "2008/50/EC" in correct.explanation and "12 December 2026" in correct.explanation
+
+
 def test_loading_a_file_without_questions_fails_clearly(tmp_path):
     path = tmp_path / "quiz.yaml"
     path.write_text("chapters: {}\n", encoding="utf-8")
@@ -287,6 +367,22 @@ def test_validate_catches_backticks_in_an_option_label():
         question["options"][0]["text"] = "use `acks=all`"
 
     assert any("backticks" in p for p in broken_variant_problems(change))
+
+
+def test_parse_quiz_refuses_an_option_that_yaml_read_as_a_date():
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    first = data["questions"][0]
+    first["options"][1]["text"] = yaml.safe_load("2023-02-26T08:24:00.000Z")
+    reason = rf"{first['id']}: option 'b' text 2023-02-26 08:24:00\+00:00 is a datetime, not a text: put it in quotes"
+    with pytest.raises(QuizError, match=reason):
+        parse_quiz(data)
+
+
+def test_parse_quiz_refuses_a_question_text_that_yaml_read_as_a_number():
+    data = yaml.safe_load(QUIZ_PATH.read_text(encoding="utf-8"))
+    data["questions"][1]["text"] = 1.5
+    with pytest.raises(QuizError, match=rf"{data['questions'][1]['id']}: text 1.5 is a float"):
+        parse_quiz(data)
 
 
 def test_validate_catches_a_single_option():

@@ -212,3 +212,13 @@ def test_forget_drops_a_box_so_it_reads_as_inactive():
 def test_unusable_parameters_are_rejected(parameters):
     with pytest.raises(ValueError):
         StatusTracker(**parameters)
+
+
+@pytest.mark.parametrize("first_fraction", [0, 123_000], ids=["whole-second-first", "milliseconds-first"])
+def test_table_reads_last_times_with_and_without_milliseconds(first_fraction):
+    # format_timestamp leaves out .000, so boxes' last times come in both forms (issue 21 item 1)
+    moments = {box: T0 + timedelta(seconds=41, microseconds=fraction)
+               for box, fraction in [("a", first_fraction), ("b", 123_000 - first_fraction)]}  # fmt: skip
+    readings = [SimpleNamespace(box_id=box, box_name=box, timestamp=moment, value=5) for box, moment in moments.items()]
+    table = tracked(readings).table([])
+    assert [row(table, box)["last_seen"] for box in moments] == list(moments.values())

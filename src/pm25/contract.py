@@ -128,7 +128,11 @@ def parse_timestamp(raw: Any) -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """'2024-01-15T00:00:00Z'; fractions of a second only when there are some, so nothing is lost."""
+    """'2024-01-15T00:00:00Z'; fractions of a second only when there are some, so nothing is lost.
+
+    So texts of both forms meet in one column: read them with parse_timestamp, or with
+    pd.to_datetime(..., format="ISO8601"), never with a format guessed from the first value.
+    """
     utc = moment.astimezone(UTC)
     fraction = utc.microsecond
     timespec = "seconds" if not fraction else "milliseconds" if not fraction % 1000 else "microseconds"

@@ -88,7 +88,7 @@ def _pm25_data(readings: pd.DataFrame, boxes: list[dict], source: str, dropped: 
 
 
 def _iso(moments: pd.Series) -> pd.Series:
-    return pd.to_datetime(moments, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pd.to_datetime(moments, utc=True, format="ISO8601").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _with_values(table: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +99,7 @@ def _with_values(table: pd.DataFrame) -> pd.DataFrame:
 
 def _hours_within(table: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
     """Hours that start inside [start, end]: the API adds one before and one after."""
-    moments = pd.to_datetime(table["timestamp"], utc=True)
+    moments = pd.to_datetime(table["timestamp"], utc=True, format="ISO8601")
     return table[(moments >= pd.Timestamp(start)) & (moments <= pd.Timestamp(end))]
 
 

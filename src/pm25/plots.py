@@ -32,7 +32,7 @@ def line_styles():
 def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure:
     """Step 1's overview: each box's hourly mean PM2.5 (boxName, timestamp, value columns), one line per
     box told apart by colour, line style and marker, and the threshold as a dashed line."""
-    series = readings.assign(time=pd.to_datetime(readings["timestamp"], utc=True).dt.floor("h"))
+    series = readings.assign(time=pd.to_datetime(readings["timestamp"], utc=True, format="ISO8601").dt.floor("h"))
     hourly = series.groupby(["boxName", "time"])["value"].mean()
     boxes = sorted(hourly.index.get_level_values("boxName").unique())
     # The legend goes under the plot, in columns: beside it, 48 boxes' names would squeeze the plot to a sliver.
@@ -51,13 +51,15 @@ def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure
 def alert_intervals(alerts: pd.DataFrame, stream_end: pd.Timestamp) -> pd.DataFrame:
     """From 'exceeded' to the next 'resolved' of the same box (or to the end of the stream)."""
     intervals = []
-    for box_name, events in alerts.sort_values("timestamp").groupby("boxName"):
+    # Sorted as times: as texts, '...41.500Z' comes before '...41Z'.
+    alerts = alerts.assign(timestamp=pd.to_datetime(alerts["timestamp"], utc=True, format="ISO8601"))
+    for box_name, events in alerts.sort_values("timestamp", kind="stable").groupby("boxName"):
         start = None
         for event in events.itertuples():
             if event.event == "exceeded":
-                start = pd.Timestamp(event.timestamp)
+                start = event.timestamp
             elif start is not None:
-                intervals.append((box_name, start, pd.Timestamp(event.timestamp)))
+                intervals.append((box_name, start, event.timestamp))
                 start = None
         if start is not None:
             intervals.append((box_name, start, stream_end))
@@ -104,7 +106,7 @@ def rolling_mean_plot(
 ) -> plt.Figure:
     """`history` has boxName, timestamp and mean (the box's window mean after each reading); `alerts` has
     boxName, event and timestamp. Saved to `path` as a PNG, and returned."""
-    history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True))
+    history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True, format="ISO8601"))
     means = hourly_window_means(history)
     plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge
     intervals = alert_intervals(alerts, plot_end) if len(alerts) else pd.DataFrame(columns=["boxName", "start", "end"])

@@ -73,14 +73,29 @@ def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _not_texts(where: str, fields: dict) -> list[str]:
+    """Fields that YAML did not read as text: unquoted, 2023-02-26T08:24:00Z is a datetime and `no` a bool."""
+    return [
+        f"{where}{name} {value} is a {type(value).__name__}, not a text: put it in quotes"
+        for name, value in fields.items()
+        if value is not None and not isinstance(value, str)
+    ]
+
+
 def parse_quiz(data: dict) -> list[Question]:
     """Turn the YAML document into questions. Missing fields become empty: validate() names them."""
     if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
         raise QuizError("The quiz file needs a 'questions:' list (and a 'chapters:' mapping).")
     titles = data.get("chapters") or {}
-    questions = []
+    questions, not_texts = [], []
     for number, raw in enumerate(data["questions"], start=1):
         raw = raw if isinstance(raw, dict) else {}
+        where = f"{_text(raw.get('id')) or f'question {number}'}: "
+        not_texts += _not_texts(where, {field: raw.get(field) for field in ("id", "chapter", "goal", "text")})
+        for item in raw.get("options") or []:
+            if isinstance(item, dict):
+                fields = {field: item.get(field) for field in ("key", "text", "explanation")}
+                not_texts += _not_texts(f"{where}option {_text(item.get('key'))!r} ", fields)
         answer = raw.get("answer")
         answers = answer if isinstance(answer, list) else [] if answer is None else [answer]
         options = tuple(
@@ -102,6 +117,8 @@ def parse_quiz(data: dict) -> list[Question]:
                 multiple=raw.get("multiple") is True,
             )
         )
+    if not_texts:
+        raise QuizError("The quiz file has problems:\n" + "\n".join(not_texts))
     return questions
 
 

@@ -145,7 +145,8 @@ class StatusTracker:
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame = frame.astype({"lat": float, "lon": float, "last_value": float, "days_valid": int,
                               "days_above_who": int, "days_above_eu_2030": int})  # fmt: skip
-        frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True)
+        # ISO8601: the texts mix forms with and without milliseconds, and pandas would guess one from the first
+        frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True, format="ISO8601")
         if detector is not None:
             windows = [detector.window(box_id) for box_id in frame["boxId"]]
             frame[mean_column(detector.window_hours)] = pd.Series([mean for mean, _ in windows], dtype=float)
