@@ -233,6 +233,13 @@ def test_online_the_humidity_of_boxes_with_a_humidity_sensor_comes_along(replay_
     assert f"Relative humidity: 1 of 2 boxes have a humidity sensor; {len(humid)} hours above 80 %." in data.summary()
 
 
+def test_the_humidity_covers_the_chosen_time_range_not_the_recordings(replay_api):
+    start, end = datetime(2023, 2, 27, 6, 30, tzinfo=UTC), datetime(2023, 2, 27, 12, tzinfo=UTC)
+    data = dataset.download(client_for(replay_api), NORTH_EAST, start, end)
+    hours = sorted(set(data.humidity["timestamp"]))
+    assert hours[0] == "2023-02-27T06:00:00Z" and hours[-1] == "2023-02-27T12:00:00Z" and len(hours) == 7
+
+
 def test_hourly_resolution_brings_the_humidity_too(replay_api):
     data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS, resolution="1h")
     assert set(data.humidity["boxName"]) == {"Updown"}
