@@ -6,6 +6,10 @@ serves the real raw measurements of data/berlin_pm25_raw_2023-02-26.csv.gz:
 - The recording's 48 outdoor boxes in central Berlin, each with its real PM2.5 sensor and every one of
   its measurements (value strings as recorded), plus a made-up companion PM10 sensor (1.5 x the PM2.5
   value), so clients have to pick PM2.5 by title.
+- Relative humidity, hand-made (the recording has none): every recorded box but "Berliner Allee" has a
+  made-up BME280 "rel. Luftfeuchte" sensor measuring whenever its PM2.5 sensor does, on a daily cycle
+  between 60 % (16:00 UTC) and 90 % (04:00 UTC) shifted by a few points per box. "Berliner Allee" is
+  the box without a humidity sensor.
 - A quirk of the real service is kept: "Bundeskanzleramt" was registered in Münster (its location
   history starts there; the move date is made up), so a Münster bbox returns it from /boxes.
 - Three synthetic boxes, clearly marked as such (ids with "7e57b0c5" in the middle): one whose PM2.5
@@ -50,6 +54,7 @@ DAY_MS = 24 * HOUR_MS
 READING_EVERY_MS = 10 * MINUTE_MS
 MAX_DATA_ROWS = 10_000
 BUNDESKANZLERAMT = "5d6e465a953683001a2b62c5"
+WITHOUT_HUMIDITY = "5a7f2eb1398b82001189eb65"  # "Berliner Allee"
 
 EXPOSURES = ("indoor", "outdoor", "mobile", "unknown")
 OPERATIONS = (
@@ -206,6 +211,9 @@ def _load_recorded_boxes(recording: Path = RECORDING_CSV) -> list[_Box]:
                 created = _created_ms(row["boxId"])
                 coordinates = [float(row["lon"]), float(row["lat"])]
                 sensors = list(_pm_sensors(row["sensorId"], row["boxId"], row["sensorType"]))
+                if row["boxId"] != WITHOUT_HUMIDITY:
+                    sensors.append(_Sensor(_made_up_id(f"{row['boxId']}:RH"), "rel. Luftfeuchte", "%", "BME280",
+                                           "osem-humidity"))
                 box = _Box(row["boxId"], row["boxName"], created, [(coordinates, created)], sensors, row["exposure"])
                 boxes[box.id] = box
             _add_measurement(box, _parse_iso(row["createdAt"]), row["value"])
@@ -218,11 +226,20 @@ def _load_recorded_boxes(recording: Path = RECORDING_CSV) -> list[_Box]:
 
 
 def _add_measurement(box: _Box, at: int, value: str) -> None:
-    pm25, pm10 = box.sensors
+    pm25, pm10, *humidity = box.sensors
     pm25.times.append(at)
     pm25.values.append(value)
     pm10.times.append(at)
     pm10.values.append(f"{float(value) * 1.5:.2f}")  # made up, but plausibly above PM2.5
+    for sensor in humidity:
+        sensor.times.append(at)
+        sensor.values.append(f"{_made_up_humidity(box.id, at):.2f}")
+
+
+def _made_up_humidity(box_id: str, at: int) -> float:
+    """A winter day's relative humidity: 90 % at 04:00 UTC, 60 % at 16:00, each box a few points off."""
+    offset = int(box_id[-2:], 16) % 7 - 3
+    return 75 + offset + 15 * math.cos(2 * math.pi * (at - 4 * HOUR_MS) / DAY_MS)
 
 
 def _registered_in_muenster(box: _Box) -> None:

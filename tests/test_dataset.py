@@ -14,6 +14,7 @@ from pm25.files import write_atomically
 from pm25.geo import Aoi, default_aoi
 from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError
 from pm25.readings import COLUMNS, load_readings, recording_readings
+from tests.osem_replay import Fault
 
 DAYS = (DEFAULT_FROM, DEFAULT_TO)
 MUENSTER = Aoi.from_bbox((7.52, 51.89, 7.70, 52.01), "area around Münster")
@@ -202,3 +203,60 @@ def test_a_written_file_gets_the_usual_permissions_not_owner_only(tmp_path):
     # Files written in the Docker stack (uid 1000) must stay readable by the host user (another uid).
     write_atomically(tmp_path / "alerts.csv", "boxId\r\n")
     assert (tmp_path / "alerts.csv").stat().st_mode & 0o777 == 0o666 & ~files._UMASK
+
+
+# -- relative humidity: online only, where a box has a humidity sensor -----------------------------------------
+
+
+def hourly_humidity(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["boxId", "timestamp", "value"]).assign(boxName=lambda t: t["boxId"])
+
+
+def test_humid_hours_are_those_whose_median_over_the_boxes_is_above_80_percent():
+    humidity = hourly_humidity([
+        ("a", "2023-02-27T01:00:00Z", 79.0), ("b", "2023-02-27T01:00:00Z", 95.0), ("c", "2023-02-27T01:00:00Z", 81.0),
+        ("a", "2023-02-27T02:00:00Z", 80.0), ("b", "2023-02-27T02:00:00Z", 80.0),  # exactly 80: not above
+        ("a", "2023-02-27T03:00:00Z", 99.0), ("b", "2023-02-27T03:00:00Z", 20.0), ("c", "2023-02-27T03:00:00Z", 30.0),
+    ])  # fmt: skip
+    assert list(dataset.humid_hours(humidity)) == [pd.Timestamp("2023-02-27T01:00:00Z")]
+    assert dataset.humid_hours(humidity.iloc[:0]).empty
+
+
+def test_online_the_humidity_of_boxes_with_a_humidity_sensor_comes_along(replay_api):
+    data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS)
+    assert set(data.humidity["boxName"]) == {"Updown"}  # "Berliner Allee" has no humidity sensor
+    assert list(data.humidity.columns) == ["boxId", "boxName", "timestamp", "value"]
+    moments = pd.to_datetime(data.humidity["timestamp"], utc=True)
+    assert moments.min() >= pd.Timestamp(DAYS[0]).floor("h") and moments.max() <= pd.Timestamp(DAYS[1])
+    humid = dataset.humid_hours(data.humidity)
+    assert 0 < len(humid) < len(data.humidity)
+    assert f"Relative humidity: 1 of 2 boxes have a humidity sensor; {len(humid)} hours above 80 %." in data.summary()
+
+
+def test_the_humidity_covers_the_chosen_time_range_not_the_recordings(replay_api):
+    start, end = datetime(2023, 2, 27, 6, 30, tzinfo=UTC), datetime(2023, 2, 27, 12, tzinfo=UTC)
+    data = dataset.download(client_for(replay_api), NORTH_EAST, start, end)
+    hours = sorted(set(data.humidity["timestamp"]))
+    assert hours[0] == "2023-02-27T06:00:00Z" and hours[-1] == "2023-02-27T12:00:00Z" and len(hours) == 7
+
+
+def test_hourly_resolution_brings_the_humidity_too(replay_api):
+    data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS, resolution="1h")
+    assert set(data.humidity["boxName"]) == {"Updown"}
+
+
+def test_failing_humidity_loses_no_pm25_and_says_so_in_one_line(replay_api, capsys):
+    replay_api.inject(*[Fault("status", status=503, path_prefix="/statistics")] * 4)
+    data = dataset.download(client_for(replay_api), NORTH_EAST, *DAYS)
+    assert len(data.readings) == 1699 + 1693
+    assert data.humidity is None
+    printed = [line for line in capsys.readouterr().out.splitlines() if "could not be fetched" in line]
+    assert len(printed) == 1 and printed[0].startswith("Relative humidity") and "HTTP 503" in printed[0]
+    assert "Relative humidity: not available" in data.summary()
+
+
+def test_offline_there_is_no_humidity_and_the_summary_says_so():
+    data = dataset.from_recording(default_aoi(), *DAYS)
+    assert data.humidity is None
+    assert dataset.humid_hours(data.humidity).empty
+    assert "Relative humidity: the bundled recording has none." in data.summary()

@@ -279,3 +279,16 @@ def test_readings_plot_keeps_the_plot_wide_with_the_legend_of_48_boxes(recwarn):
     figure.canvas.draw()  # the layout is made when drawn
     assert figure.axes[0].get_position().width > 0.8  # the legend is under the plot, not squeezing it
     assert not [warning for warning in recwarn if "layout" in str(warning.message)]
+
+
+def test_readings_plot_shades_the_humid_hours_only_when_given():
+    table = pd.DataFrame(
+        [(f"Box {box}", T0 + timedelta(hours=hour), float(box + hour)) for box in range(3) for hour in range(6)],
+        columns=["boxName", "timestamp", "value"],
+    )
+    humid = pd.DatetimeIndex([T0 + timedelta(hours=1), T0 + timedelta(hours=2)])
+    shaded = plots.readings_plot(table, humid_hours=humid).axes[0].patches
+    assert len(shaded) == 2
+    assert shaded[0].get_label() == "median humidity above 80 % RH"
+    assert not plots.readings_plot(table).axes[0].patches
+    assert not plots.readings_plot(table, humid_hours=pd.DatetimeIndex([])).axes[0].patches

@@ -7,7 +7,14 @@ import pytest
 
 from pm25 import opensensemap
 from pm25.config import DEFAULT_FROM, DEFAULT_TO
-from pm25.opensensemap import RAW_COLUMNS, ApiRefused, ApiUnavailable, OpenSenseMapClient, api_timestamp
+from pm25.opensensemap import (
+    RAW_COLUMNS,
+    ApiRefused,
+    ApiUnavailable,
+    OpenSenseMapClient,
+    api_timestamp,
+    is_humidity,
+)
 from tests.osem_replay import Fault
 
 BERLIN_BBOX = "13.29,52.44,13.50,52.57"
@@ -163,3 +170,56 @@ def test_the_cache_answers_a_repeated_request_and_refresh_asks_again(replay_api,
     assert len(replay_api.requests) == before
     client_for(replay_api, cache_dir=tmp_path, refresh=True).find_boxes(BERLIN_BBOX)
     assert len(replay_api.requests) == before + 1
+
+
+# -- relative humidity (issue 24: optical sensors read high in humid air) -----------------------------------
+
+NORTH_EAST_BBOX = "13.43,52.54,13.47,52.56"  # "Berliner Allee" (no humidity sensor in the replay) and "Updown"
+
+
+@pytest.mark.parametrize(
+    ("title", "unit"),
+    [("rel. Luftfeuchte", "%"), ("Luftfeuchte", "%"), ("Luftfeuchtigkeit", "%"), ("Relative Humidity", "%"),
+     ("humidity", " % "), ("rel. Luftfeuchtigkeit", "%RH")],
+)  # fmt: skip
+def test_humidity_sensors_are_found_by_title_and_unit_however_spelt(title, unit):
+    assert is_humidity({"title": title, "unit": unit})
+
+
+@pytest.mark.parametrize(
+    ("title", "unit"),
+    [("Bodenfeuchte", "%"), ("Temperatur", "°C"), ("PM2.5", "µg/m³"), ("Luftfeuchte", "g/m³"), ("Luftfeuchte", "")],
+)  # fmt: skip
+def test_soil_moisture_and_other_sensors_are_not_humidity(title, unit):
+    assert not is_humidity({"title": title, "unit": unit})
+
+
+def test_humidity_comes_as_hourly_means_of_each_boxs_own_humidity_sensor(replay_api):
+    client = client_for(replay_api)
+    boxes = client.find_boxes(NORTH_EAST_BBOX)
+    updown = next(box for box in boxes if box["name"] == "Updown")
+    humidity_sensor = next(sensor for sensor in updown["sensors"] if is_humidity(sensor))
+    table = client.fetch_humidity(boxes, *DAYS)
+    assert list(table.columns) == ["sensorId", "boxId", "boxName", "time_start", "value"]
+    assert set(table["boxName"]) == {"Updown"}  # "Berliner Allee" has no humidity sensor: left out, no error
+    assert set(table["sensorId"]) == {humidity_sensor["_id"]}
+    assert len(table) == 73 and table["value"].between(0, 100).all()
+
+
+def test_boxes_without_a_humidity_sensor_need_no_request(replay_api):
+    client = client_for(replay_api)
+    boxes = [box for box in client.find_boxes(BOX_BBOX) if box["name"] == "Berliner Allee"]
+    before = len(replay_api.requests)
+    table = client.fetch_humidity(boxes, *DAYS)
+    assert table.empty and list(table.columns) == ["sensorId", "boxId", "boxName", "time_start", "value"]
+    assert len(replay_api.requests) == before
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncated"])
+def test_broken_humidity_statistics_are_refused_like_pm25(replay_api, kind, tmp_path):
+    client = client_for(replay_api, cache_dir=tmp_path)
+    boxes = client.find_boxes(NORTH_EAST_BBOX)
+    replay_api.inject(Fault(kind, path_prefix="/statistics"))
+    with pytest.raises(ApiUnavailable, match="unexpected form"):
+        client.fetch_humidity(boxes, *DAYS)
+    assert len(client.fetch_humidity(boxes, *DAYS)) == 73  # nothing broken was cached

@@ -19,6 +19,7 @@ MUENSTER = "7.518768,51.891272,7.702789,52.011038"
 BUNDESKANZLERAMT = "5d6e465a953683001a2b62c5"
 BOX, BOX_PM25 = "5a7f2eb1398b82001189eb65", "5a7f2eb1398b82001189eb68"  # "Berliner Allee", every ~2.5 min
 BOX_NAME, BOX_LOCATION = "Berliner Allee", [13.4628, 52.5507]
+UPDOWN = "5afdcb33223bd8001995fb21"  # a box with a (made-up) humidity sensor
 # Four consecutive measurements of BOX just after midnight on 27 February 2023, and its last two, newest first.
 MIDNIGHT = [f"2023-02-27T00:{time}Z" for time in ("01:06.088", "03:34.210", "06:02.272", "08:32.898")]
 LAST = ["2023-03-01T08:22:07.065Z", "2023-03-01T08:19:39.063Z"]
@@ -283,6 +284,23 @@ def test_synthetic_silent_box_has_no_measurements(api):
 def test_synthetic_thermometer_box_has_no_pm_sensor(api):
     thermo = box_named(api, THERMO_BOX_NAME)
     assert [sensor["title"] for sensor in thermo["sensors"]] == ["Temperatur"]
+
+
+def test_every_recorded_box_but_one_has_a_made_up_humidity_sensor_measuring_with_its_pm25(api, recording):
+    with_humidity = {box["name"] for box in api.boxes
+                     if any(sensor["title"] == "rel. Luftfeuchte" for sensor in box["sensors"])}
+    assert with_humidity == set(recording["boxName"]) - {BOX_NAME}  # "Berliner Allee": a box without one
+    updown = osem_replay._BOXES_BY_ID[UPDOWN]
+    pm25, humidity = updown.sensors[0], updown.sensors[-1]
+    assert (humidity.title, humidity.unit, humidity.sensor_type) == ("rel. Luftfeuchte", "%", "BME280")
+    assert humidity.times == pm25.times  # one box sends all its sensors at once
+    assert all(0 <= float(value) <= 100 for value in humidity.values)
+
+
+def test_the_made_up_humidity_is_humid_at_night_and_dry_in_the_afternoon(api):
+    means = statistics(api, bbox=None, boxId=UPDOWN, phenomenon="rel. Luftfeuchte").text.splitlines()[1:]
+    by_hour = {row.split(",")[1]: float(row.split(",")[2]) for row in means}
+    assert by_hour["2023-02-27T03:00:00.000Z"] > 80 > by_hour["2023-02-27T15:00:00.000Z"]
 
 
 # ---------------------------------------------------------------- raw data of one sensor

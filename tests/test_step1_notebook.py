@@ -2,6 +2,7 @@
 and cells run out of order."""
 
 import json
+import re
 
 import nbformat
 import pandas as pd
@@ -12,6 +13,7 @@ from pm25.geo import Aoi, save_aoi
 from pm25.hints import hint
 from pm25.tasks import solution
 from tests.notebooks import SRC, execute_notebook, learner_error, run, stream_text, task_cells, with_answer
+from tests.test_goals import NAME, numbered_list, readme_goals
 
 SOLVED_BBOX = solution("bounding_box")
 
@@ -24,6 +26,7 @@ def test_offline_run_uses_the_bundled_recording_and_writes_both_files(tmp_path):
     assert "Using the default area, central Berlin" in printed
     assert "48 boxes with a PM2.5 sensor in the area, 106524 readings." in printed
     assert "stood inside once" not in printed and "⚠️" not in printed
+    assert "Relative humidity: the bundled recording has none." in printed
     readings = pd.read_csv(tmp_path / "pm25_readings.csv")
     assert len(readings) == 106_524
     boxes = json.loads((tmp_path / "senseboxes.geojson").read_text())["features"]
@@ -44,6 +47,8 @@ def test_an_area_saved_earlier_is_used_and_named(tmp_path, replay_api):
     printed = stream_text(execute_notebook("step_1_data_prep.ipynb", {"PM25_DATA_DIR": str(tmp_path)}))
     assert "Using the area saved earlier in aoi.geojson" in printed
     assert "raw measurements" in printed
+    humid = re.search(r"Relative humidity: 1 of 2 boxes have a humidity sensor; (\d+) hours above 80 %\.", printed)
+    assert humid and int(humid[1]) > 0  # the hours the plot shades
     readings = pd.read_csv(tmp_path / "pm25_readings.csv")
     assert set(readings["boxName"]) == {"Berliner Allee", "Updown"}
     assert len(readings) == 1699 + 1693
@@ -89,3 +94,51 @@ def test_a_cell_run_before_the_cells_it_needs_says_so_in_one_line(tmp_path):
     assert raised.value.ename == "NameError"
     shown = next(output for output in notebook.cells[1].outputs if output.output_type == "error")["traceback"]
     assert shown == [hint("aoi")]
+
+
+# -- reading: the idea first, background collapsed (issue 26), and honest about humidity (issue 24) --------------
+
+CORE_PROSE_WORDS = 800
+GOING_DEEPER = re.compile(r"<details>\s*<summary>Going deeper: [^<]+</summary>.*?</details>", re.DOTALL)
+
+
+def markdown_of(notebook: nbformat.NotebookNode) -> list[str]:
+    return [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+
+
+def core_prose_words(notebook: nbformat.NotebookNode) -> int:
+    """Words a learner must read: the markdown outside collapsed "Going deeper" sections."""
+    return sum(len(GOING_DEEPER.sub("", text).split()) for text in markdown_of(notebook))
+
+
+def test_core_prose_words_count_everything_but_going_deeper():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("One two three."),
+        nbformat.v4.new_markdown_cell("Four.\n\n<details><summary>Going deeper: x</summary>\n\nnot\n</details>"),
+        nbformat.v4.new_code_cell("not prose"),
+    ])  # fmt: skip
+    assert core_prose_words(notebook) == 4
+
+
+def test_step_1_core_prose_is_at_most_800_words_and_the_rest_is_collapsed():
+    notebook = nbformat.read(STEP_1, as_version=4)
+    assert core_prose_words(notebook) <= CORE_PROSE_WORDS
+    texts = markdown_of(notebook)
+    deeper = [text for text in texts if "Going deeper" in text]
+    assert deeper, "step 1 has no Going deeper section"
+    for text in deeper:  # every one is a whole, closed <details> block
+        assert text.count("Going deeper") == len(GOING_DEEPER.findall(text)) == text.count("</details>")
+
+
+def test_step_1_opens_with_the_readmes_goals_it_serves_word_for_word():
+    top = nbformat.read(STEP_1, as_version=4).cells[0].source
+    goals = numbered_list(top.split("Learning goals", 1)[1])
+    assert [NAME.match(goal)["name"] for goal in goals] == ["Sensor streams", "openSenseMap"]
+    assert all(goal in readme_goals() for goal in goals)
+
+
+def test_step_1_says_what_pm25_is_and_what_humidity_does_to_it():
+    text = "\n".join(markdown_of(nbformat.read(STEP_1, as_version=4)))
+    assert "aerodynamic" in text
+    assert "steadily worse" not in text  # the data cannot tell worse air from wet particles
+    assert "The bundled recording has no humidity" in text and "70 %" in text and "80 %" in text

@@ -1,4 +1,8 @@
-"""Step 1's result: PM2.5 readings for the AOI and the boxes that measure there, saved for steps 2 and 3."""
+"""Step 1's result: PM2.5 readings for the AOI and the boxes that measure there, saved for steps 2 and 3.
+
+Online it also brings the hourly relative humidity of the boxes that measure it: optical sensors such as
+the SDS011 (specified up to 70 % RH) read high in humid air, so humid hours are marked in step 1's plot.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,15 @@ import pandas as pd
 from pm25.config import Settings
 from pm25.files import write_atomically, write_csv
 from pm25.geo import CITY, Aoi
-from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, is_pm25
+from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, humidity_sensor, is_pm25
 from pm25.readings import COLUMNS, recording_readings
 
 READINGS_FILE = "pm25_readings.csv"
 BOXES_FILE = "senseboxes.geojson"
 TRY_ANOTHER_AREA = "Draw a larger area, or one in a city with many senseBoxes (e.g. central Berlin)."
 MANY_BOXES = 100  # above this, say how big the request will be before making it
+HUMID_RH = 80.0  # % relative humidity: above it, optical PM sensors read clearly high
+HUMIDITY_COLUMNS = ["boxId", "boxName", "timestamp", "value"]
 
 
 @dataclass
@@ -28,6 +34,8 @@ class Pm25Data:
     boxes: list[dict]  # GeoJSON Point features, one per PM2.5 box in the AOI
     source: str
     dropped: list[str] = field(default_factory=list)  # boxes outside the AOI, with why
+    # Hourly mean relative humidity (HUMIDITY_COLUMNS) of the boxes with a humidity sensor; None: not available.
+    humidity: pd.DataFrame | None = None
 
     def summary(self) -> str:
         per_box = self.readings.groupby("boxName").size() if len(self.readings) else pd.Series(dtype=int)
@@ -40,8 +48,31 @@ class Pm25Data:
             lines.append(f"Readings per box: {per_box.min()} to {per_box.max()} (median {per_box.median():.0f}).")
         if silent:
             lines.append(f"Boxes that sent nothing in this time range: {', '.join(silent)}.")
+        lines.append(self._humidity_line())
         lines += [f"Dropped: {reason}" for reason in self.dropped]
         return "\n".join(lines)
+
+    def _humidity_line(self) -> str:
+        if self.humidity is None and self.source.startswith("bundled recording"):
+            return "Relative humidity: the bundled recording has none."
+        if self.humidity is None:
+            return "Relative humidity: not available (see the message above)."
+        measured = self.humidity["boxId"].nunique()
+        if not measured:
+            return "Relative humidity: none of the boxes has a humidity sensor."
+        humid = len(humid_hours(self.humidity))
+        return (
+            f"Relative humidity: {measured} of {len(self.boxes)} boxes have a humidity sensor; "
+            f"{humid} hours above {HUMID_RH:g} %."
+        )
+
+
+def humid_hours(humidity: pd.DataFrame | None) -> pd.DatetimeIndex:
+    """The hours (UTC) in which the median relative humidity over the boxes that measured it was above HUMID_RH."""
+    if humidity is None or humidity.empty:
+        return pd.DatetimeIndex([], tz="UTC")
+    median = humidity.groupby(pd.to_datetime(humidity["timestamp"], utc=True, format="ISO8601"))["value"].median()
+    return pd.DatetimeIndex(median[median > HUMID_RH].index)
 
 
 def clip_to_aoi(boxes: list[dict], aoi: Aoi) -> tuple[list[dict], list[str]]:
@@ -150,7 +181,24 @@ def download(
             f"{end:%Y-%m-%d %H:%M} UTC. Choose another time range (the default days work)."
         )
     kind = "raw measurements" if resolution == "raw" else "hourly means"
-    return _pm25_data(readings, boxes, f"openSenseMap API ({client.base_url}), {kind}", dropped)
+    data = _pm25_data(readings, boxes, f"openSenseMap API ({client.base_url}), {kind}", dropped)
+    data.humidity = _humidity(client, boxes, start, end)
+    return data
+
+
+def _humidity(client: OpenSenseMapClient, boxes: list[dict], start: datetime, end: datetime) -> pd.DataFrame | None:
+    """The boxes' hourly relative humidity; None, with one line saying why, when the API fails: PM2.5 is what counts."""
+    measuring = sum(humidity_sensor(box) is not None for box in boxes)
+    if measuring:
+        print(f"Fetching the hourly relative humidity of {measuring} boxes with a humidity sensor ...", flush=True)
+    try:
+        table = client.fetch_humidity(boxes, start, end).rename(columns={"time_start": "timestamp"})
+    except OpenSenseMapError as error:
+        print(f"Relative humidity could not be fetched, so the plot shows none: {error}")
+        return None
+    table["timestamp"] = _iso(table["timestamp"])
+    within = _hours_within(table, pd.Timestamp(start).floor("h"), end)
+    return within[within["value"].notna()][HUMIDITY_COLUMNS].reset_index(drop=True)
 
 
 def _recording_boxes(recording: pd.DataFrame) -> list[dict]:

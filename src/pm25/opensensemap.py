@@ -1,4 +1,5 @@
-"""A small, polite client for the openSenseMap API: find PM2.5 boxes, fetch their measurements or hourly means.
+"""A small, polite client for the openSenseMap API: find PM2.5 boxes, fetch their measurements or hourly means,
+and the hourly relative humidity of those boxes that measure it.
 
 Polite means: a User-Agent that says who we are, time-outs, a few retries with growing pauses
 when the service is busy, and a disk cache so a class re-running a notebook asks only once.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,11 @@ from pm25.files import write_atomically
 
 USER_AGENT = "pm25-kafka-tutorial/1.0 (teaching material; python-requests)"
 PM25_TITLES = {"pm2.5", "pm 2.5", "pm25", "pm2,5"}
+# Sensor templates say "rel. Luftfeuchte" (BME280, HDC1080, DHT22) or "Luftfeuchte" (BME680); custom boxes
+# write "Luftfeuchtigkeit" or English. The unit tells it from soil moisture ("Bodenfeuchte", also in %).
+HUMIDITY_TITLE = re.compile(r"(rel(\.|ative)? ?)?(luftfeuchte|luftfeuchtigkeit|humidity)")
+HUMIDITY_UNITS = {"%", "%rh", "% rh"}
+TIDY_COLUMNS = ["sensorId", "boxId", "boxName", "time_start", "value"]
 BOXES_PER_REQUEST = 20  # keeps each statistics request small enough to answer quickly
 RAW_CHUNK = timedelta(hours=6)  # a city's raw measurements in 6 h: a few thousand rows, about 1 MB
 RAW_COLUMNS = ["boxId", "boxName", "exposure", "sensorId", "sensorType", "lat", "lon", "createdAt", "value"]
@@ -56,6 +63,18 @@ def api_timestamp(moment: datetime) -> str:
 def is_pm25(sensor: dict) -> bool:
     """Custom boxes spell the phenomenon freely ('PM 2.5', 'pm25'): compare a normalised title."""
     return str(sensor.get("title", "")).strip().lower() in PM25_TITLES
+
+
+def is_humidity(sensor: dict) -> bool:
+    """A relative humidity sensor, whichever of the usual titles its box gave it."""
+    title = " ".join(str(sensor.get("title", "")).lower().split())
+    unit = str(sensor.get("unit", "")).strip().lower()
+    return HUMIDITY_TITLE.fullmatch(title) is not None and unit in HUMIDITY_UNITS
+
+
+def humidity_sensor(box: dict) -> dict | None:
+    """The box's relative humidity sensor, or None when it has none."""
+    return next((sensor for sensor in box.get("sensors", []) if is_humidity(sensor)), None)
 
 
 def _error_body(response: requests.Response) -> dict:
@@ -188,14 +207,31 @@ class OpenSenseMapClient:
         return [box for box in boxes if any(is_pm25(sensor) for sensor in box.get("sensors", []))]
 
     def fetch_pm25(self, boxes: Iterable[dict], start: datetime, end: datetime, window: str = "1h") -> pd.DataFrame:
-        """Mean PM2.5 per box and time window: columns sensorId, boxId, boxName, time_start, value."""
-        box_ids = [box["_id"] for box in boxes]
+        """Mean PM2.5 per box and time window: TIDY_COLUMNS (sensorId, boxId, boxName, time_start, value)."""
+        return self._means([box["_id"] for box in boxes], "PM2.5", start, end, window)
+
+    def fetch_humidity(self, boxes: Iterable[dict], start: datetime, end: datetime) -> pd.DataFrame:
+        """Hourly mean relative humidity (%) of each box's humidity sensor, in TIDY_COLUMNS.
+
+        Boxes without one are left out. The API matches the exact sensor title, so boxes are asked
+        for in groups by the title their humidity sensor has.
+        """
+        sensors = {box["_id"]: sensor for box in boxes if (sensor := humidity_sensor(box))}
+        tables = []
+        for title in sorted({sensor["title"] for sensor in sensors.values()}):
+            box_ids = [box_id for box_id, sensor in sensors.items() if sensor["title"] == title]
+            tables.append(self._means(box_ids, title, start, end, "1h"))
+        table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=TIDY_COLUMNS)
+        # A box may carry two sensors of that title (say, inside and outside the case): keep the one chosen.
+        return table[table["sensorId"].isin({sensor["_id"] for sensor in sensors.values()})].reset_index(drop=True)
+
+    def _means(self, box_ids: list[str], phenomenon: str, start: datetime, end: datetime, window: str):
         chunks = [box_ids[i : i + BOXES_PER_REQUEST] for i in range(0, len(box_ids), BOXES_PER_REQUEST)]
         tables = []
-        for chunk in tqdm(chunks, desc="Fetching PM2.5 means", unit="request", disable=len(chunks) < 2):
+        for chunk in tqdm(chunks, desc=f"Fetching {phenomenon} means", unit="request", disable=len(chunks) < 2):
             params = {
                 "boxId": ",".join(chunk),
-                "phenomenon": "PM2.5",
+                "phenomenon": phenomenon,
                 "from-date": api_timestamp(start),
                 "to-date": api_timestamp(end),
                 "exposure": "outdoor",
@@ -208,7 +244,7 @@ class OpenSenseMapClient:
             tables.append(self._read_tidy(self.get_text("/statistics/descriptive", params), params))
         table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
         if table.empty:
-            return pd.DataFrame(columns=["sensorId", "boxId", "boxName", "time_start", "value"])
+            return pd.DataFrame(columns=TIDY_COLUMNS)
         return table
 
     def fetch_raw(self, bbox: str, start: datetime, end: datetime) -> pd.DataFrame:

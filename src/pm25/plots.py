@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
+from pm25.dataset import HUMID_RH
 from pm25.maps import LEVELS, NO_DATA
 
 # Okabe-Ito colours (told apart with any colour vision), each combined with a line style and a
@@ -22,6 +23,7 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 LINE_STYLES = ["-", "--", ":"]
 MARKERS = ["o", "s", "^", "D", "v"]
 LEGEND_COLUMNS = 4
+HUMID_SHADE = "#dde6ee"  # a pale grey-blue behind the lines: humid hours, no box's colour
 
 
 def line_styles():
@@ -29,9 +31,13 @@ def line_styles():
     return zip(cycle(COLOURS), cycle(LINE_STYLES), cycle(MARKERS))
 
 
-def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure:
+def readings_plot(
+    readings: pd.DataFrame, threshold: float = 15.0, humid_hours: pd.DatetimeIndex | None = None
+) -> plt.Figure:
     """Step 1's overview: each box's hourly mean PM2.5 (boxName, timestamp, value columns), one line per
-    box told apart by colour, line style and marker, and the threshold as a dashed line."""
+    box told apart by colour, line style and marker, and the threshold as a dashed line.
+
+    `humid_hours` (from pm25.dataset.humid_hours) are shaded: in them optical sensors read high."""
     series = readings.assign(time=pd.to_datetime(readings["timestamp"], utc=True, format="ISO8601").dt.floor("h"))
     hourly = series.groupby(["boxName", "time"])["value"].mean()
     boxes = sorted(hourly.index.get_level_values("boxName").unique())
@@ -43,6 +49,9 @@ def readings_plot(readings: pd.DataFrame, threshold: float = 15.0) -> plt.Figure
         axis.plot(rows.index, rows.values, color=colour, linestyle=style, marker=marker,
                   markevery=max(1, len(rows) // 6), markersize=4, linewidth=1, label=box_name)  # fmt: skip
     axis.axhline(threshold, color="black", linestyle="--", linewidth=2.5, label=f"{threshold:g} µg/m³")
+    for index, hour in enumerate(humid_hours if humid_hours is not None else []):
+        label = f"median humidity above {HUMID_RH:g} % RH" if index == 0 else None
+        axis.axvspan(hour, hour + pd.Timedelta(hours=1), color=HUMID_SHADE, linewidth=0, zorder=0, label=label)
     axis.set(ylabel="PM2.5 (µg/m³)", title="Hourly mean PM2.5 per senseBox")
     figure.legend(fontsize="x-small", ncol=LEGEND_COLUMNS, loc="outside lower center")
     return figure
