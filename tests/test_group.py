@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from pm25.group import GroupError, GroupMember, group_table, require_topic, settled, wait_until
+from pm25 import consuming
+from pm25.errors import LearnerError
+from pm25.group import (
+    GroupError,
+    GroupMember,
+    group_table,
+    require_topic,
+    settled,
+    wait_until,
+    wait_until_settled,
+)
 from pm25.topics import ensure_topic
 
 PARTITIONS = 3
@@ -85,3 +96,71 @@ def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_f
         first.stop()
         if second is not None and second.running:
             second.stop()
+
+
+class Clock:
+    """time.monotonic for pm25.consuming, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_idle_timer_does_not_run_out_while_the_group_rebalances(monkeypatch):
+    # Leaving mid-rebalance can freeze the group on the embedded broker: a rebalance is not idleness.
+    clock = Clock()
+    monkeypatch.setattr(consuming.time, "monotonic", clock)
+    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    idle.observe({}, offsets)
+    clock.now += 4
+    offsets.rebalancing = True  # another member joins: this one's partitions were taken back
+    for _ in range(10):
+        clock.now += 1
+        idle.observe({}, offsets)
+        assert not idle.expired
+    offsets.rebalancing = False  # handed out again: the idle clock starts afresh
+    idle.observe({}, offsets)
+    clock.now += 4
+    idle.observe({}, offsets)
+    assert not idle.expired
+    clock.now += 2
+    assert idle.expired
+
+
+def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(consuming.time, "monotonic", clock)
+    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    idle.observe({}, offsets)
+    offsets.rebalancing = True
+    idle.observe({}, offsets)
+    clock.now += 59
+    idle.observe({}, offsets)
+    clock.now += 2
+    with pytest.raises(LearnerError, match="new group id, or restart make lab"):
+        idle.observe({}, offsets)
+
+
+def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled(kafka_options, readings_topic):
+    # Step 3b's "try it": start a third member, stop the first at once. Leaving mid-rebalance froze the group.
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    first = GroupMember("first", kafka_options, readings_topic, group).start()
+    second = GroupMember("second", kafka_options, readings_topic, group).start()
+    third = None
+    try:
+        wait_until_settled([first, second], "the first two members to share the partitions")
+        third = GroupMember("third", kafka_options, readings_topic, group).start()
+        first.stop()
+        assert third.partitions, "the first member left before the third had joined"
+        wait_until_settled([first, second, third], "the two others to share the partitions", timeout_s=30)
+        assert sorted(second.partitions + third.partitions) == [0, 1, 2] and second.partitions and third.partitions
+        sent = send(kafka_options, readings_topic, 30)
+        wait_until(lambda: second.processed | third.processed >= sent, "the two others to process the messages")
+    finally:
+        for member in (first, second, third):
+            if member is not None and member.running:
+                member.stop(wait_for_group=False)
