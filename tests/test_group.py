@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from types import SimpleNamespace
 
+import nbformat
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
@@ -20,6 +21,8 @@ from pm25.group import (
     wait_until_settled,
 )
 from pm25.topics import ensure_topic
+from tests.faults.support import create_topic, produce, random_walk_stream
+from tests.notebooks import SRC, run, stream_text
 
 PARTITIONS = 3
 
@@ -164,3 +167,19 @@ def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled
         for member in (first, second, third):
             if member is not None and member.running:
                 member.stop(wait_for_group=False)
+
+
+def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(bootstrap_servers, topic, tmp_path):
+    # The classroom's habit: a cell run again. An earlier member of the same name is replaced, not left polling.
+    create_topic(bootstrap_servers, topic)
+    produce(bootstrap_servers, topic, random_walk_stream(24, 40, seed=5))
+    notebook = nbformat.read(SRC / "step_3b_consumer_group.ipynb", as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    twice = [nbformat.from_dict(cell) for cell in cells for _ in range(2)]
+    notebook.cells = twice + [nbformat.from_dict(cell) for cell in cells]
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_WORK_MS_PER_RECORD": "0"}
+    printed = stream_text(run(notebook, SRC, env, timeout_s=180))
+    for name in ("first", "second", "third", "fourth"):
+        assert f"Stopped the earlier member {name!r} first" in printed
+    assert printed.count("No prediction written. The group gave") == 3 * 2
+    assert "in vain" not in printed

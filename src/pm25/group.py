@@ -225,6 +225,23 @@ def settled(members: Iterable[GroupMember], partitions: int) -> bool:
     return all(mine for mine in owned) or len(owned) > partitions
 
 
+def check_split(prediction, members: Iterable[GroupMember]) -> str:
+    """One line comparing the learner's predicted split (partitions per member, e.g. [2, 1]) with the group's."""
+    members = [member for member in members if member.running]
+    counts = [len(member.partitions) for member in members]
+    shares = ", ".join(f"{member.name} {member.partitions}" for member in members)
+    if prediction is ... or prediction is None:
+        return f"No prediction written. The group gave {shares}."
+    try:
+        predicted = sorted((int(count) for count in prediction), reverse=True)
+    except (TypeError, ValueError):
+        return f"Write the prediction as one number per member, e.g. [2, 1]. The group gave {shares}."
+    if predicted == sorted(counts, reverse=True):
+        return f"✅ As you predicted: {shares}."
+    return (f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
+            "can, and each partition has exactly one owner in the group.")  # fmt: skip
+
+
 def holders(members: Iterable[GroupMember]) -> str:
     """Who holds which partitions, e.g. "first has [0, 1, 2], second has none"."""
     held = [(member.name, member.partitions) for member in members if member.running]
