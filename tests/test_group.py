@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import nbformat
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25 import consuming
 from pm25.errors import LearnerError
@@ -183,3 +183,34 @@ def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(
         assert f"Stopped the earlier member {name!r} first" in printed
     assert printed.count("No prediction written. The group gave") == 3 * 2
     assert "in vain" not in printed
+
+
+def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_options, readings_topic):
+    # Step 3's loop, with an idle time-out of 0: it would end at its first empty poll after the group rebalanced.
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False, session_timeout_ms=6000,
+                             heartbeat_interval_ms=2000)  # fmt: skip
+    producer = KafkaProducer(**kafka_options)
+    offsets = consuming.ProcessedOffsets(consumer, producer, forget=lambda boxes: None, topic_partitions=PARTITIONS)
+    consumer.subscribe([readings_topic], listener=offsets)
+    other = None
+    try:
+        wait_until(lambda: consumer.poll(timeout_ms=100) is not None and offsets.joined, "the member to join")
+        idle = consuming.IdleTimer(seconds=0)
+        other = GroupMember("other", kafka_options, readings_topic, group).start()
+        seen = []  # (rebalancing, expired) after each poll, as step 3's loop sees them
+
+        def polled_until_shared():
+            batch = consumer.poll(timeout_ms=100)
+            idle.observe(batch, offsets)
+            seen.append((offsets.rebalancing, idle.expired))
+            return other.partitions and len(offsets.owned) < PARTITIONS and not offsets.rebalancing
+
+        wait_until(polled_until_shared, "the group to share the partitions with the other member")
+        assert (True, False) in seen  # the loop saw the rebalance ...
+        assert (True, True) not in seen  # ... and the timer never ran out during it
+    finally:
+        if other is not None:
+            other.stop(wait_for_group=False)
+        consumer.close()
+        producer.close()
