@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
+import nbformat
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25.group import GroupError, GroupMember, group_table, require_topic, settled, wait_until
+from pm25 import consuming
+from pm25.errors import LearnerError
+from pm25.group import (
+    GroupError,
+    GroupMember,
+    group_table,
+    require_topic,
+    settled,
+    wait_until,
+    wait_until_settled,
+)
 from pm25.topics import ensure_topic
+from tests.faults.support import create_topic, produce, random_walk_stream
+from tests.notebooks import SRC, run, stream_text
 
 PARTITIONS = 3
 
@@ -85,3 +99,118 @@ def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_f
         first.stop()
         if second is not None and second.running:
             second.stop()
+
+
+class Clock:
+    """time.monotonic for pm25.consuming, moved on by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_idle_timer_does_not_run_out_while_the_group_rebalances(monkeypatch):
+    # Leaving mid-rebalance can freeze the group on the embedded broker: a rebalance is not idleness.
+    clock = Clock()
+    monkeypatch.setattr(consuming.time, "monotonic", clock)
+    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    idle.observe({}, offsets)
+    clock.now += 4
+    offsets.rebalancing = True  # another member joins: this one's partitions were taken back
+    for _ in range(10):
+        clock.now += 1
+        idle.observe({}, offsets)
+        assert not idle.expired
+    offsets.rebalancing = False  # handed out again: the idle clock starts afresh
+    idle.observe({}, offsets)
+    clock.now += 4
+    idle.observe({}, offsets)
+    assert not idle.expired
+    clock.now += 2
+    assert idle.expired
+
+
+def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(consuming.time, "monotonic", clock)
+    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    idle.observe({}, offsets)
+    offsets.rebalancing = True
+    idle.observe({}, offsets)
+    clock.now += 59
+    idle.observe({}, offsets)
+    clock.now += 2
+    with pytest.raises(LearnerError, match="new group id, or restart make lab"):
+        idle.observe({}, offsets)
+
+
+def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled(kafka_options, readings_topic):
+    # Step 3b's "try it": start a third member, stop the first at once. Leaving mid-rebalance froze the group.
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    first = GroupMember("first", kafka_options, readings_topic, group).start()
+    second = GroupMember("second", kafka_options, readings_topic, group).start()
+    third = None
+    try:
+        wait_until_settled([first, second], "the first two members to share the partitions")
+        third = GroupMember("third", kafka_options, readings_topic, group).start()
+        first.stop()
+        assert third.partitions, "the first member left before the third had joined"
+        wait_until_settled([first, second, third], "the two others to share the partitions", timeout_s=30)
+        assert sorted(second.partitions + third.partitions) == [0, 1, 2] and second.partitions and third.partitions
+        sent = send(kafka_options, readings_topic, 30)
+        wait_until(lambda: second.processed | third.processed >= sent, "the two others to process the messages")
+    finally:
+        for member in (first, second, third):
+            if member is not None and member.running:
+                member.stop(wait_for_group=False)
+
+
+def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(bootstrap_servers, topic, tmp_path):
+    # The classroom's habit: a cell run again. An earlier member of the same name is replaced, not left polling.
+    create_topic(bootstrap_servers, topic)
+    produce(bootstrap_servers, topic, random_walk_stream(24, 40, seed=5))
+    notebook = nbformat.read(SRC / "step_3b_consumer_group.ipynb", as_version=4)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    twice = [nbformat.from_dict(cell) for cell in cells for _ in range(2)]
+    notebook.cells = twice + [nbformat.from_dict(cell) for cell in cells]
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_WORK_MS_PER_RECORD": "0"}
+    printed = stream_text(run(notebook, SRC, env, timeout_s=180))
+    for name in ("first", "second", "third", "fourth"):
+        assert f"Stopped the earlier member {name!r} first" in printed
+    assert printed.count("No prediction written. The group gave") == 3 * 2
+    assert "in vain" not in printed
+
+
+def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_options, readings_topic):
+    # Step 3's loop, with an idle time-out of 0: it would end at its first empty poll after the group rebalanced.
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False, session_timeout_ms=6000,
+                             heartbeat_interval_ms=2000)  # fmt: skip
+    producer = KafkaProducer(**kafka_options)
+    offsets = consuming.ProcessedOffsets(consumer, producer, forget=lambda boxes: None, topic_partitions=PARTITIONS)
+    consumer.subscribe([readings_topic], listener=offsets)
+    other = None
+    try:
+        wait_until(lambda: consumer.poll(timeout_ms=100) is not None and offsets.joined, "the member to join")
+        idle = consuming.IdleTimer(seconds=0)
+        other = GroupMember("other", kafka_options, readings_topic, group).start()
+        seen = []  # (rebalancing, expired) after each poll, as step 3's loop sees them
+
+        def polled_until_shared():
+            batch = consumer.poll(timeout_ms=100)
+            idle.observe(batch, offsets)
+            seen.append((offsets.rebalancing, idle.expired))
+            return other.partitions and len(offsets.owned) < PARTITIONS and not offsets.rebalancing
+
+        wait_until(polled_until_shared, "the group to share the partitions with the other member")
+        assert (True, False) in seen  # the loop saw the rebalance ...
+        assert (True, True) not in seen  # ... and the timer never ran out during it
+    finally:
+        if other is not None:
+            other.stop(wait_for_group=False)
+        consumer.close()
+        producer.close()

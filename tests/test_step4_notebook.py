@@ -1,4 +1,7 @@
-"""Step 4 run headless after steps 1-3 on the bundled recording: the Quix pipeline's alerts are step 3's."""
+"""Step 4 run headless after steps 1-3 on the bundled recording: the Quix pipeline's alerts are step 3's, and
+an instance killed while its partitions still hold readings that decide alerts loses none of them."""
+
+import re
 
 import pandas as pd
 import pytest
@@ -19,5 +22,11 @@ def test_step4_after_steps_1_to_3_raises_the_alerts_of_step3(topic, tmp_path):
     assert (step3.event == "exceeded").any()
     assert quix[keys].values.tolist() == step3[keys].values.tolist()
     assert quix["mean"].astype(float).tolist() == pytest.approx(step3["mean"].astype(float).tolist(), abs=1e-9)
-    assert " 0 missing." in printed and "B: restored the state of partition(s)" in printed
+    assert " 0 missing." in printed and ": restored the state of partition(s)" in printed
+    # The kill came while the victim's partitions still held readings that decide alerts; the survivor raised them.
+    left = re.search(r"(\d+) readings are left on (A|B)'s partitions", printed)
+    raised = re.search(r"(A|B) raised (\d+) alerts from the (\d+) readings left by (A|B):", printed)
+    assert left and raised, printed[-3000:]
+    assert int(left[1]) == int(raised[3]) > 0 and int(raised[2]) > 0
+    assert raised[1] != raised[4] == left[2]  # the survivor raised them, not the killed instance
     assert "<RecoveryPartition" not in printed and "httpx module is deprecated" not in printed

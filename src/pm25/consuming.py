@@ -48,6 +48,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self.forget = forget
         self.topic_partitions = topic_partitions
         self.joined = False  # the group has given this member its share (maybe none) at least once
+        self.rebalancing = False  # its partitions were taken back and the group has not handed them out again
         self.owned: set[TopicPartition] = set()  # as of the last assignment, also after close()
         self.messages_read = 0
         self._next: dict[TopicPartition, int] = {}  # the offset after the last message processed
@@ -60,7 +61,8 @@ class ProcessedOffsets(ConsumerRebalanceListener):
     # -- rebalances (called inside poll() and close(): nothing here may wait for the broker) ---------
 
     def on_partitions_revoked(self, revoked):
-        pass  # an eager rebalance revokes everything and may give most of it back: decided on assignment
+        # An eager rebalance revokes everything and may give most of it back: decided on assignment.
+        self.rebalancing = True
 
     def on_partitions_lost(self, lost):
         self._drop(set(lost))  # evicted: another member may already be processing them
@@ -74,7 +76,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
                 self.consumer.seek(partition, self._next[partition])
         if new := now - self.owned:
             self.consumer.seek_to_beginning(*new)  # never without arguments: that means "all assigned"
-        self.owned, self.joined = now, True
+        self.owned, self.joined, self.rebalancing = now, True, False
 
     def _drop(self, partitions: set[TopicPartition]) -> None:
         boxes = set().union(*(self._boxes.pop(partition, set()) for partition in partitions))
@@ -244,33 +246,39 @@ class Share:
 class IdleTimer:
     """Stop a poll loop after `seconds` without a new message, so the notebook ends by itself.
 
-    The clock starts once the group has given the consumer its share of the partitions (maybe none,
-    when the group has more members than the topic has partitions): joining a group takes a few
-    seconds, and that is not idleness. No answer from the group within `join_timeout_s` is an error.
+    The clock runs only while the group lets the consumer keep its share of the partitions (maybe
+    none, when the group has more members than the topic has partitions): joining a group and a
+    rebalance take a few seconds, and that is not idleness. A member that left mid-rebalance could
+    freeze the whole group on the embedded broker. No share within `join_timeout_s` is an error.
     """
 
     def __init__(self, seconds: float, join_timeout_s: float = 60.0):
         self.seconds = seconds
         self.join_timeout_s = join_timeout_s
-        self._started = self._last = time.monotonic()
-        self._joined = False
+        self._last = time.monotonic()
+        self._waiting_since: float | None = self._last  # for the group to hand out partitions; None once it has
 
     def observe(self, batch: dict, offsets: ProcessedOffsets) -> None:
         """Call after every poll and commit. Offsets still to commit (a commit refused during a
         rebalance) keep the consumer busy: it ends only once its work is committed."""
         now = time.monotonic()
-        if batch or not self._joined or offsets.uncommitted:
+        waiting = not offsets.joined or offsets.rebalancing
+        if batch or waiting or offsets.uncommitted:
             self._last = now
-        self._joined = self._joined or offsets.joined
-        if not self._joined and now - self._started > self.join_timeout_s:
+        if not waiting:
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since > self.join_timeout_s:
             raise LearnerError(
-                f"The consumer's group did not answer within {self.join_timeout_s:.0f} s. "
-                "Does the topic exist (run step 2 first), and is the broker running?"
+                f"The consumer's group handed out no partitions within {self.join_timeout_s:.0f} s. Run step 2 "
+                "first if the topic does not exist. Else the group is stuck: the embedded broker of make lab "
+                "freezes a group whose member left while another joined. Use a new group id, or restart make lab."
             )
 
     @property
     def expired(self) -> bool:
-        return self._joined and time.monotonic() - self._last > self.seconds
+        return self._waiting_since is None and time.monotonic() - self._last > self.seconds
 
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # sensor clocks drift; more than this ahead is a wrong clock

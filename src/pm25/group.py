@@ -4,10 +4,15 @@ Each GroupMember is an ordinary KafkaConsumer of the group, polling in a backgro
 notebook's kernel: to the broker it is a member like any other process, and the notebook can show
 every member's partitions and offsets side by side while they work. Stopping a member closes its
 consumer, which tells the group it left; the group then hands its partitions to the others.
+
+A member leaves only once its group has settled: the embedded broker of `make lab` freezes a group for
+good when a member (its leader) leaves while another one joins. One member per name runs in a kernel:
+starting a member again (a cell run twice) first stops the earlier one.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -22,6 +27,24 @@ from pm25.errors import LearnerError
 # A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
 SESSION_TIMEOUT_MS = 6000
 MEMBER_COLUMNS = ["member", "partition", "processed", "next offset", "boxes"]
+SETTLE_TIMEOUT_S = 60.0
+STUCK = (
+    "If a member left while another joined, the embedded broker of `make lab` keeps the group frozen for good: "
+    "run the cell that makes `group_id` again (a new group), then the members' cells; or restart `make lab`."
+)
+_members: dict[str, GroupMember] = {}  # the members started in this kernel, by name
+
+
+def work_ms_per_record() -> float:
+    """The pretended work per record in ms: PM25_WORK_MS_PER_RECORD, 1 by default (tests set 0)."""
+    text = os.environ.get("PM25_WORK_MS_PER_RECORD", "1")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1000:
+        raise GroupError(f"PM25_WORK_MS_PER_RECORD={text!r} is not a number of milliseconds from 0 to 1000.")
+    return value
 
 
 class GroupError(LearnerError, RuntimeError):
@@ -58,13 +81,24 @@ class GroupMember(ConsumerRebalanceListener):
         self._boxes: dict[int, set[str]] = {}
         self._processed: set[tuple[int, int]] = set()
         self._error: BaseException | None = None
+        self.topic_partitions: int | None = None  # known once the consumer runs
 
     def start(self) -> GroupMember:
+        """Start polling; an earlier member of the same name in this kernel is stopped first (a cell run again)."""
+        earlier = _members.get(self.name)
+        if earlier is not None and earlier is not self and earlier.running:
+            earlier.stop(wait_for_group=earlier.group_id == self.group_id)
+            print(f"Stopped the earlier member {self.name!r} first (of group {earlier.group_id}).")
+        _members[self.name] = self
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Commit, leave the group and end the thread: the group gives this member's partitions to the others."""
+    def stop(self, timeout_s: float = 30.0, wait_for_group: bool = True) -> None:
+        """Wait until the group has settled, then commit, leave the group and end the thread: the group gives
+        this member's partitions to the others. Without waiting, leaving mid-rebalance could freeze the group."""
+        if wait_for_group and self.running:
+            mates = [member for member in _members.values() if member.group_id == self.group_id]
+            wait_until_settled(mates, f"the group to settle before {self.name!r} leaves it")
         self._stop.set()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
@@ -134,6 +168,7 @@ class GroupMember(ConsumerRebalanceListener):
             self._error = error
             return
         try:
+            self.topic_partitions = len(consumer.partitions_for_topic(self.topic) or ())
             consumer.subscribe([self.topic], listener=self)
             while not self._stop.is_set():
                 batch = consumer.poll(timeout_ms=500)
@@ -190,12 +225,54 @@ def settled(members: Iterable[GroupMember], partitions: int) -> bool:
     return all(mine for mine in owned) or len(owned) > partitions
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    """Return once condition() holds; a GroupError naming `what` if it does not within timeout_s."""
+def check_split(prediction, members: Iterable[GroupMember]) -> str:
+    """One line comparing the learner's predicted split (partitions per member, e.g. [2, 1]) with the group's."""
+    members = [member for member in members if member.running]
+    counts = [len(member.partitions) for member in members]
+    shares = ", ".join(f"{member.name} {member.partitions}" for member in members)
+    if prediction is ... or prediction is None:
+        return f"No prediction written. The group gave {shares}."
+    try:
+        predicted = sorted((int(count) for count in prediction), reverse=True)
+    except (TypeError, ValueError):
+        return f"Write the prediction as one number per member, e.g. [2, 1]. The group gave {shares}."
+    if predicted == sorted(counts, reverse=True):
+        return f"✅ As you predicted: {shares}."
+    return (f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
+            "can, and each partition has exactly one owner in the group.")  # fmt: skip
+
+
+def holders(members: Iterable[GroupMember]) -> str:
+    """Who holds which partitions, e.g. "first has [0, 1, 2], second has none"."""
+    held = [(member.name, member.partitions) for member in members if member.running]
+    return ", ".join(f"{name} has {mine or 'none'}" for name, mine in held) or "no member runs"
+
+
+def wait_until_settled(members: Iterable[GroupMember], what: str, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Return once the running members have shared every partition out (see `settled`); else a GroupError
+    saying who holds what, why the group may be stuck and the way out."""
+    members = list(members)
+    running = [member for member in members if member.running]
+    if not running:
+        return
+    partitions = _topic_partitions(running, timeout_s)
+    wait_until(lambda: settled(members, partitions), what, timeout_s, lambda: holders(members))
+
+
+def _topic_partitions(members: list[GroupMember], timeout_s: float) -> int:
+    wait_until(lambda: all(m.topic_partitions is not None or not m.running for m in members), "the members to start",
+               timeout_s)  # fmt: skip
+    return max(member.topic_partitions or 0 for member in members)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = SETTLE_TIMEOUT_S,
+               state: Callable[[], str] | None = None) -> None:  # fmt: skip
+    """Return once condition() holds; a GroupError naming `what`, the state and the way out if not within timeout_s."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise GroupError(f"Waited {timeout_s:.0f} s for {what}, in vain. Is the broker still running?")
+            now = f" ({state()})" if state else ""
+            raise GroupError(f"Waited {timeout_s:.0f} s for {what}, in vain{now}. {STUCK}")
         time.sleep(0.1)  # how often the condition is looked at; nothing depends on this pause
 
 

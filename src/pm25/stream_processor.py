@@ -38,7 +38,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
 # quixstreams imports authlib's httpx client, which warns "The httpx module is deprecated": authlib's
@@ -315,6 +315,11 @@ class Instance:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM: Quix stops gracefully (commits, leaves the group); the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
     def wait(self, timeout_s: float) -> int:
         """Wait until the instance stops by itself (it does after its idle timeout); its exit code."""
         return self.process.wait(timeout=timeout_s)
@@ -345,7 +350,8 @@ def start_instance(
 
 def read_topic(kafka_options: dict, topic: str, quiet_s: float = 2.0, deadline_s: float = 120.0) -> list:
     """Every record of a topic, from the start until nothing new comes for `quiet_s` seconds; none if it is missing."""
-    with KafkaConsumer(**kafka_options, enable_auto_commit=False) as consumer:
+    # read_committed: with exactly-once, what a killed instance's open transaction wrote is never shown.
+    with KafkaConsumer(**kafka_options, enable_auto_commit=False, isolation_level="read_committed") as consumer:
         partitions = [TopicPartition(topic, number) for number in consumer.partitions_for_topic(topic)]
         if not partitions:
             return []
@@ -364,6 +370,76 @@ def read_alerts(kafka_options: dict, topic: str) -> pd.DataFrame:
     """The alerts topic as a table, in the order of each partition."""
     rows = [json.loads(record.value) for record in read_topic(kafka_options, topic)]
     return pd.DataFrame(rows, columns=ALERT_FIELDS)
+
+
+@dataclass
+class CutTopic:
+    """A topic's records per partition, in offset order, cut in three parts for the kill demo of step 4.
+
+    Each partition is cut at its first reading that decided an alert (half-way if none did): `early` and
+    `middle` are the two halves before that cut, `after_kill` the rest. Sent in this order into a fresh topic
+    of as many partitions (`early` before the first instance starts, `middle` once the second has joined, so
+    both write state, `after_kill` once one was killed), they give the same alerts as the original, and the
+    readings that decide them are still ahead of the instance that dies: the survivor must decide them."""
+
+    early: dict[int, list]
+    middle: dict[int, list]
+    after_kill: dict[int, list]
+
+    def __len__(self) -> int:
+        return sum(len(records) for part in (self.early, self.middle, self.after_kill) for records in part.values())
+
+    @classmethod
+    def at_first_alerts(cls, records: list, alerts: pd.DataFrame) -> CutTopic:
+        """The records of a topic cut where each partition's first reading that decided one of `alerts` is."""
+        deciding = set(zip(alerts["boxId"], alerts["timestamp"], strict=True))
+        by_partition: dict[int, list] = {}
+        for record in sorted(records, key=lambda record: (record.partition, record.offset)):
+            by_partition.setdefault(record.partition, []).append(record)
+        early, middle, after_kill = {}, {}, {}
+        for number, mine in by_partition.items():
+            cut = next((at for at, record in enumerate(mine) if _box_and_time(record) in deciding), len(mine) // 2)
+            half = max(cut // 2, 1)  # every partition gets readings before the second instance joins: state
+            cut = max(cut, half)
+            early[number], middle[number], after_kill[number] = mine[:half], mine[half:cut], mine[cut:]
+        return cls(early, middle, after_kill)
+
+    def before_kill(self) -> dict[int, int]:
+        """Per partition, how many readings are sent before the kill (the offset the rest starts at)."""
+        return {number: len(self.early[number]) + len(self.middle[number]) for number in self.early}
+
+    def left_over(self, committed: dict[int, int], partitions: list[int]) -> list[tuple[str, str]]:
+        """(boxId, timestamp) of each reading on `partitions` at or after the group's committed offset there
+        (offsets of the fresh topic the parts were sent into, in order)."""
+        every = {number: self.early[number] + self.middle[number] + self.after_kill[number] for number in partitions}
+        left = [every[number][committed[number] :] for number in partitions]
+        return [key for records in left for record in records if (key := _box_and_time(record))]
+
+    @staticmethod
+    def decide(alerts: pd.DataFrame, readings: list[tuple[str, str]]) -> pd.DataFrame:
+        """The alerts that these readings decided (each alert once)."""
+        keys = pd.MultiIndex.from_frame(alerts[["boxId", "timestamp"]])
+        return alerts[keys.isin(list(set(readings)))].drop_duplicates(["boxId", "event", "timestamp"])
+
+
+def _box_and_time(record) -> tuple[str, str] | None:
+    try:
+        reading = decode(record.value)
+    except InvalidMessage:
+        return None
+    return reading.box_id, format_timestamp(reading.timestamp)
+
+
+def send_records(kafka_options: dict, topic: str, parts: dict[int, list]) -> int:
+    """Send the records to the same partitions of `topic`, in order; how many. A LearnerError if any failed."""
+    records = [record for number in sorted(parts) for record in parts[number]]
+    with KafkaProducer(**kafka_options, max_in_flight_requests_per_connection=1) as producer:  # 1: order kept
+        futures = [producer.send(topic, key=record.key, value=record.value, partition=record.partition,
+                                 timestamp_ms=record.timestamp) for record in records]  # fmt: skip
+        producer.flush(timeout=60)
+    if failed := sum(not future.succeeded() for future in futures):
+        raise LearnerError(f"{failed} of {len(records)} readings were not acknowledged by the broker: is it running?")
+    return len(records)
 
 
 def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:

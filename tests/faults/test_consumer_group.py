@@ -4,11 +4,15 @@ still sending, all writing into one data folder, as a class does after TEACHERS.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter
 
 import pandas as pd
 import pytest
+from kafka import KafkaConsumer
 
+from pm25.broker import EmbeddedBroker
 from tests.faults.support import (
     committed_total,
     consumer_script,
@@ -81,3 +85,48 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
         pd.testing.assert_frame_equal(view, reference.loc[view.index])
     idle = [text for text in printed if "This member got no partition" in text]
     assert len(idle) == max(0, members - 3)
+
+
+# How long the joiner is watched. On Apache Kafka it gets every partition within a few seconds
+# (a heartbeat interval, then a join); on the embedded broker it was never assigned, watched up to 150 s.
+FROZEN_FOR_S = 20
+
+
+def test_the_embedded_broker_freezes_a_group_whose_leader_leaves_while_another_member_joins():
+    """Documents a defect of the embedded broker (Tansu), not of the tutorial: plain consumers, A owns every
+    partition, B joins, A closes (leaves the group) before the rebalance ends; B loops on "SyncGroup failed
+    due to coordinator rebalance" and never gets a partition. The tutorial avoids it: step 3's idle timer
+    does not end a member mid-rebalance, and step 3b stops a member only once its group has settled.
+    If this test fails, the broker was fixed: drop the workarounds' comments that name it."""
+    with EmbeddedBroker() as broker:  # its own broker: the frozen group must not disturb other tests
+        servers = broker.bootstrap_servers
+        topic, group = "frozen", "frozen_group"
+        create_topic(servers, topic)
+        options = {"bootstrap_servers": servers, "group_id": group, "enable_auto_commit": False,
+                   "session_timeout_ms": 6000}  # fmt: skip
+        leader = KafkaConsumer(topic, client_id="A", **options)
+        wait_until(lambda: leader.poll(timeout_ms=200) is not None and leader.assignment(), 60, "A to be assigned")
+        joiner = KafkaConsumer(topic, client_id="B", **options)
+        stop = threading.Event()
+        polls = []
+
+        def poll_joiner():  # a member takes part in a rebalance only from inside poll()
+            while not stop.is_set():
+                joiner.poll(timeout_ms=200)
+                polls.append(joiner.assignment())
+
+        worker = threading.Thread(target=poll_joiner, daemon=True)
+        worker.start()
+        try:
+            wait_until(lambda: polls, 30, "B to poll")
+            leader.poll(timeout_ms=500)  # B's join is under way
+            leader.close()  # A, the group's leader, leaves mid-rebalance
+            left = time.monotonic()
+            while time.monotonic() - left < FROZEN_FOR_S:
+                assert not joiner.assignment(), "B was assigned: the embedded broker no longer freezes the group"
+                time.sleep(0.5)  # how often B's assignment is looked at while the test watches it for 20 s
+            assert len(polls) > FROZEN_FOR_S  # B kept polling all along: the group, not B, is stuck
+        finally:
+            stop.set()
+            worker.join(timeout=10)
+            joiner.close()
