@@ -2,7 +2,9 @@
 openSenseMap API and a scratch data folder, set up once per test session.
 
 Notebook items are not pytest functions and cannot use fixtures, so the services are started in
-session hooks and handed to everything, notebooks included, through the environment.
+session hooks and handed to everything, notebooks included, through the environment. Under
+pytest-xdist (`make test`: `-n 2`) each worker is a session of its own, with its own broker, replay,
+ports and data folder; the controller, which runs no test, starts none.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ from contextlib import ExitStack
 import pytest
 
 from pm25.broker import EmbeddedBroker
+from tests.notebooks import COMMITTED_CHAIN, execute_notebook, stream_text
 from tests.osem_replay import ReplayServer
 
 _services = ExitStack()
 REPLAY_KEY = pytest.StashKey[ReplayServer]()
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.getplugin("dsession") is not None
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_xdist_controller(session.config):
+        return
     # A broker named by KAFKA_BOOTSTRAP_SERVERS (e.g. the compose stack's) is used as it is.
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         broker = _services.enter_context(EmbeddedBroker())
@@ -33,6 +42,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ["PM25_DATA_DIR"] = data_dir
     # Notebooks stop consuming after this many idle seconds; the broker is local, so be brisk.
     os.environ.setdefault("PM25_IDLE_TIMEOUT_S", "5")
+    # Step 3b pretends each record takes this long to process; the tests prove the group, not the wait.
+    os.environ.setdefault("PM25_WORK_MS_PER_RECORD", "0")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.suffix == ".ipynb" and item.path.parent.name == "src":
+            item.add_marker(pytest.mark.xdist_group(COMMITTED_CHAIN))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -58,3 +76,25 @@ def replay_api(request: pytest.FixtureRequest) -> ReplayServer:
 def topic() -> str:
     """A topic name no other test uses (the broker lives for the whole session)."""
     return f"test_{uuid.uuid4().hex[:12]}"
+
+
+def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
+    # Step 4 reads step 3's alerts and takes minutes: it runs once, as committed, after the shared offline
+    # chain (tests/test_step4_notebook.py), not a second time here.
+    return True if collection_path.name == "step_4_stream_processor.ipynb" else None
+
+
+@pytest.fixture(scope="session")
+def offline_chain(tmp_path_factory) -> tuple[dict[str, str], str]:
+    """Steps 1-3 as committed, headless with OSEM_OFFLINE=1 and the default settings, on topics of their own,
+    run once for the tests that need them (mark those `xdist_group(OFFLINE_CHAIN)`).
+
+    Returns the environment the steps ran with (for step 4) and what step 3 printed.
+    """
+    data_dir = tmp_path_factory.mktemp("offline")
+    topic = f"test_offline_{uuid.uuid4().hex[:12]}"
+    env = {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(data_dir), "PM25_TOPIC": topic,
+           "PM25_ALERT_TOPIC": f"{topic}_alerts"}  # fmt: skip
+    for step in ("step_1_data_prep.ipynb", "step_2_producer.ipynb"):
+        execute_notebook(step, env)
+    return env, stream_text(execute_notebook("step_3_event_processing.ipynb", env))

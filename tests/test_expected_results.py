@@ -13,7 +13,7 @@ import pytest
 
 from pm25.detector import Detector, naive_last_rows_alerts
 from pm25.readings import load_readings, recording_readings
-from tests.notebooks import execute_notebook, stream_text
+from tests.notebooks import OFFLINE_CHAIN
 
 TEACHERS = Path(__file__).resolve().parents[1] / "TEACHERS.md"
 SECTION = "## Expected results on the default data"
@@ -63,16 +63,11 @@ def test_each_rule_in_the_teachers_table_gives_its_alert_count_on_the_recording(
     assert len(alerts) == count
 
 
-@pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
-    """Steps 1-3 headless with OSEM_OFFLINE=1 and the default settings, on topics of their own."""
-    data_dir = tmp_path_factory.mktemp("offline")
-    topic = f"test_expected_{data_dir.name}"
-    env = {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(data_dir), "PM25_TOPIC": topic,
-           "PM25_ALERT_TOPIC": f"{topic}_alerts"}  # fmt: skip
-    for step in ("step_1_data_prep.ipynb", "step_2_producer.ipynb"):
-        execute_notebook(step, env)
-    return stream_text(execute_notebook("step_3_event_processing.ipynb", env)), data_dir / "output"
+@pytest.fixture
+def offline_run(offline_chain):
+    """Steps 1-3 headless with OSEM_OFFLINE=1 and the default settings (conftest's shared chain)."""
+    env, printed = offline_chain
+    return printed, Path(env["PM25_DATA_DIR"]) / "output"
 
 
 def printed_count(printed: str, label: str) -> int:
@@ -81,6 +76,7 @@ def printed_count(printed: str, label: str) -> int:
     return int(found[1])
 
 
+@pytest.mark.xdist_group(OFFLINE_CHAIN)
 def test_offline_step_3_prints_the_alerts_and_the_naive_count_of_the_teachers_table(offline_run):
     printed, _ = offline_run
     table = {rule: count for rule, _, count in expected_alerts()}
@@ -92,6 +88,7 @@ def test_offline_step_3_prints_the_alerts_and_the_naive_count_of_the_teachers_ta
     assert re.search(r"^\w{3} \d\d \w{3} \d\d:\d\d  EXCEEDED  ", printed, re.MULTILINE)
 
 
+@pytest.mark.xdist_group(OFFLINE_CHAIN)
 def test_offline_step_3_writes_the_daily_table_of_the_teachers_guide(offline_run):
     _, output = offline_run
     daily = pd.read_csv(output / "daily_means.csv")

@@ -15,7 +15,7 @@ from pm25 import consuming
 from pm25.contract import Reading, encode
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, wait_until
-from tests.notebooks import execute_notebook, stream_text
+from tests.notebooks import execute_notebook, small_readings, stream_text
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
 SENSOR = "d" * 24
@@ -75,6 +75,7 @@ def prepared(bootstrap_servers, topic, tmp_path):
             producer.send(topic, key=key.encode(), value=value)
         producer.flush()
     boxes_geojson(tmp_path / "senseboxes.geojson")
+    small_readings(tmp_path)
     env = {
         "PM25_TOPIC": topic,
         "PM25_ALERT_TOPIC": f"{topic}_alerts",
@@ -156,6 +157,7 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     earlier = tmp_path / "output" / "alerts.csv"
     earlier.parent.mkdir()
     earlier.write_text("an earlier run's alerts\n")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     said = run_expecting_error(env)
@@ -175,6 +177,7 @@ def test_a_member_that_processed_no_reading_ends_well_and_says_so(bootstrap_serv
             producer.send(topic, key=BOX_A.encode(), value=b"this is not JSON", partition=number)
         producer.flush()
     boxes_geojson(tmp_path / "senseboxes.geojson")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # raises on a traceback
@@ -257,6 +260,7 @@ def other_member(bootstrap_servers, topic, walk):
 def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, tmp_path, walk, other_member):
     readings = walk
     (tmp_path / "senseboxes.geojson").write_text(stream_boxes_geojson(readings), encoding="utf-8")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_CONSUMER_GROUP": other_member, "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
     notebook = execute_notebook("step_3_event_processing.ipynb", env)

@@ -23,7 +23,8 @@ import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.contract import Reading, encode
-from tests.notebooks import SRC, notebook_as_script
+from pm25.dataset import READINGS_FILE
+from tests.notebooks import SRC, notebook_as_script, small_readings
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 
@@ -105,9 +106,12 @@ def boxes_geojson(readings: list[Reading]) -> str:
 
 
 def data_folder(directory: Path, readings: list[Reading]) -> Path:
-    """`directory` (made if missing) as a data folder for step 3: with senseboxes.geojson of the stream's boxes."""
+    """`directory` (made if missing) as a data folder for step 3: with senseboxes.geojson of the stream's boxes,
+    and a small readings file of step 1 unless the test wrote one."""
     directory.mkdir(exist_ok=True)
     (directory / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    if not (directory / READINGS_FILE).exists():
+        small_readings(directory)
     return directory
 
 
