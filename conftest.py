@@ -17,7 +17,7 @@ from contextlib import ExitStack
 import pytest
 
 from pm25.broker import EmbeddedBroker
-from tests.notebooks import COMMITTED_CHAIN, execute_notebook, stream_text
+from tests.notebooks import execute_notebook, stream_text, worker_group
 from tests.osem_replay import ReplayServer
 
 _services = ExitStack()
@@ -46,11 +46,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ.setdefault("PM25_WORK_MS_PER_RECORD", "0")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.suffix == ".ipynb" and item.path.parent.name == "src":
-            item.add_marker(pytest.mark.xdist_group(COMMITTED_CHAIN))
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, called on the controller
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` with the groups of tests.notebooks.worker_group: the tests of a group run on one
+    worker, in order, and (larger scopes first) the groups start first.
+
+    xdist 3.8 reads `xdist_group` marks by rewriting a test's node id, which pytest 9 no longer allows (the
+    marks have no effect), and the controller never sees the marks: so the groups are named by node id.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class NotebookGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid) or super()._split_scope(nodeid)
+
+    return NotebookGroups(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -87,7 +99,7 @@ def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None
 @pytest.fixture(scope="session")
 def offline_chain(tmp_path_factory) -> tuple[dict[str, str], str]:
     """Steps 1-3 as committed, headless with OSEM_OFFLINE=1 and the default settings, on topics of their own,
-    run once for the tests that need them (mark those `xdist_group(OFFLINE_CHAIN)`).
+    run once for the tests that need them (tests.notebooks.worker_group keeps those on one worker).
 
     Returns the environment the steps ran with (for step 4) and what step 3 printed.
     """

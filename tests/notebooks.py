@@ -18,12 +18,22 @@ from pm25.tasks import TAG_PREFIX, solution
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# xdist groups (`make test` runs `-n 2 --dist loadgroup`): the tests of a group run on one worker, in order.
-# The notebooks as committed (nbmake) share the session's data folder and default topics, in a learner's
-# order: step 1 writes the readings that step 2 sends and step 3 and 3b read.
-COMMITTED_CHAIN = "committed-notebooks"
-# The tests that use conftest's `offline_chain`, so that it runs once.
-OFFLINE_CHAIN = "offline-chain"
+# Test modules that use conftest's `offline_chain`: on one worker, it runs once.
+OFFLINE_CHAIN_MODULES = ("tests/test_expected_results.py", "tests/test_step4_notebook.py")
+
+
+def worker_group(nodeid: str) -> str | None:
+    """The group of tests that `make test` (pytest-xdist, see conftest.py) runs on one worker, in order.
+
+    The notebooks as committed (nbmake) share the session's data folder and default topics, in a learner's
+    order: step 1 writes the readings that step 2 sends and steps 3 and 3b read.
+    """
+    path = nodeid.split("::")[0]
+    if path.startswith("src/") and path.endswith(".ipynb"):
+        return "committed-notebooks"
+    if path in OFFLINE_CHAIN_MODULES:
+        return "offline-chain"
+    return None
 
 
 @functools.cache

@@ -268,6 +268,7 @@ class ServerKernel:
         requests.delete(f"{self.base_url}/api/sessions/{self.session_id}", headers=self.headers, timeout=60)
 
 
+@pytest.mark.slow  # a fresh environment and JupyterLab: minutes
 def test_binder_session_runs_steps_1_to_3_against_its_own_broker_and_stops_it(binder_env, tmp_path):
     port, token = free_port(), uuid.uuid4().hex
     unreachable_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: the Binder host without the API

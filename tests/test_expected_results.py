@@ -13,7 +13,6 @@ import pytest
 
 from pm25.detector import Detector, naive_last_rows_alerts
 from pm25.readings import load_readings, recording_readings
-from tests.notebooks import OFFLINE_CHAIN
 
 TEACHERS = Path(__file__).resolve().parents[1] / "TEACHERS.md"
 SECTION = "## Expected results on the default data"
@@ -76,7 +75,6 @@ def printed_count(printed: str, label: str) -> int:
     return int(found[1])
 
 
-@pytest.mark.xdist_group(OFFLINE_CHAIN)
 def test_offline_step_3_prints_the_alerts_and_the_naive_count_of_the_teachers_table(offline_run):
     printed, _ = offline_run
     table = {rule: count for rule, _, count in expected_alerts()}
@@ -88,7 +86,6 @@ def test_offline_step_3_prints_the_alerts_and_the_naive_count_of_the_teachers_ta
     assert re.search(r"^\w{3} \d\d \w{3} \d\d:\d\d  EXCEEDED  ", printed, re.MULTILINE)
 
 
-@pytest.mark.xdist_group(OFFLINE_CHAIN)
 def test_offline_step_3_writes_the_daily_table_of_the_teachers_guide(offline_run):
     _, output = offline_run
     daily = pd.read_csv(output / "daily_means.csv")

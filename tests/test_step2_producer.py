@@ -139,8 +139,9 @@ def test_without_a_file_from_step_1_the_bundled_recording_is_sent_with_a_note(bo
     assert f"There is no pm25_readings.csv from step 1 in {tmp_path}" in printed
     assert "the bundled real recording" in printed
     sample = recording_readings()
-    readings = check_messages(read_topic(bootstrap_servers, topic))
-    sent = sorted((r.box_id, r.timestamp) for r in readings)
+    records = read_topic(bootstrap_servers, topic)
+    check_messages(records[:: len(records) // 500])  # the contract's shape; the bulk test validates every message
+    sent = sorted((r.box_id, r.timestamp) for r in map(contract.decode, (record.value for record in records)))
     assert sent == sorted(zip(sample["boxId"], sample["timestamp"].map(contract.parse_timestamp), strict=True))
     assert printed_count(printed, "acknowledged") == len(sample)
     assert "Every message sent was acknowledged by the broker." in printed

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.notebooks import OFFLINE_CHAIN, execute_notebook, stream_text
+from tests.notebooks import execute_notebook, stream_text
 
 
-@pytest.mark.xdist_group(OFFLINE_CHAIN)
 def test_step4_after_steps_1_to_3_raises_the_alerts_of_step3(offline_chain):
     env, _ = offline_chain
     printed = stream_text(execute_notebook("step_4_stream_processor.ipynb", env, timeout_s=900))
