@@ -31,22 +31,12 @@ from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
 from tests import stack_checks as checks
+from tests.faults.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "binder" / "start"
 BINDER_REQUIREMENTS = REPO / "binder" / "requirements.txt"
 STEPS = ("step_1_data_prep.ipynb", "step_2_producer.ipynb", "step_3_event_processing.ipynb")
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    """condition()'s first truthy value, polled until the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)  # polling interval while a process comes up, not synchronisation
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
 def requirement_lines(path: Path) -> list[str]:

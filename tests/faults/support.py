@@ -48,7 +48,10 @@ FIGURES = Figures()
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.1):
-    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline."""
+    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline.
+
+    The tests' one wait helper: a test waits on a condition, never for a fixed time.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -143,19 +146,31 @@ def produce(bootstrap_servers: str, topic: str, readings: list[Reading]) -> None
     assert all(future.succeeded() for future in futures)
 
 
-def read_topic(bootstrap_servers: str, topic: str, quiet_s: float = 2.0) -> list:
-    """Every record of the topic, read from the start until nothing new came for `quiet_s`."""
+def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record of the topic, read from the start to each partition's high watermark.
+
+    The tests' one whole-topic reader. It waits for the records up to the end, not for a quiet spell, so a
+    slow machine makes it slower, never shorter. The end is the high watermark of the fetch answers: the
+    embedded broker's ListOffsets (`end_offsets`) answers the start of a partition's last batch instead.
+    """
     with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
-        partitions = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        numbers = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        consumer.assign(partitions)
         consumer.seek_to_beginning()
         records = []
-        for _ in range(10_000):  # bounded: one round per batch
-            batch = consumer.poll(timeout_ms=int(quiet_s * 1000))
-            if not batch:
-                return records
-            records += [record for part in batch.values() for record in part]
-        raise AssertionError(f"topic {topic} did not run dry")
+
+        def at_the_end() -> bool:
+            new = [record for batch in consumer.poll(timeout_ms=500).values() for record in batch]
+            records.extend(new)
+            ends = [consumer.highwater(partition) for partition in partitions]  # None until a fetch answered
+            return not new and all(
+                end is not None and consumer.position(partition) >= end
+                for partition, end in zip(partitions, ends, strict=True)
+            )
+
+        wait_until(at_the_end, timeout_s, f"{topic} read to its end", every_s=0)
+        return records
 
 
 def committed_total(bootstrap_servers: str, group: str, topic: str) -> int:
