@@ -90,10 +90,14 @@ def topic() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
+# Notebooks that tests run as committed, so nbmake does not run them a second time: step 4 reads step 3's
+# alerts and takes minutes (tests/test_step4_notebook.py runs it after the shared offline chain); the task
+# demo's committed run is tests/test_tasks.py's test_the_committed_demo_falls_back_to_every_solution.
+RUN_AS_COMMITTED_BY_TESTS = {"step_4_stream_processor.ipynb", "tasks_demo.ipynb"}
+
+
 def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
-    # Step 4 reads step 3's alerts and takes minutes: it runs once, as committed, after the shared offline
-    # chain (tests/test_step4_notebook.py), not a second time here.
-    return True if collection_path.name == "step_4_stream_processor.ipynb" else None
+    return True if collection_path.name in RUN_AS_COMMITTED_BY_TESTS else None
 
 
 @pytest.fixture(scope="session")

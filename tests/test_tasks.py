@@ -1,5 +1,5 @@
 """The task mechanism: unanswered tasks fall back to the solution, wrong ones get their hint, and every
-notebook with tasks also runs with the solutions filled in (the committed run is nbmake's)."""
+notebook with tasks also runs with the solutions filled in (nbmake runs the committed notebooks; this file, the demo)."""
 
 from __future__ import annotations
 
