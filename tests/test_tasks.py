@@ -1,5 +1,6 @@
 """The task mechanism: unanswered tasks fall back to the solution, wrong ones get their hint, and every
-notebook with tasks also runs with the solutions filled in (nbmake runs the committed notebooks; this file, the demo)."""
+notebook with tasks also runs with the solutions filled in (the committed runs are nbmake's, the demo's
+is here)."""
 
 from __future__ import annotations
 
