@@ -17,6 +17,7 @@ from contextlib import ExitStack
 import pytest
 
 from pm25.broker import EmbeddedBroker
+from tests.faults.support import FIGURES, Figures
 from tests.notebooks import execute_notebook, stream_text, worker_group
 from tests.osem_replay import ReplayServer
 
@@ -67,6 +68,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _services.close()
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: a worker finished
+def pytest_testnodedown(node, error) -> None:
+    if counted := getattr(node, "workeroutput", {}).get("fault_figures"):
+        FIGURES.add(counted)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    # Here, not in tests/faults/conftest.py: under pytest-xdist the controller loads no other conftest.
+    if Figures() != FIGURES:
+        terminalreporter.write_sep("=", "fault suite figures")
+        terminalreporter.write_line(FIGURES.line())
 
 
 @pytest.fixture(scope="session")

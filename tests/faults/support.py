@@ -43,6 +43,11 @@ class Figures:
     def line(self) -> str:
         return ", ".join(f"{field.name.replace('_', ' ')}: {getattr(self, field.name)}" for field in fields(self))
 
+    def add(self, counted: dict[str, int]) -> None:
+        """Add figures counted elsewhere (by a pytest-xdist worker, as asdict() of its Figures)."""
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + counted[field.name])
+
 
 FIGURES = Figures()
 
