@@ -1,4 +1,5 @@
-# make test  - install everything into .venv, lint, run all tests and the notebooks headless
+# make test     - install everything into .venv, lint, the fast tier (docs/testing.md): under 10 minutes
+# make test-all - install, lint, every tier: the fast one, the slow one (fault suite, Binder session), real Kafka
 # make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
 # make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
@@ -10,7 +11,11 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 E2E_INSTALLED := $(VENV)/.installed-e2e
 
-.PHONY: install lint lint-notebooks test test-faults lab broker e2e bench clean check launch-links
+# Two workers, each with its own broker, replay and data folder (conftest.py); the tests of one
+# xdist_group (notebooks that must run in order) stay on one worker.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+.PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +42,11 @@ lint-notebooks:
 	done; echo "Committed notebooks: lint-clean, no outputs."
 
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST) -m "not slow and not realkafka"
+
+test-all: lint
+	$(PYTEST) -m "not realkafka"
+	$(MAKE) --no-print-directory test-kafka
 
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -10,9 +11,46 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import PythonExporter
 
+from pm25.dataset import READINGS_FILE
+from pm25.files import write_csv
+from pm25.readings import recording_readings
 from pm25.tasks import TAG_PREFIX, solution
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+# The tests that use conftest's `offline_chain` (node ids start so): on one worker, it runs once.
+OFFLINE_CHAIN_TESTS = ("tests/test_expected_results.py::test_offline_", "tests/test_step4_notebook.py::")
+
+
+def worker_group(nodeid: str) -> str | None:
+    """The group of tests that `make test` (pytest-xdist, see conftest.py) runs on one worker, in order.
+
+    The notebooks as committed (nbmake) share the session's data folder and default topics, in a learner's
+    order: step 1 writes the readings that step 2 sends and steps 3 and 3b read.
+    """
+    path = nodeid.split("::")[0]
+    if path.startswith("src/") and path.endswith(".ipynb"):
+        return "committed-notebooks"
+    if nodeid.startswith(OFFLINE_CHAIN_TESTS):
+        return "offline-chain"
+    return None
+
+
+@functools.cache
+def _recording_of_the_first_boxes(boxes: int):
+    recording = recording_readings()
+    return recording[recording["boxId"].isin(recording["boxId"].unique()[:boxes])]
+
+
+def small_readings(data_dir: Path, boxes: int = 3) -> Path:
+    """Step 1's readings file in `data_dir`: the bundled recording's own rows, of its first `boxes` boxes.
+
+    A data folder without one falls back to the whole recording, on which step 3 checks its detector
+    (seconds per run); steps 2 and 3 need real readings, not that many.
+    """
+    path = data_dir / READINGS_FILE
+    write_csv(path, _recording_of_the_first_boxes(boxes))
+    return path
 
 
 def execute_notebook(name: str, env: dict[str, str], timeout_s: int = 300) -> nbformat.NotebookNode:
@@ -51,6 +89,14 @@ def with_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for task in task_cells(notebook):
         notebook = with_answer(notebook, task, solution(task))
     return notebook
+
+
+def until_the_last_task_check(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of the notebook whose cells end with its last task check (`tasks.check(`)."""
+    checks = [number for number, cell in enumerate(notebook.cells) if "tasks.check(" in cell.source]
+    cut = nbformat.from_dict(notebook)
+    cut.cells = cut.cells[: checks[-1] + 1]
+    return cut
 
 
 def learner_error(notebook: nbformat.NotebookNode, directory: Path, env: dict[str, str]) -> str:

@@ -30,22 +30,12 @@ from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
 from tests import stack_checks as checks
+from tests.faults.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "binder" / "start"
 BINDER_REQUIREMENTS = REPO / "binder" / "requirements.txt"
 STEPS = ("step_1_data_prep.ipynb", "step_2_producer.ipynb", "step_3_event_processing.ipynb")
-
-
-def wait_until(condition, timeout_s: float, what: str):
-    """condition()'s first truthy value, polled until the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)  # polling interval while a process comes up, not synchronisation
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -250,6 +240,7 @@ class ServerKernel:
         requests.delete(f"{self.base_url}/api/sessions/{self.session_id}", headers=self.headers, timeout=60)
 
 
+@pytest.mark.slow  # a fresh environment and JupyterLab: minutes
 def test_binder_session_runs_steps_1_to_3_against_its_own_broker_and_stops_it(binder_env, tmp_path):
     port, token = free_port(), uuid.uuid4().hex
     unreachable_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: the Binder host without the API

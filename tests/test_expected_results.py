@@ -13,7 +13,6 @@ import pytest
 
 from pm25.detector import Detector, naive_last_rows_alerts
 from pm25.readings import load_readings, recording_readings
-from tests.notebooks import execute_notebook, stream_text
 
 TEACHERS = Path(__file__).resolve().parents[1] / "TEACHERS.md"
 SECTION = "## Expected results on the default data"
@@ -63,16 +62,11 @@ def test_each_rule_in_the_teachers_table_gives_its_alert_count_on_the_recording(
     assert len(alerts) == count
 
 
-@pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
-    """Steps 1-3 headless with OSEM_OFFLINE=1 and the default settings, on topics of their own."""
-    data_dir = tmp_path_factory.mktemp("offline")
-    topic = f"test_expected_{data_dir.name}"
-    env = {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(data_dir), "PM25_TOPIC": topic,
-           "PM25_ALERT_TOPIC": f"{topic}_alerts"}  # fmt: skip
-    for step in ("step_1_data_prep.ipynb", "step_2_producer.ipynb"):
-        execute_notebook(step, env)
-    return stream_text(execute_notebook("step_3_event_processing.ipynb", env)), data_dir / "output"
+@pytest.fixture
+def offline_run(offline_chain):
+    """Steps 1-3 headless with OSEM_OFFLINE=1 and the default settings (conftest's shared chain)."""
+    env, printed = offline_chain
+    return printed, Path(env["PM25_DATA_DIR"]) / "output"
 
 
 def printed_count(printed: str, label: str) -> int:

@@ -14,8 +14,8 @@ from nbclient.exceptions import CellExecutionError
 from pm25 import consuming
 from pm25.contract import Reading, encode
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
-from tests.faults.support import committed_total, produce, random_walk_stream, wait_until
-from tests.notebooks import execute_notebook, stream_text
+from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
+from tests.notebooks import execute_notebook, small_readings, stream_text
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
 SENSOR = "d" * 24
@@ -53,19 +53,6 @@ def boxes_geojson(path):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
-def read_all(bootstrap_servers, topic):
-    with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        records = []
-        while True:
-            batch = consumer.poll(timeout_ms=2000)
-            if not batch:
-                return records
-            records += [record for part in batch.values() for record in part]
-
-
 @pytest.fixture
 def prepared(bootstrap_servers, topic, tmp_path):
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
@@ -75,6 +62,7 @@ def prepared(bootstrap_servers, topic, tmp_path):
             producer.send(topic, key=key.encode(), value=value)
         producer.flush()
     boxes_geojson(tmp_path / "senseboxes.geojson")
+    small_readings(tmp_path)
     env = {
         "PM25_TOPIC": topic,
         "PM25_ALERT_TOPIC": f"{topic}_alerts",
@@ -99,7 +87,7 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     assert "'duplicates': 1, 'late': 1" in printed
     assert "Send-to-alert latency: no reading was sent while this consumer ran." in printed  # all of it was backlog
 
-    published = read_all(bootstrap_servers, f"{topic}_alerts")
+    published = read_topic(bootstrap_servers, f"{topic}_alerts")
     assert [(record.key.decode(), json.loads(record.value)["event"]) for record in published] == [
         (BOX_A, "exceeded"),
         (BOX_A, "resolved"),
@@ -137,7 +125,7 @@ def test_a_rerun_in_the_same_group_rebuilds_state_without_publishing_alerts_agai
     first = (data_dir / "output" / "alerts.csv").read_text()
     execute_notebook("step_3_event_processing.ipynb", env)
     assert (data_dir / "output" / "alerts.csv").read_text() == first
-    assert len(read_all(bootstrap_servers, f"{topic}_alerts")) == 2
+    assert len(read_topic(bootstrap_servers, f"{topic}_alerts")) == 2
 
 
 def run_expecting_error(env) -> str:
@@ -156,6 +144,7 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     earlier = tmp_path / "output" / "alerts.csv"
     earlier.parent.mkdir()
     earlier.write_text("an earlier run's alerts\n")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     said = run_expecting_error(env)
@@ -175,6 +164,7 @@ def test_a_member_that_processed_no_reading_ends_well_and_says_so(bootstrap_serv
             producer.send(topic, key=BOX_A.encode(), value=b"this is not JSON", partition=number)
         producer.flush()
     boxes_geojson(tmp_path / "senseboxes.geojson")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # raises on a traceback
@@ -257,6 +247,7 @@ def other_member(bootstrap_servers, topic, walk):
 def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, tmp_path, walk, other_member):
     readings = walk
     (tmp_path / "senseboxes.geojson").write_text(stream_boxes_geojson(readings), encoding="utf-8")
+    small_readings(tmp_path)
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_CONSUMER_GROUP": other_member, "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
     notebook = execute_notebook("step_3_event_processing.ipynb", env)

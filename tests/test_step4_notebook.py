@@ -1,7 +1,10 @@
 """Step 4 run headless after steps 1-3 on the bundled recording: the Quix pipeline's alerts are step 3's, and
-an instance killed while its partitions still hold readings that decide alerts loses none of them."""
+an instance killed while its partitions still hold readings that decide alerts loses none of them.
+
+This is step 4's only run as committed (nbmake leaves it to this test, see conftest.py)."""
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,16 +12,14 @@ import pytest
 from tests.notebooks import execute_notebook, stream_text
 
 
-def test_step4_after_steps_1_to_3_raises_the_alerts_of_step3(topic, tmp_path):
-    env = {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path), "PM25_TOPIC": topic}
-    env["PM25_ALERT_TOPIC"] = f"{topic}_alerts"
-    for step in ("step_1_data_prep.ipynb", "step_2_producer.ipynb", "step_3_event_processing.ipynb"):
-        execute_notebook(step, env)
+def test_step4_after_steps_1_to_3_raises_the_alerts_of_step3(offline_chain):
+    env, _ = offline_chain
     printed = stream_text(execute_notebook("step_4_stream_processor.ipynb", env, timeout_s=900))
 
     keys = ["boxId", "event", "timestamp"]
-    step3 = pd.read_csv(tmp_path / "output" / "alerts.csv", dtype=str).sort_values(keys, ignore_index=True)
-    quix = pd.read_csv(tmp_path / "output" / "alerts_quix.csv", dtype=str).sort_values(keys, ignore_index=True)
+    output = Path(env["PM25_DATA_DIR"]) / "output"
+    step3 = pd.read_csv(output / "alerts.csv", dtype=str).sort_values(keys, ignore_index=True)
+    quix = pd.read_csv(output / "alerts_quix.csv", dtype=str).sort_values(keys, ignore_index=True)
     assert (step3.event == "exceeded").any()
     assert quix[keys].values.tolist() == step3[keys].values.tolist()
     assert quix["mean"].astype(float).tolist() == pytest.approx(step3["mean"].astype(float).tolist(), abs=1e-9)

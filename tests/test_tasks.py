@@ -1,5 +1,6 @@
 """The task mechanism: unanswered tasks fall back to the solution, wrong ones get their hint, and every
-notebook with tasks also runs with the solutions filled in (the committed run is nbmake's)."""
+notebook with tasks also runs with the solutions filled in (the committed runs are nbmake's, the demo's
+is here)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,20 @@ import nbformat
 import pytest
 
 from pm25 import tasks
+from pm25.readings import load_readings
 from pm25.tasks import WrongAnswer
 from tests import wrong_answers
-from tests.notebooks import SRC, learner_error, run, task_cells, with_answer, with_solutions
+from tests.faults.support import create_topic, produce
+from tests.notebooks import (
+    SRC,
+    learner_error,
+    run,
+    small_readings,
+    task_cells,
+    until_the_last_task_check,
+    with_answer,
+    with_solutions,
+)
 
 TESTS = Path(__file__).resolve().parent
 DEMO = TESTS / "tasks_demo.ipynb"
@@ -172,9 +184,22 @@ def test_every_task_cell_has_a_solution_and_starts_unanswered(path):
         assert re.search(r"(^|[\s=(,\[])\.\.\.", cell.source), f"{path.name}: task {name!r} is answered already"
 
 
+@pytest.fixture(scope="module")
+def solutions_env(bootstrap_servers, tmp_path_factory) -> dict[str, str]:
+    """A data folder and topics of the solution runs' own: step 3's checks need readings on its topic."""
+    data_dir = tmp_path_factory.mktemp("solutions")
+    readings = load_readings(small_readings(data_dir)).readings
+    topic = f"test_solutions_{data_dir.name}"
+    create_topic(bootstrap_servers, topic)
+    produce(bootstrap_servers, topic, readings[:30])
+    return {"PM25_DATA_DIR": str(data_dir), "PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts"}
+
+
 @pytest.mark.parametrize("path", with_tasks(NOTEBOOKS), ids=lambda path: path.name)
-def test_notebook_runs_with_the_solutions_filled_in(path):
-    notebook = run(with_solutions(nbformat.read(path, as_version=4)), path.parent, {})
+def test_notebook_runs_with_the_solutions_filled_in(path, solutions_env):
+    # Up to the last check: the cells after it are the committed notebook's, which nbmake runs.
+    notebook = run(until_the_last_task_check(with_solutions(nbformat.read(path, as_version=4))), path.parent,
+                   solutions_env)  # fmt: skip
     checks = [printed(cell) for cell in notebook.cells if "tasks.check(" in cell.source]
     assert len(checks) == len(task_cells(notebook))
     assert all(said.startswith("✅") for said in checks), checks

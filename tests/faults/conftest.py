@@ -1,10 +1,11 @@
-"""Figures of the fault suite, counted by the tests and printed once at the end of the session."""
+"""Figures of the fault suite, counted by the tests and printed once at the end of the session (conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import random
 import subprocess
+from dataclasses import asdict
 
 import pytest
 
@@ -46,7 +47,7 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if Figures() != FIGURES:
-        terminalreporter.write_sep("=", "fault suite figures")
-        terminalreporter.write_line(FIGURES.line())
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A pytest-xdist worker hands its figures to the controller, which prints them (conftest.py).
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fault_figures"] = asdict(FIGURES)

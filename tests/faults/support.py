@@ -23,7 +23,8 @@ import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.contract import Reading, encode
-from tests.notebooks import SRC, notebook_as_script
+from pm25.dataset import READINGS_FILE
+from tests.notebooks import SRC, notebook_as_script, small_readings
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 
@@ -42,12 +43,20 @@ class Figures:
     def line(self) -> str:
         return ", ".join(f"{field.name.replace('_', ' ')}: {getattr(self, field.name)}" for field in fields(self))
 
+    def add(self, counted: dict[str, int]) -> None:
+        """Add figures counted elsewhere (by a pytest-xdist worker, as asdict() of its Figures)."""
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + counted[field.name])
+
 
 FIGURES = Figures()
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.1):
-    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline."""
+    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline.
+
+    The tests' one wait helper: a test waits on a condition, never for a fixed time.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -105,9 +114,12 @@ def boxes_geojson(readings: list[Reading]) -> str:
 
 
 def data_folder(directory: Path, readings: list[Reading]) -> Path:
-    """`directory` (made if missing) as a data folder for step 3: with senseboxes.geojson of the stream's boxes."""
+    """`directory` (made if missing) as a data folder for step 3: with senseboxes.geojson of the stream's boxes,
+    and a small readings file of step 1 unless the test wrote one."""
     directory.mkdir(exist_ok=True)
     (directory / "senseboxes.geojson").write_text(boxes_geojson(readings), encoding="utf-8")
+    if not (directory / READINGS_FILE).exists():
+        small_readings(directory)
     return directory
 
 
@@ -139,19 +151,31 @@ def produce(bootstrap_servers: str, topic: str, readings: list[Reading]) -> None
     assert all(future.succeeded() for future in futures)
 
 
-def read_topic(bootstrap_servers: str, topic: str, quiet_s: float = 2.0) -> list:
-    """Every record of the topic, read from the start until nothing new came for `quiet_s`."""
+def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record of the topic, read from the start to each partition's high watermark.
+
+    The tests' one whole-topic reader. It waits for the records up to the end, not for a quiet spell, so a
+    slow machine makes it slower, never shorter. The end is the high watermark of the fetch answers: the
+    embedded broker's ListOffsets (`end_offsets`) answers the start of a partition's last batch instead.
+    """
     with KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False) as consumer:
-        partitions = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        numbers = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        consumer.assign(partitions)
         consumer.seek_to_beginning()
         records = []
-        for _ in range(10_000):  # bounded: one round per batch
-            batch = consumer.poll(timeout_ms=int(quiet_s * 1000))
-            if not batch:
-                return records
-            records += [record for part in batch.values() for record in part]
-        raise AssertionError(f"topic {topic} did not run dry")
+
+        def at_the_end() -> bool:
+            new = [record for batch in consumer.poll(timeout_ms=500).values() for record in batch]
+            records.extend(new)
+            ends = [consumer.highwater(partition) for partition in partitions]  # None until a fetch answered
+            return not new and all(
+                end is not None and consumer.position(partition) >= end
+                for partition, end in zip(partitions, ends, strict=True)
+            )
+
+        wait_until(at_the_end, timeout_s, f"{topic} read to its end", every_s=0)
+        return records
 
 
 def committed_total(bootstrap_servers: str, group: str, topic: str) -> int:

@@ -24,7 +24,7 @@ from tests.faults.support import (
 )
 from tests.notebooks import execute_notebook
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 # The clients exactly as the notebooks create them (step 2 cells 6 and 10, step 3 cell 6).
 PRODUCER_OPTIONS = dict(

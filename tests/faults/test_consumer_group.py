@@ -27,7 +27,7 @@ from tests.faults.support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 BOXES, STEPS = 24, 120  # 2,880 readings, every box at every step (so each member's stream time is the same)
 

@@ -24,7 +24,7 @@ from tests.faults.support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 BOXES, HOURS = 40, 150  # 6,000 readings: a dozen batches of poll(), so a kill lands mid-stream
 

@@ -31,7 +31,7 @@ from tests.faults.support import (
     read_topic,
 )
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 OFFSETS_CELL = "offsets = consuming.ProcessedOffsets("
 

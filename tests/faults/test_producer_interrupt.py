@@ -31,7 +31,7 @@ from tests.faults.support import (
 )
 from tests.notebooks import notebook_as_script
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 # bulk: 60,000 readings take 1.2 s to hand over at 50,000 msg/s (the embedded broker's ceiling with
 # step 2's batches), 2-3 s at the usual 20,000-30,000; replay: 720 readings 10 minutes apart, paced at

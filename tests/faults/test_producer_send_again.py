@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from pm25.broker import EmbeddedBroker
 from tests.faults.support import NotebookCells, data_folder, random_walk_stream, read_topic, readings_csv, wait_until
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 PRODUCER_CELL = "producer = KafkaProducer("
 SEND_CELL = "report = producing.DeliveryReport("

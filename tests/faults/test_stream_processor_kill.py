@@ -19,7 +19,7 @@ from pm25.stream_processor import (
 )
 from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 # 48 boxes, one reading every 5 minutes for 3 days: 41,472 readings, several seconds of work per instance.
 BOXES, STEPS, EVERY = 48, 3 * 24 * 12, timedelta(minutes=5)
