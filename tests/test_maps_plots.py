@@ -272,6 +272,18 @@ def test_rolling_mean_plot_marks_alerts_without_colour_and_puts_their_box_first(
     assert figure.axes[0].get_yticklabels()[0].get_text() == "senseBox 001"  # the longest in alert on top
 
 
+def test_rolling_mean_plot_marks_an_implausible_alert_otherwise(tmp_path):
+    alerts = alerts_of(("senseBox 001", "exceeded", 30), ("senseBox 002", "exceeded", 60))
+    alerts["plausible"] = pd.array([False, pd.NA], dtype="boolean")  # 002: no network, not judged
+    figure = plots.rolling_mean_plot(window_history(5), alerts, 15.0, 24, tmp_path / "plot.png")
+    marks = {mark.get_y(): (mark.get_hatch(), mark.get_linestyle()) for mark in figure.axes[0].patches}
+    names = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert marks[names.index("senseBox 001")] == ("xxx", "--")
+    assert marks[names.index("senseBox 002")] == ("///", "-")
+    assert "in alert, implausible (out of line with the network)" in [text.get_text() for text in
+                                                                        figure.legends[0].get_texts()]  # fmt: skip
+
+
 def test_readings_plot_tells_boxes_apart_without_colour():
     table = pd.DataFrame(
         [(f"Box {box}", T0 + timedelta(hours=hour), float(box + hour)) for box in range(10) for hour in range(12)],
