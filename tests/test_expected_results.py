@@ -104,3 +104,12 @@ def test_offline_step_3_alerts_are_stamped_with_the_full_hour_that_ends_their_wi
     alerts = pd.read_csv(output / "alerts.csv", dtype={"timestamp": str})
     assert len(alerts) == next(count for rule, _, count in expected_alerts() if rule.startswith("as given"))
     assert alerts["timestamp"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00Z").all(), alerts["timestamp"].tolist()
+
+
+def test_offline_step_3_reviews_its_alerts_as_the_teachers_guide_says(offline_run):
+    _, output = offline_run
+    reviewed = pd.read_csv(output / "alert_review.csv")
+    implausible = set(reviewed.loc[reviewed["plausible"] == False, "boxName"])  # noqa: E712 (read from CSV)
+    assert implausible == {"Berliner Allee", "airRohr-4889588"}
+    for name in implausible | set(reviewed["boxName"]):
+        assert name in expected_section()

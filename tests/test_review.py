@@ -108,3 +108,20 @@ def test_on_the_recording_the_two_uncalibrated_looking_boxes_are_implausible(rec
     assert plausible["Berliner Allee"] == plausible["airRohr-4889588"] == False  # noqa: E712 (read from CSV)
     assert any(plausible.values())  # the review does not simply reject every alert
     assert (table["hours"] >= table["out_of_line_hours"]).all()
+
+
+def test_another_citys_shape_a_stuck_sensor_is_alerted_then_found_implausible():
+    """Münster-like: ten boxes sending every 5 to 30 minutes, one stuck near 46 µg/m³ (as one in the Münster
+    sample is), one with only 4 readings, two days in January."""
+    readings = []
+    for number in range(8):
+        every = 5 + 3 * number  # minutes
+        readings += [reading(f"ms{number}", minute / 60, 8.0 + number % 3) for minute in range(0, 48 * 60, every)]
+    readings += [reading("stuck", minute / 60, 46.0 + (minute % 2) / 10) for minute in range(0, 48 * 60, 7)]
+    readings += [reading("nienberge", hour, 9.0) for hour in (1, 9, 17, 30)]
+    readings.sort(key=lambda r: r.timestamp)
+    detector = Detector()
+    alerts = [alert for alert in map(detector.process, readings) if alert]
+    assert [(a.box_id, a.event, a.timestamp) for a in alerts] == [("stuck", "exceeded", T0 + timedelta(hours=18))]
+    row = review.review_alerts(alerts, review.hourly_means(readings)).iloc[0]
+    assert (row["hours"], row["out_of_line_hours"], row["plausible"]) == (18, 18, False)
