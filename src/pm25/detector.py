@@ -18,6 +18,11 @@ The rule, per box, for each reading in arrival order:
   at or below it a "resolved" alert. With too few hours nothing is decided: the state stays. An
   alert's timestamp is H, the end of the window it is about (a full hour, UTC).
 
+The threshold defaults to 15 µg/m³, the WHO 2021 guideline *level* for a 24-hour mean. A rolling mean at one
+low-cost sensor is a screening indicator: not the WHO guideline itself (the 99th percentile of a year's daily
+means), not the EU limit (calendar days, 18 a year), not an official measurement. pm25.review checks each alert
+against the other boxes.
+
 Exact at ties: openSenseMap and the message contract carry two decimals, so each value is held as
 an integer number of hundredths of a µg/m³ and each hourly mean as the exact fraction sum/count, so
 a 24-hour mean of exactly 15.00 is never "exceeded", whatever the order of the readings.
