@@ -112,7 +112,7 @@ def rolling_mean_plot(
     history: pd.DataFrame, alerts: pd.DataFrame, threshold: float, window_hours: float, path: Path
 ) -> plt.Figure:
     """`history` has boxName, timestamp and mean (the box's window mean after each reading); `alerts` has
-    boxName, event and timestamp. Saved to `path` as a PNG, and returned."""
+    boxName, event and timestamp, and may have the review's plausible (pm25.review). Saved to `path` as a PNG."""
     history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True))
     means = hourly_window_means(history)
     plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge
