@@ -56,7 +56,7 @@ from statistics import fmean
 
 
 class WindowDetector:
-    """Per box: hourly means, their 24-hour mean, and an alert when the box changes state."""
+    """Per box: hourly means; once per closed hour, the 24-hour mean and an alert when the box changes state."""
 
     def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
         self.threshold, self.window_hours, self.min_hours = threshold, window_hours, min_hours
@@ -67,17 +67,24 @@ class WindowDetector:
         """Take one reading; return "exceeded" or "resolved" when its box changes state, else None."""
         hour = ...  # the reading's clock hour: its timestamp without minutes, seconds and microseconds
         buckets = self.hours[reading.box_id]
+        event = None
+        if buckets and ...:  # the box's first reading of a new hour: the hours before it are closed
+            event = self.decide(reading.box_id, buckets, hour)
         total, count = buckets.get(hour, (0.0, 0))
         buckets[hour] = (total + reading.value, count + 1)
+        return event
+
+    def decide(self, box_id, buckets, hour):
+        """Decide once, on the closed hours of the window that ends where `hour` begins."""
         for old in [h for h in buckets if ...]:  # the hours that have left the window
             del buckets[old]
         if ...:
             return None  # not enough hours with data: no new decision
         mean = ...  # the mean of the hourly means
-        if mean > self.threshold and reading.box_id not in self.exceeded:
-            self.exceeded.add(reading.box_id)
+        if mean > self.threshold and box_id not in self.exceeded:
+            self.exceeded.add(box_id)
             return "exceeded"
         if ...:  # back at or below the threshold after an "exceeded"
-            self.exceeded.discard(reading.box_id)
+            self.exceeded.discard(box_id)
             return "resolved"
         return None

@@ -53,7 +53,7 @@ from statistics import fmean
 
 
 class WindowDetector:
-    """Per box: hourly means, their 24-hour mean, and an alert when the box changes state."""
+    """Per box: hourly means; once per closed hour, the 24-hour mean and an alert when the box changes state."""
 
     def __init__(self, threshold=15.0, window_hours=24, min_hours=18):
         self.threshold, self.window_hours, self.min_hours = threshold, window_hours, min_hours
@@ -64,17 +64,24 @@ class WindowDetector:
         """Take one reading; return "exceeded" or "resolved" when its box changes state, else None."""
         hour = reading.timestamp.replace(minute=0, second=0, microsecond=0)
         buckets = self.hours[reading.box_id]
+        event = None
+        if buckets and hour > max(buckets):  # the box's first reading of a new hour: the hours before it are closed
+            event = self.decide(reading.box_id, buckets, hour)
         total, count = buckets.get(hour, (0.0, 0))
         buckets[hour] = (total + reading.value, count + 1)
-        for old in [h for h in buckets if h <= hour - timedelta(hours=self.window_hours)]:
+        return event
+
+    def decide(self, box_id, buckets, hour):
+        """Decide once, on the closed hours of the window that ends where `hour` begins."""
+        for old in [h for h in buckets if h < hour - timedelta(hours=self.window_hours)]:
             del buckets[old]  # this hour has left the window
         if len(buckets) < self.min_hours:
             return None  # not enough hours with data: no new decision
         mean = fmean(total / count for total, count in buckets.values())
-        if mean > self.threshold and reading.box_id not in self.exceeded:
-            self.exceeded.add(reading.box_id)
+        if mean > self.threshold and box_id not in self.exceeded:
+            self.exceeded.add(box_id)
             return "exceeded"
-        if mean <= self.threshold and reading.box_id in self.exceeded:
-            self.exceeded.discard(reading.box_id)
+        if mean <= self.threshold and box_id in self.exceeded:
+            self.exceeded.discard(box_id)
             return "resolved"
         return None

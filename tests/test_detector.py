@@ -1,4 +1,4 @@
-"""The 24-hour-mean alert rule of pm25.detector, pinned case by case and against an exact oracle."""
+"""The 24-hour-mean alert rule of pm25.detector, decided on closed hours: case by case and against an exact oracle."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def hourly(values, box: str = "a", start: int = 0, minute: int = 30) -> list[Sim
     return [reading(start + hour + minute / 60, value, box) for hour, value in enumerate(values)]
 
 
+def closed_hourly(values, box: str = "a") -> list[SimpleNamespace]:
+    """One reading per clock hour, then one at the start of the next hour, which closes the last."""
+    return [*hourly(values, box), reading(len(values), 0, box)]
+
+
 def feed(detector: Detector, readings) -> list[Alert]:
     return [alert for alert in map(detector.process, readings) if alert is not None]
 
@@ -45,37 +50,77 @@ def test_defaults_are_the_who_24_hour_mean_with_18_hours_coverage():
 
 def test_seventeen_hours_with_data_decide_nothing():
     detector = Detector()
-    assert feed(detector, hourly([40] * 17)) == []
+    assert feed(detector, closed_hourly([40] * 17)) == []
     assert detector.window("a") == (40, 17)
     assert detector.state("a") == "ok"
 
 
-def test_the_eighteenth_hour_with_data_decides():
-    alerts = feed(Detector(), hourly([40] * 18))
-    assert events(alerts) == [("a", "exceeded", 17.5)]
+def test_the_eighteenth_hour_decides_once_it_is_closed_at_the_start_of_the_next():
+    detector = Detector()
+    assert feed(detector, hourly([40] * 18)) == []  # hour 17 is still open: nothing is decided inside it
+    alerts = feed(detector, [reading(18.25, 0)])  # the first reading of hour 18 closes hour 17
+    assert events(alerts) == [("a", "exceeded", 18)]
     assert (alerts[0].mean, alerts[0].n_hours, alerts[0].threshold, alerts[0].window_hours) == (40, 18, 15.0, 24)
+
+
+@pytest.mark.parametrize(("missing", "decided"), [(7, False), (6, True)])
+def test_coverage_is_hours_with_data_anywhere_in_the_window_17_is_too_few_18_enough(missing, decided):
+    hours_with_data = [hour for hour in range(24) if hour % 3 != 1 or hour // 3 >= missing]  # gaps spread out
+    assert len(hours_with_data) == 24 - missing
+    detector = Detector()
+    alerts = feed(detector, [reading(hour + 0.5, 40) for hour in hours_with_data] + [reading(24.1, 0)])
+    assert events(alerts) == ([("a", "exceeded", 24)] if decided else [])
+    assert detector.window("a") == (40, 24 - missing)
 
 
 def test_an_hour_with_many_readings_counts_once():
     # 17 hours at 10, then one hour with 60 readings at 100: the mean of hourly means is
     # (17 * 10 + 100) / 18 = 15.0 (not exceeded), while the mean of the readings would be ~75.
-    readings = hourly([10] * 17) + [reading(17 + minute / 60, 100) for minute in range(60)]
+    readings = hourly([10] * 17) + [reading(17 + minute / 60, 100) for minute in range(60)] + [reading(18.5, 0)]
     detector = Detector()
     assert feed(detector, readings) == []
     assert detector.window("a") == (15.0, 18)
 
 
 def test_readings_of_one_hour_are_averaged_before_the_hours_are():
-    readings = [*hourly([15] * 17), reading(17.1, 10), reading(17.2, 20), reading(17.3, 30)]
-    detector = Detector()
-    alerts = feed(detector, readings)
-    assert events(alerts) == [("a", "exceeded", 17.3)]  # the hour's mean goes 10, 15 (a tie), 20
+    readings = [*hourly([15] * 17), reading(17.1, 10), reading(17.2, 20), reading(17.3, 30), reading(18.1, 0)]
+    alerts = feed(Detector(), readings)
+    assert events(alerts) == [("a", "exceeded", 18)]  # hour 17's mean is 20, whatever it was on the way
     assert alerts[0].mean == pytest.approx((15 * 17 + 20) / 18)
+
+
+def test_a_running_mean_that_crosses_the_threshold_inside_an_hour_decides_nothing_there():
+    # Hour 17 swings: its running mean goes 30, 15, 20, 15, 18, 15 (the old rule flapped on it).
+    inside = [reading(17 + minute / 60, value) for minute, value in zip(range(0, 60, 10), [30, 0] * 3, strict=True)]
+    detector = Detector()
+    decided = [(r.timestamp, detector.process(r)) for r in [*hourly([15] * 17), *inside, reading(18, 0)]]
+    assert [alert for _, alert in decided if alert] == []  # hour 17's mean is 15.00: no alert, also not on the way
+    assert detector.window("a") == (15, 18)
+
+
+def test_one_decision_per_closed_hour_on_the_first_reading_of_the_next():
+    # A 1-hour window: each hour is decided alone, once, when the next one begins.
+    detector = Detector(window_hours=1, min_hours=1)
+    stream = [reading(hour + minute / 60, value) for hour, value in enumerate([30, 0, 30, 0]) for minute in (5, 25, 45)]
+    decided = [(r.timestamp, alert) for r in [*stream, reading(4, 0)] if (alert := detector.process(r))]
+    assert [(moment - T0, alert.event) for moment, alert in decided] == [
+        (timedelta(hours=1, minutes=5), "exceeded"),
+        (timedelta(hours=2, minutes=5), "resolved"),
+        (timedelta(hours=3, minutes=5), "exceeded"),
+        (timedelta(hours=4), "resolved"),
+    ]
+    assert [alert.timestamp - T0 for _, alert in decided] == [timedelta(hours=hour) for hour in (1, 2, 3, 4)]
+
+
+def test_the_alert_timestamp_is_the_full_utc_hour_that_ends_the_window():
+    alert = feed(Detector(), [*hourly([40] * 18, minute=59), reading(18 + 59 / 60, 0)])[0]
+    assert alert.timestamp == datetime(2023, 2, 26, 18, tzinfo=UTC)
+    assert alert.as_dict()["timestamp"] == "2023-02-26T18:00:00Z"
 
 
 def test_mean_exactly_at_threshold_is_not_exceeded():
     detector = Detector()
-    assert feed(detector, hourly([10, 20] * 9)) == []
+    assert feed(detector, closed_hourly([10, 20] * 9)) == []
     assert detector.window("a") == (15.0, 18)
 
 
@@ -85,7 +130,7 @@ def test_tie_that_float_summation_gets_wrong_is_not_exceeded():
     values.append(10.0)
     assert sum(values) / 18 > 15  # a plain float sum would say so
     detector = Detector()
-    assert feed(detector, hourly(values)) == []
+    assert feed(detector, closed_hourly(values)) == []
     assert detector.window("a") == (15.0, 18)
 
 
@@ -101,7 +146,7 @@ def test_mean_above_threshold_by_less_than_a_float_can_show_is_exceeded():
     singles = [1500] * 9
     singles[0] -= int(whole_part) - 1500 * len(counts)
     hours = [[total] for total in singles]
-    for total, count in zip(sums, counts, strict=True):  # ascending: the last hour's mean rises to its end
+    for total, count in zip(sums, counts, strict=True):
         hours.append([total // count] * (count - total % count) + [total // count + 1] * (total % count))
     stream = [
         reading(h + (i + 0.5) / len(values), v / 100) for h, values in enumerate(hours) for i, v in enumerate(values)
@@ -112,12 +157,12 @@ def test_mean_above_threshold_by_less_than_a_float_can_show_is_exceeded():
         by_hour.setdefault((r.timestamp - T0) // timedelta(hours=1), []).append(Fraction(str(r.value)))
     exact = sum(sum(values) / len(values) for values in by_hour.values()) / len(by_hour)
     assert exact > 15 and float(exact) == 15.0  # above 15, by less than the nearest float can show
-    alerts = feed(Detector(), stream)
-    assert [(a.event, a.timestamp) for a in alerts] == [("exceeded", stream[-1].timestamp)]
+    alerts = feed(Detector(), [*stream, reading(18.5, 0)])
+    assert events(alerts) == [("a", "exceeded", 18)]
 
 
 def test_one_hundredth_above_threshold_is_exceeded():
-    alerts = feed(Detector(), hourly([15] * 17 + [15.18]))  # mean 15.01
+    alerts = feed(Detector(), closed_hourly([15] * 17 + [15.18]))  # mean 15.01
     assert [a.event for a in alerts] == ["exceeded"]
 
 
@@ -125,18 +170,16 @@ def test_one_hundredth_above_threshold_is_exceeded():
 def test_mean_exactly_at_a_decimal_threshold_is_not_exceeded(threshold):
     # 15.1 as a float is 15.0999999999999996447...: a mean of exactly 15.10 is not above the 15.1 meant.
     detector = Detector(threshold=threshold, min_hours=1)
-    assert feed(detector, [reading(0.5, threshold)]) == []
-    assert [a.event for a in feed(detector, [reading(0.6, threshold + 0.02)])] == ["exceeded"]  # mean + 0.01
+    assert feed(detector, [reading(0.5, threshold), reading(1.5, threshold + 0.01)]) == []
+    assert [a.event for a in feed(detector, [reading(2.5, 0)])] == ["exceeded"]  # hour 1: threshold + 0.01
 
 
 def test_detector_resolves_when_a_covered_mean_is_back_at_threshold():
     detector = Detector()
     alerts = feed(detector, hourly([30] * 18))
-    assert detector.state("a") == "exceeded"
-    # hours 18..35 at 0: the mean of hours 12..35 is (6 * 30) / 24 = 7.5 at hour 35; at hour 23 it is
-    # (18 * 30) / 24 = 22.5; it reaches 15 at hour 29: (12 * 30 + 12 * 0) / 24.
+    # hours 18..35 at 0: the window before hour 30 (hours 6..29) holds 12 hours of 30 and 12 of 0: 15.
     alerts += feed(detector, hourly([0] * 18, start=18))
-    assert events(alerts) == [("a", "exceeded", 17.5), ("a", "resolved", 29.5)]
+    assert events(alerts) == [("a", "exceeded", 18), ("a", "resolved", 30)]
     assert (alerts[1].mean, alerts[1].n_hours) == (15.0, 24)
     assert detector.state("a") == "ok"
 
@@ -144,7 +187,7 @@ def test_detector_resolves_when_a_covered_mean_is_back_at_threshold():
 def test_detector_does_not_reemit_while_exceeded():
     detector = Detector()
     alerts = feed(detector, hourly([40] * 100))
-    assert events(alerts) == [("a", "exceeded", 17.5)]
+    assert events(alerts) == [("a", "exceeded", 18)]
 
 
 def test_detector_can_exceed_again_after_resolving():
@@ -153,45 +196,56 @@ def test_detector_can_exceed_again_after_resolving():
     assert [a.event for a in alerts] == ["exceeded", "resolved", "exceeded"]
 
 
-def test_an_hour_24_hours_older_has_left_the_window():
+def test_an_hour_more_than_24_hours_before_the_decision_has_left_the_window():
     detector = Detector(min_hours=1)
-    feed(detector, [reading(0.5, 100), reading(24.0, 10)])  # hour 0 and hour 24: 25 clock hours apart
+    alerts = feed(detector, [reading(0.5, 100), reading(24.5, 10)])  # the window before hour 24 is hours 0..23
+    alerts += feed(detector, [reading(25.0, 10)])  # the one before hour 25, hours 1..24, holds hour 24 alone
+    assert [(event, hours, alert.mean) for alert, (_, event, hours) in zip(alerts, events(alerts), strict=True)] == [
+        ("exceeded", 24, 100), ("resolved", 25, 10)
+    ]  # fmt: skip
     assert detector.window("a") == (10, 1)
-    feed(detector, [reading(24.5, 30)])
-    assert detector.window("a") == (20, 1)  # same clock hour: (10 + 30) / 2
 
 
-def test_the_window_holds_the_last_24_clock_hours_including_the_readings_hour():
+def test_the_window_holds_the_24_clock_hours_before_the_open_one():
     detector = Detector(min_hours=1)
-    feed(detector, [reading(0.99, 100), reading(23.01, 10)])  # hours 0 and 23: both in the window
+    feed(detector, [reading(0.01, 100), reading(23.99, 10), reading(24.0, 1000 / 3)])  # hours 0 and 23
     assert detector.window("a") == (55, 2)
 
 
 def test_a_box_that_pauses_for_a_day_keeps_its_state_until_it_has_18_hours_again():
     detector = Detector()
     alerts = feed(detector, hourly([40] * 24))
-    after_pause = hourly([0] * 18, start=24 + 30)  # back 30 hours later, clean
-    alerts += feed(detector, after_pause[:17])
-    assert detector.window("a") == (0, 17)
+    after_pause = hourly([0] * 18, start=24 + 30)  # back 30 hours later, clean: hours 54..71
+    alerts += feed(detector, after_pause)
+    assert detector.window("a") == (0, 17)  # hours 54..70 are closed, hour 71 is still open
     assert detector.state("a") == "exceeded"  # not enough data: no new decision
-    alerts += feed(detector, after_pause[17:])
-    assert events(alerts) == [("a", "exceeded", 17.5), ("a", "resolved", 54 + 17.5)]
+    alerts += feed(detector, [reading(72, 0)])
+    assert events(alerts) == [("a", "exceeded", 18), ("a", "resolved", 72)]
 
 
 def test_duplicate_timestamp_is_counted_and_ignored():
     detector = Detector(min_hours=1)
     feed(detector, [reading(0, 10), reading(0.5, 12), reading(0.5, 900)])
-    assert detector.window("a") == (11, 1)
+    assert detector.provisional("a") == (11, 1)
     assert detector.counts == {"processed": 2, "invalid": 0, "saturated": 0, "duplicates": 1, "late": 0}
     assert detector.last_accepted is False
 
 
-def test_late_reading_is_counted_and_ignored():
+def test_late_reading_for_a_closed_hour_is_counted_and_ignored():
     detector = Detector(min_hours=1)
     alerts = feed(detector, [reading(0, 10), reading(2, 10), reading(1, 100), reading(3, 10)])
-    assert alerts == []
-    assert detector.window("a") == (10, 3)
+    assert alerts == []  # hour 1 was closed (empty) when its reading came: the decisions stay as they were
+    assert detector.window("a") == (10, 2)
     assert detector.counts == {"processed": 3, "invalid": 0, "saturated": 0, "duplicates": 0, "late": 1}
+
+
+def test_the_provisional_window_includes_the_open_hour_and_is_not_a_decision():
+    detector = Detector(window_hours=2, min_hours=1)
+    feed(detector, [reading(0.5, 10), reading(1.5, 30), reading(1.75, 50)])
+    assert detector.window("a") == (10, 1)  # decided at 01:00 on hour 0
+    assert detector.provisional("a") == (25, 2)  # hours 0 and 1, hour 1 so far: (10 + 40) / 2
+    assert detector.state("a") == "ok"
+    assert math.isnan(detector.provisional("unknown")[0])
 
 
 def test_last_accepted_tells_whether_the_reading_entered_the_window():
@@ -208,7 +262,7 @@ def test_saturated_values_are_counted_with_their_reason(value):
     detector = Detector()
     feed(detector, [reading(0, 20), reading(1, value)])
     assert detector.counts == {"processed": 1, "invalid": 0, "saturated": 1, "duplicates": 0, "late": 0}
-    assert detector.window("a") == (20, 1)
+    assert detector.provisional("a") == (20, 1)
     assert SATURATED == "sensor saturated"
 
 
@@ -216,7 +270,7 @@ def test_saturated_values_are_counted_with_their_reason(value):
 def test_invalid_values_are_counted_and_leave_window_untouched(value):
     detector = Detector()
     feed(detector, [reading(0, 20), reading(1, value)])
-    assert detector.window("a") == (20, 1)
+    assert detector.provisional("a") == (20, 1)
     assert detector.counts == {"processed": 1, "invalid": 1, "saturated": 0, "duplicates": 0, "late": 0}
 
 
@@ -238,9 +292,9 @@ def test_boxes_interleaved_keep_independent_windows_and_states():
     detector = Detector(min_hours=2)
     stream = [r for pair in zip(hourly([40, 40, 1], "a"), hourly([1, 1, 40], "b"), strict=True) for r in pair]
     alerts = feed(detector, stream)
-    assert events(alerts) == [("a", "exceeded", 1.5)]
-    assert detector.window("a") == (pytest.approx(27), 3)
-    assert detector.window("b") == (14, 3)
+    assert events(alerts) == [("a", "exceeded", 2)]
+    assert detector.window("a") == (40, 2)
+    assert detector.window("b") == (1, 2)
     # Each box is judged by its own clock: b's newest again is a duplicate, b's hour 1 again is late.
     detector.process(reading(2.5, 40, "b"))
     detector.process(reading(1.5, 1, "b"))
@@ -254,7 +308,7 @@ def test_forget_drops_a_boxs_window_and_state():
     detector.forget(["a", "unknown"])
     assert detector.box_ids() == ["b"]
     assert math.isnan(detector.window("a")[0]) and detector.state("a") == "ok"
-    assert events(feed(detector, hourly([40], "a", start=1))) == [("a", "exceeded", 1.5)]  # starts afresh
+    assert events(feed(detector, hourly([40, 40], "a", start=1))) == [("a", "exceeded", 2)]  # starts afresh
 
 
 @pytest.mark.parametrize(
@@ -264,7 +318,7 @@ def test_forget_drops_a_boxs_window_and_state():
         ({"threshold": 5.0}, [10] * 18, ["exceeded"]),
         ({"min_hours": 20}, [20] * 19, []),
         ({"min_hours": 1}, [20], ["exceeded"]),
-        # hours 0..3, 2-hour window: (100, 0) -> 50, then (0, 0) -> 0
+        # hours 0..3, 2-hour window: before hour 2 (100, 0) -> 50, before hour 3 (0, 0) -> 0
         ({"window_hours": 2, "min_hours": 2}, [100, 0, 0, 0], ["exceeded", "resolved"]),
         ({"window_hours": 72, "min_hours": 54}, [20] * 53, []),
         ({"window_hours": 72, "min_hours": 54}, [20] * 54, ["exceeded"]),
@@ -272,7 +326,7 @@ def test_forget_drops_a_boxs_window_and_state():
 )
 def test_parameters_threshold_window_and_min_hours_are_respected(parameters, values, expected):
     detector = Detector(**parameters)
-    alerts = feed(detector, hourly(values))
+    alerts = feed(detector, closed_hourly(values))
     assert [a.event for a in alerts] == expected
     for alert in alerts:
         assert (alert.threshold, alert.window_hours) == (detector.threshold, detector.window_hours)
@@ -309,8 +363,8 @@ def test_unknown_box_has_empty_window_and_ok_state():
 
 
 def test_alert_names_the_box_by_its_latest_name():
-    readings = hourly([20] * 18)
-    readings[-1].box_name = "New"
+    readings = closed_hourly([20] * 18)
+    readings[-1].box_name = "New"  # the reading that closes the window
     assert feed(Detector(), readings)[0].box_name == "New"
 
 
@@ -339,14 +393,15 @@ def test_naive_last_rows_alert_averages_rows_however_far_apart():
     assert naive[0].mean == 20
     assert (naive[0].window_hours, naive[0].n_hours) == (240, 3)  # the time and clock hours the rows spanned
     # In event time, hour 240 is clean: the old readings left the window long ago.
-    assert events(feed(Detector(min_hours=1), stream)) == [("a", "exceeded", 0), ("a", "resolved", 240)]
+    later = [*stream, reading(241, 0)]
+    assert events(feed(Detector(min_hours=1), later)) == [("a", "exceeded", 1), ("a", "resolved", 241)]
 
 
 def test_naive_last_rows_alert_fires_on_a_few_minutes_of_raw_readings():
     stream = hourly([5] * 18) + [reading(18 + minute / 60, value) for minute, value in enumerate([5, 5, 50])]
     naive = naive_last_rows_alerts(stream)
     assert [(a.event, a.n_hours, a.window_hours) for a in naive] == [("exceeded", 1, 2 / 60)]
-    assert feed(Detector(), stream) == []  # hour 18's mean is 20: (18 * 5 + 20) / 19 = 5.8
+    assert feed(Detector(), [*stream, reading(19, 5)]) == []  # hour 18's mean is 20: (23 * 5 + 20) / 24 = 5.6
 
 
 def test_naive_last_rows_alert_counts_saturated_and_duplicate_rows():
@@ -365,7 +420,8 @@ def test_naive_last_rows_alert_resolves_and_respects_rows_and_threshold():
 
 
 def oracle(stream, threshold, window_hours, min_hours):
-    """Keeps every accepted reading as an exact decimal; recomputes each window from scratch."""
+    """Keeps every accepted reading as an exact decimal; at a box's first reading of a new clock hour H,
+    recomputes the window of hours H - window_hours ... H - 1 from scratch."""
     accepted: dict[str, list] = {}
     state: dict[str, str] = {}
     alerts, counts = [], {"saturated": 0, "skipped": 0}
@@ -378,24 +434,28 @@ def oracle(stream, threshold, window_hours, min_hours):
         if seen and r.timestamp <= seen[-1][0]:
             counts["skipped"] += 1
             continue
-        seen.append((r.timestamp, Fraction(str(r.value))))
         hour = (r.timestamp - T0) // timedelta(hours=1)
+        decide = seen and hour > (seen[-1][0] - T0) // timedelta(hours=1)
+        seen.append((r.timestamp, Fraction(str(r.value))))
+        if not decide:
+            continue
         by_hour: dict[int, list] = {}
-        for moment, value in seen:
+        for moment, value in seen[:-1]:
             h = (moment - T0) // timedelta(hours=1)
-            if hour - window_hours < h <= hour:
+            if hour - window_hours <= h < hour:
                 by_hour.setdefault(h, []).append(value)
         means = [sum(values) / len(values) for values in by_hour.values()]
         if len(means) < min_hours:
             continue
         mean = sum(means) / len(means)
         current = state.get(r.box_id, "ok")
+        end = T0 + timedelta(hours=hour)
         if current == "ok" and mean > threshold:
             state[r.box_id] = "exceeded"
-            alerts.append((r.box_id, "exceeded", r.timestamp, len(means), mean))
+            alerts.append((r.box_id, "exceeded", end, len(means), mean))
         elif current == "exceeded" and mean <= threshold:
             state[r.box_id] = "ok"
-            alerts.append((r.box_id, "resolved", r.timestamp, len(means), mean))
+            alerts.append((r.box_id, "resolved", end, len(means), mean))
     return alerts, counts
 
 
@@ -432,6 +492,6 @@ def test_detector_agrees_with_exact_oracle(stream, threshold, window_hours, min_
 @given(st.lists(st.sampled_from([14.0, 14.5, 15.0, 15.5, 16.0, 13.99, 16.01]), min_size=18, max_size=18))
 def test_ties_are_decided_exactly_in_the_default_rule(hour_values):
     # Many streams whose 24-hour mean is exactly 15.00: never "exceeded", whatever the order.
-    alerts = feed(Detector(), hourly(hour_values))
+    alerts = feed(Detector(), closed_hourly(hour_values))
     exact = sum(Fraction(str(v)) for v in hour_values) / 18
     assert bool(alerts) == (exact > 15)

@@ -91,3 +91,19 @@ def test_offline_step_3_writes_the_daily_table_of_the_teachers_guide(offline_run
     daily = pd.read_csv(output / "daily_means.csv")
     valid_days, boxes, above_who = expected_daily()
     assert (len(daily), daily["boxId"].nunique(), int(daily["above_who"].sum())) == (valid_days, boxes, above_who)
+
+
+def test_offline_step_3_alerts_are_stamped_with_the_full_hour_that_ends_their_window(offline_run):
+    _, output = offline_run
+    alerts = pd.read_csv(output / "alerts.csv", dtype={"timestamp": str})
+    assert len(alerts) == next(count for rule, _, count in expected_alerts() if rule.startswith("as given"))
+    assert alerts["timestamp"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00Z").all(), alerts["timestamp"].tolist()
+
+
+def test_offline_step_3_reviews_its_alerts_as_the_teachers_guide_says(offline_run):
+    _, output = offline_run
+    reviewed = pd.read_csv(output / "alert_review.csv")
+    implausible = set(reviewed.loc[reviewed["plausible"] == False, "boxName"])  # noqa: E712 (read from CSV)
+    assert implausible == {"Berliner Allee", "airRohr-4889588"}
+    for name in implausible | set(reviewed["boxName"]):
+        assert name in expected_section()

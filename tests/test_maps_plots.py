@@ -86,6 +86,7 @@ def test_status_map_shows_box_names_as_text_not_html(tmp_path):
     html = (tmp_path / "map.html").read_text()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "`" not in html.split("L.map(", 1)[1]  # no text in a JavaScript template literal, where ${...} would run
 
 
 @pytest.mark.parametrize("window_hours", [24, 72])
@@ -100,6 +101,30 @@ def test_saved_status_map_shows_the_window_and_marks_alerts_with_a_ring(tmp_path
     assert f"{window_hours} h mean PM2.5" in html and f"{window_hours} h mean: 40.0" in html
     assert maps.level_colour(40) in html
     assert '"weight": 4' in html and "alert (exceeded)" in html  # the ring, and its legend entry
+
+
+def test_saved_status_map_is_a_folium_page_whose_legend_names_the_who_interim_targets(tmp_path):
+    html = saved_status_map(tmp_path / "map.html").page
+    assert 'class="folium-map"' in html
+    assert "interim target 4" in html and "WHO 2021 guideline level and interim targets" in html
+
+
+def test_saved_status_map_marks_an_implausible_alert_with_a_dashed_ring(tmp_path):
+    detector, status = Detector(), StatusTracker()
+    for r in readings([40] * 20):
+        detector.process(r)
+        status.update(r)
+    table = status.table([], detector)
+    review = pd.DataFrame({"boxId": [BOX], "timestamp": ["2023-02-26T18:00:00Z"], "event": ["exceeded"],
+                           "plausible": pd.array([False], dtype="boolean")})  # fmt: skip
+    plain = maps.status_map(table, tmp_path / "plain.html").page
+    doubted = maps.status_map(table, tmp_path / "doubted.html", review=review).page
+    dashed = f'"dashArray": "{maps.IMPLAUSIBLE_OUTLINE["dashArray"]}"'
+    assert dashed not in plain and "implausible" not in plain
+    assert dashed in doubted and '"weight": 4' in doubted
+    assert "alert, implausible (out of line with the network)" in doubted  # its legend entry
+    plausible = review.assign(plausible=pd.array([True], dtype="boolean"))
+    assert dashed not in maps.status_map(table, tmp_path / "trusted.html", review=plausible).page
 
 
 @pytest.mark.parametrize("window_hours", [24, 72])
@@ -245,6 +270,18 @@ def test_rolling_mean_plot_marks_alerts_without_colour_and_puts_their_box_first(
         ("senseBox 002", T0 + timedelta(hours=60), plot_end),  # still in alert at the end
     ]
     assert figure.axes[0].get_yticklabels()[0].get_text() == "senseBox 001"  # the longest in alert on top
+
+
+def test_rolling_mean_plot_marks_an_implausible_alert_otherwise(tmp_path):
+    alerts = alerts_of(("senseBox 001", "exceeded", 30), ("senseBox 002", "exceeded", 60))
+    alerts["plausible"] = pd.array([False, pd.NA], dtype="boolean")  # 002: no network, not judged
+    figure = plots.rolling_mean_plot(window_history(5), alerts, 15.0, 24, tmp_path / "plot.png")
+    marks = {mark.get_y(): (mark.get_hatch(), mark.get_linestyle()) for mark in figure.axes[0].patches}
+    names = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert marks[names.index("senseBox 001")] == ("xxx", "--")
+    assert marks[names.index("senseBox 002")] == ("///", "-")
+    assert "in alert, implausible (out of line with the network)" in [text.get_text() for text in
+                                                                        figure.legends[0].get_texts()]  # fmt: skip
 
 
 def test_readings_plot_tells_boxes_apart_without_colour():

@@ -202,7 +202,8 @@ def hourly(values, start: datetime = T0) -> list[SimpleNamespace]:
 @needs_24_hour_detector
 def test_rule_question_hourly_means_answer_is_the_detectors_mean(questions):
     busy_hour = [reading(T0 + timedelta(minutes=2 * n), 30.0) for n in range(24)]
-    detector, alerts = run(busy_hour + hourly([10.0] * 19, start=T0 + timedelta(hours=1)))
+    closing = reading(T0 + timedelta(hours=20), 10.0)  # the first reading of hour 20 closes hours 0..19
+    detector, alerts = run([*busy_hour, *hourly([10.0] * 19, start=T0 + timedelta(hours=1)), closing])
     mean, n_hours = detector.window("box")
     question = by_id(questions, "rule-hourly-means")
     assert (n_hours, alerts) == (20, [])
@@ -219,7 +220,7 @@ def test_rule_question_twelve_hours_is_no_decision(questions):
 
 @needs_24_hour_detector
 def test_rule_question_a_mean_of_exactly_15_resolves(questions):
-    _detector, alerts = run(hourly([20.0] * 18 + [0.0] * 6))  # (18 x 20 + 6 x 0) / 24 = 15
+    _detector, alerts = run(hourly([20.0] * 18 + [0.0] * 7))  # before hour 24: (18 x 20 + 6 x 0) / 24 = 15
     question = by_id(questions, "rule-threshold-tie")
     assert [(a.event, round(a.mean, 2)) for a in alerts] == [("exceeded", 20.0), ("resolved", 15.0)]
     assert question.option(question.answer[0]).text.startswith("resolved")
@@ -227,12 +228,14 @@ def test_rule_question_a_mean_of_exactly_15_resolves(questions):
 
 @needs_24_hour_detector
 def test_window_question_clock_hours_are_the_detectors_window(questions):
-    """At 27 Feb 14:20 the hour 26 Feb 14:00 has left the window and 26 Feb 15:00 is in it."""
-    start = datetime(2023, 2, 26, 14, tzinfo=UTC)
-    detector, _alerts = run(hourly([100.0] + [10.0] * 24, start=start))
+    """At 27 Feb 14:20, the box's first reading of that hour, the hour 26 Feb 13:00 has left the window and
+    26 Feb 14:00 is in it."""
+    start = datetime(2023, 2, 26, 13, tzinfo=UTC)
+    at_14_20 = reading(datetime(2023, 2, 27, 14, 20, tzinfo=UTC), 1.0)
+    detector, _alerts = run([*hourly([100.0] + [10.0] * 24, start=start), at_14_20])
     question = by_id(questions, "window-clock-hours")
     assert detector.window("box") == (pytest.approx(10.0), 24)
-    assert "26 February 15:00 up to 27 February 15:00" in question.option(question.answer[0]).text
+    assert "26 February 14:00 up to 27 February 14:00" in question.option(question.answer[0]).text
 
 
 def test_event_time_question_measures_and_delivers_in_different_clock_hours(questions):

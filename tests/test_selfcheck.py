@@ -63,32 +63,37 @@ def test_a_mistake_without_a_hint_of_its_own_is_shown_its_first_differing_alert(
 
 # Each typical mistake and what its hint must say with the default settings: the mistake, on which hand-made box.
 HINTS_WITH_THE_DEFAULTS = {
+    "DECIDES_INSIDE_THE_HOUR": [  # the rule before issue 24: it decided on the open hour too
+        'one reading of 30 µg/m³ in each hour, yours says "exceeded" at reading 18 (17:00), while its hour is still '
+        "open; Detector says it at reading 19 (18:00)",
+        "Decide only when a reading's hour is newer than every hour of its box",
+    ],
     "NEVER_RESOLVES": [  # the recording has no "resolved" alert at all: only a hand-made box shows this
         'Yours never says "resolved". On a hand-made box with one reading of 30 µg/m³ in each of 24 hours',
-        'Detector says "resolved" at reading 40, when the 24-hour mean is back at or below 15 µg/m³',
+        'Detector says "resolved" at reading 41, when the 24-hour mean is back at or below 15 µg/m³',
     ],
     "WINDOW_OF_25_HOURS": [
-        "yours says it only at reading 41: your window still counts hours that have left it",
-        "drop every hour 24 or more hours before the reading's hour",
+        "yours says it only at reading 42: your window still counts hours that have left it",
+        "drop every hour more than 24 hours before H",
     ],
     "EXCEEDED_AT_THRESHOLD": [
-        'mean is exactly 15 µg/m³ at reading 18, Detector gives no alert, yours gives "exceeded"',
+        'mean is exactly 15 µg/m³ at reading 19, Detector gives no alert, yours gives "exceeded"',
         "(mean > threshold)",
     ],
     "RESOLVED_ONLY_BELOW": [
-        'mean is exactly 15 µg/m³ at reading 25, Detector gives "resolved", yours gives no alert',
+        'mean is exactly 15 µg/m³ at reading 27, Detector gives "resolved", yours gives no alert',
         "(mean <= threshold)",
     ],
     "COUNTS_READINGS": [
-        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 18',
+        '60 readings of 30 µg/m³, all in one hour, then one in the next hour, yours says "exceeded" at reading 61',
         "count the hours with data (not the readings)",
     ],
     "HOUR_NOT_TRUNCATED": [
-        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 18',
+        '60 readings of 30 µg/m³, all in one hour, then one in the next hour, yours says "exceeded" at reading 19',
         "Is your `hour` the clock hour, the timestamp without minutes, seconds and microseconds?",
     ],
     "LAST_THREE_ROWS": [
-        '60 readings of 30 µg/m³, all in one hour, yours says "exceeded" at reading 1',
+        '60 readings of 30 µg/m³, all in one hour, then one in the next hour, yours says "exceeded" at reading 1',
         "count the hours with data (not the readings)",
     ],
     "MEAN_OF_ALL_VALUES": [  # the recording's alerts agree with it: only a hand-made box shows this
@@ -109,6 +114,7 @@ def test_each_typical_mistake_gets_its_own_hint(berlin_stream, wrong_answer):
 
 OTHER_SETTINGS = [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)]
 HINTS = {
+    "DECIDES_INSIDE_THE_HOUR": "while its hour is still open",
     "NEVER_RESOLVES": 'Yours never says "resolved"',
     "WINDOW_OF_25_HOURS": "your window still counts hours that have left it",
     "EXCEEDED_AT_THRESHOLD": "The threshold itself is not exceeded",
@@ -134,8 +140,8 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
 
 @pytest.mark.parametrize(
     ("threshold", "window_hours", "min_hours", "boxes"),
-    [(15.0, 24, 18, 4), (25.0, 72, 54, 4), (15.0, 3, 1, 3), (0.5, 24, 18, 4),
-     (12.3, 24, 18, 3), (33.33, 168, 126, 3)],  # no exact tie in floats: no box at the threshold
+    [(15.0, 24, 18, 5), (25.0, 72, 54, 5), (15.0, 3, 1, 4), (0.5, 24, 18, 5),
+     (12.3, 24, 18, 4), (33.33, 168, 126, 4)],  # no exact tie in floats: no box at the threshold
 )  # fmt: skip
 def test_the_solution_passes_every_hand_made_box_with_other_settings(threshold, window_hours, min_hours, boxes):
     said = selfcheck.window_detector_check([], threshold, window_hours, min_hours)(SOLUTION)

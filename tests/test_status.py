@@ -172,8 +172,10 @@ def test_out_of_order_and_repeated_readings_are_ignored():
     assert row(table, "a")["last_seen"] == T0 + timedelta(hours=5)
 
 
-def test_detector_adds_its_window_mean_hours_and_alert_state():
-    readings = [reading(hour, 10 if hour % 2 else 20, "a") for hour in range(18)] + [reading(0, 30, "c")]
+def test_detector_adds_its_decided_window_mean_hours_and_alert_state():
+    # Box a's hour 18 is open: the table shows the window decided when it began, hours 0..17.
+    readings = [reading(hour, 10 if hour % 2 else 20, "a") for hour in range(19)]
+    readings += [reading(0, 30, "c"), reading(1, 0, "c")]
     detector = Detector()
     for r in readings:
         detector.process(r)

@@ -28,14 +28,14 @@ def reading(box_id, hour, value, name=None):
 
 
 def known_stream():
-    """Alpha: 30 for 18 hours -> exceeded at hour 17, the first with 18 hours of data; then 0 -> the
-    24-hour mean reaches 15 at hour 29 ((12 * 30 + 12 * 0) / 24): resolved. Beta stays at 5."""
+    """Alpha: 30 for 18 hours -> exceeded when hour 18 begins, on 18 closed hours of data; then 0 -> the
+    24 hours before hour 30 have a mean of 15 ((12 * 30 + 12 * 0) / 24): resolved. Beta stays at 5."""
     messages = [(BOX_A, encode(reading(BOX_A, hour, 30.0))) for hour in range(18)]
-    messages += [(BOX_A, encode(reading(BOX_A, hour, 0.0))) for hour in range(18, 30)]
+    messages += [(BOX_A, encode(reading(BOX_A, hour, 0.0))) for hour in range(18, 31)]
     messages += [(BOX_B, encode(reading(BOX_B, hour, 5.0))) for hour in range(30)]
     messages += [
-        (BOX_A, encode(reading(BOX_A, 29, 99.0))),  # duplicate of Alpha's newest, hour 29
-        (BOX_A, encode(reading(BOX_A, 28.5, 99.0))),  # late: older than hour 29
+        (BOX_A, encode(reading(BOX_A, 30, 99.0))),  # duplicate of Alpha's newest, hour 30
+        (BOX_A, encode(reading(BOX_A, 29.5, 99.0))),  # late: hour 29 is closed
         (BOX_B, b"this is not JSON"),
         (BOX_B, json.dumps({"boxId": BOX_B, "boxName": "Beta"}).encode()),
         (BOX_B, encode(reading(BOX_B, 31, 5.0)).replace(b'"value":5.0', b'"value":999.9')),
@@ -80,8 +80,8 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     alerts = pd.read_csv(data_dir / "output" / "alerts.csv")
     assert list(alerts.columns) == ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
     assert alerts[["boxName", "event", "timestamp", "n_hours"]].values.tolist() == [
-        ["Alpha", "exceeded", "2024-01-15T17:00:00Z", 18],
-        ["Alpha", "resolved", "2024-01-16T05:00:00Z", 24],
+        ["Alpha", "exceeded", "2024-01-15T18:00:00Z", 18],
+        ["Alpha", "resolved", "2024-01-16T06:00:00Z", 24],
     ]
     assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
     assert "'duplicates': 1, 'late': 1" in printed

@@ -16,8 +16,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from pm25.config import Settings
 from pm25.contract import Reading, encode
+from pm25.detector import Detector
 from pm25.errors import LearnerError
 from pm25.stream_processor import (
+    NEWEST_MS,
     PACKAGE_ROOT,
     DailyMeanRule,
     RecoveryTimer,
@@ -39,25 +41,27 @@ def reading(box: str, hours: float, value: float) -> Reading:
 
 
 def reference_alerts(readings, threshold=15.0, window_hours=24, min_hours=18) -> list[tuple]:
-    """Decision 2 written as plainly as possible: (boxId, event, timestamp, mean, n_hours) per state change."""
+    """Decision 2 written as plainly as possible: (boxId, event, timestamp, mean, n_hours) per state change,
+    decided when a box's first reading of a new clock hour H arrives, on the hours H - window_hours ... H - 1."""
     threshold = Fraction(str(threshold))  # the decimal as written: 15.1, not the float 15.0999...96
     newest, hours, exceeded, alerts = {}, defaultdict(dict), set(), []
     for r in readings:
         if r.value >= 999.9 or (r.box_id in newest and r.timestamp <= newest[r.box_id]):
             continue
-        newest[r.box_id] = r.timestamp
         hour = r.timestamp.replace(minute=0, second=0, microsecond=0)
+        new_hour = r.box_id in newest and hour > max(hours[r.box_id])
+        newest[r.box_id] = r.timestamp
+        if new_hour:
+            closed = hours[r.box_id].items()
+            means = [sum(v) / len(v) for h, v in closed if hour - h <= timedelta(hours=window_hours)]
+            mean = sum(means) / len(means) if len(means) >= min_hours else None  # exact fractions: ties are ties
+            if mean is not None and r.box_id not in exceeded and mean > threshold:
+                exceeded.add(r.box_id)
+                alerts.append((r.box_id, "exceeded", hour, float(mean), len(means)))
+            elif mean is not None and r.box_id in exceeded and mean <= threshold:
+                exceeded.discard(r.box_id)
+                alerts.append((r.box_id, "resolved", hour, float(mean), len(means)))
         hours[r.box_id].setdefault(hour, []).append(Fraction(round(r.value * 100), 100))
-        means = [sum(v) / len(v) for h, v in hours[r.box_id].items() if hour - h < timedelta(hours=window_hours)]
-        if len(means) < min_hours:
-            continue
-        mean = sum(means) / len(means)  # exact fractions: ties are ties
-        if r.box_id not in exceeded and mean > threshold:
-            exceeded.add(r.box_id)
-            alerts.append((r.box_id, "exceeded", r.timestamp, float(mean), len(means)))
-        elif r.box_id in exceeded and mean <= threshold:
-            exceeded.discard(r.box_id)
-            alerts.append((r.box_id, "resolved", r.timestamp, float(mean), len(means)))
     return alerts
 
 
@@ -66,12 +70,13 @@ def hand_made_stream() -> tuple[list[Reading], list[tuple[bytes, bytes]]]:
     readings = []
     # a: 17 hours of 40 then nothing: coverage never reaches 18, no decision.
     readings += [reading("a", h, 40.0) for h in range(17)]
-    # b: 18 hours: the 18th covered hour raises the alert; many readings in hour 20 count as one hourly mean.
+    # b: 18 hours, then a gap: hour 20's first reading closes them and raises the alert; many readings in hour 20
+    #    count as one hourly mean.
     readings += [reading("b", h, 20.0) for h in range(18)]
     readings += [reading("b", 20 + m / 60, 0.0 if m else 400.0) for m in range(0, 60, 2)]
     # c: 14.99 and 15.01 in turn: the 24-hour mean is exactly 15.00, a tie, which is not exceeded.
     readings += [reading("c", h, 15.01 if h % 2 else 14.99) for h in range(30)]
-    # d: high for a day, pauses for a day (old hours leave the window), comes back low.
+    # d: high for a day, pauses for a day (old hours leave the window), comes back low; hour 71 is never closed.
     readings += [reading("d", h, 30.0) for h in range(24)] + [reading("d", h, 2.0) for h in range(48, 72)]
     # e: duplicates, late readings and saturated values change nothing.
     readings += [reading("e", h, 16.0) for h in range(20)]
@@ -117,6 +122,18 @@ def hand_made_run(bootstrap_servers, tmp_path_factory):
     return readings, alerts, counts
 
 
+def test_pipeline_alerts_equal_step_3s_detector(hand_made_run):
+    readings, alerts, _ = hand_made_run
+    detector = Detector()
+    expected = [alert.as_dict() for alert in map(detector.process, readings) if alert]
+    assert len(expected) >= 3
+
+    def rounded(rows) -> list[dict]:  # the same decision, whatever the order of a float sum
+        return sorted(({**row, "mean": round(row["mean"], 9)} for row in rows), key=str)
+
+    assert rounded(alerts.to_dict("records")) == rounded(expected)
+
+
 def test_pipeline_alerts_equal_the_reference_rule(hand_made_run):
     readings, alerts, _ = hand_made_run
     expected = reference_alerts(readings)
@@ -133,15 +150,16 @@ def test_pipeline_decides_only_with_18_covered_hours_and_not_at_a_tie(hand_made_
     first = alerts.groupby("boxId").first()
     assert "a" * 24 not in first.index  # 17 hours of 40 µg/m³: not enough data
     assert "c" * 24 not in first.index  # 15.00 is not above 15
-    assert first.loc["b" * 24, ["event", "timestamp", "n_hours"]].tolist() == ["exceeded", "2023-02-26T17:00:00Z", 18]
+    # Decided when hour 20 began, on hours 0..17 (18 of the 24 before it): the window's end is the timestamp.
+    assert first.loc["b" * 24, ["event", "timestamp", "n_hours"]].tolist() == ["exceeded", "2023-02-26T20:00:00Z", 18]
 
 
 def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand_made_run):
     _, alerts, _ = hand_made_run
     box_d = alerts[alerts.boxId == "d" * 24]
     assert box_d[["event", "timestamp"]].values.tolist() == [
-        ["exceeded", "2023-02-26T17:00:00Z"],
-        ["resolved", "2023-02-28T17:00:00Z"],  # 18 low hours after the pause; the high day is out of the window
+        ["exceeded", "2023-02-26T18:00:00Z"],
+        ["resolved", "2023-02-28T18:00:00Z"],  # 18 closed low hours after the pause; the high day has left the window
     ]
 
 
@@ -225,9 +243,13 @@ def test_rule_is_exact_at_a_tie_with_a_threshold_of_one_decimal(threshold):
     rule, state = DailyMeanRule(threshold=threshold), _State()
     value = round(threshold * 100)  # hundredths
     hours = [
-        {"start": h * 3_600_000, "total": value, "count": 1, "boxId": "a" * 24, "boxName": "Box a",
-         "timestamp": f"2023-02-26T{h:02d}:00:00Z"}
-        for h in range(24)
+        {"start": h * 3_600_000, "total": value + (h == 24), "count": 1, "boxId": "a" * 24, "boxName": "Box a"}
+        for h in range(25)
     ]  # fmt: skip
-    assert [alert for hour in hours if (alert := rule(hour, state))] == []
-    assert reference_alerts([reading("a", h, threshold) for h in range(24)], threshold=threshold) == []
+    decided = []
+    for hour in hours:
+        state.set(NEWEST_MS, hour["start"] + 3_600_000)  # the reading that closed the hour, at the next one
+        decided += [alert] if (alert := rule(hour, state)) else []
+    # Hours 0..23 are a tie; one hundredth more in hour 24 puts the window before 25:00 above it.
+    assert [(alert["event"], alert["timestamp"]) for alert in decided] == [("exceeded", "1970-01-02T01:00:00Z")]
+    assert reference_alerts([reading("a", h, threshold) for h in range(25)], threshold=threshold) == []

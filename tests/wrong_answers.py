@@ -23,15 +23,20 @@ def detector_class(source: str) -> type:
     return namespace["WindowDetector"]
 
 
-_WINDOW_START = SOLUTION.index("        hour = reading.timestamp")
-_WINDOW_END = SOLUTION.index("\n", SOLUTION.index("        mean = fmean")) + 1
+_PROCESS_START = SOLUTION.index("        hour = reading.timestamp")
+_PROCESS_END = SOLUTION.index("        return event\n") + len("        return event\n")
+_DECIDE_START = SOLUTION.index("        for old in")
+_DECIDE_END = SOLUTION.index("\n", SOLUTION.index("        mean = fmean")) + 1
 
 # The classic mistake: the mean of a box's last 3 readings instead of its 24-hour window.
 LAST_THREE_ROWS = _edit(
     _edit(
-        SOLUTION[:_WINDOW_START]
-        + "        rows = self.rows[reading.box_id]\n        rows.append(reading.value)\n        mean = fmean(rows)\n"
-        + SOLUTION[_WINDOW_END:],
+        SOLUTION[:_PROCESS_START]
+        + "        rows = self.rows[reading.box_id]\n        rows.append(reading.value)\n"
+        + "        return self.decide(reading.box_id, rows, None)\n"
+        + SOLUTION[_PROCESS_END:_DECIDE_START]
+        + "        mean = fmean(buckets)\n"
+        + SOLUTION[_DECIDE_END:],
         "from collections import defaultdict\n",
         "from collections import defaultdict, deque\n",
     ),
@@ -39,11 +44,22 @@ LAST_THREE_ROWS = _edit(
     "self.rows = defaultdict(lambda: deque(maxlen=3))  # box_id -> its last 3 values",
 )
 
+# The rule before issue 24: a decision at every reading, on a window that includes the reading's own, open hour.
+DECIDES_INSIDE_THE_HOUR = _edit(
+    _edit(
+        SOLUTION,
+        "        event = None\n        if buckets and hour > max(buckets):",
+        "        if False:",
+    ),
+    "        return event\n",
+    "        return self.decide(reading.box_id, buckets, hour + timedelta(hours=1))\n",
+)
+
 # Raises "exceeded" but forgets the way back: never "resolved".
 NEVER_RESOLVES = _edit(
     SOLUTION,
-    "        if mean <= self.threshold and reading.box_id in self.exceeded:\n"
-    '            self.exceeded.discard(reading.box_id)\n            return "resolved"\n',
+    "        if mean <= self.threshold and box_id in self.exceeded:\n"
+    '            self.exceeded.discard(box_id)\n            return "resolved"\n',
     "",
 )
 
@@ -71,15 +87,15 @@ MEAN_OF_ALL_VALUES = _edit(
     "mean = sum(total for total, _ in buckets.values()) / sum(count for _, count in buckets.values())",
 )
 
-# The mean of the reading's own hour only: no mistake with a hint of its own, so the first difference is named.
+# The mean of the last closed hour only: no mistake with a hint of its own, so the first difference is named.
 LATEST_HOUR_ONLY = _edit(
     SOLUTION,
     "mean = fmean(total / count for total, count in buckets.values())",
-    "mean = buckets[hour][0] / buckets[hour][1]",
+    "mean = buckets[max(buckets)][0] / buckets[max(buckets)][1]",
 )
 
 # `<` instead of `<=` on the way back: a mean back at exactly 15.00 does not resolve.
 RESOLVED_ONLY_BELOW = _edit(SOLUTION, "if mean <= self.threshold", "if mean < self.threshold")
 
 # An hour leaves the window one hour late: 25 hours count.
-WINDOW_OF_25_HOURS = _edit(SOLUTION, "if h <= hour - timedelta", "if h < hour - timedelta")
+WINDOW_OF_25_HOURS = _edit(SOLUTION, "timedelta(hours=self.window_hours)", "timedelta(hours=self.window_hours + 1)")

@@ -1,4 +1,4 @@
-"""PM2.5 alerts per senseBox: the WHO 2021 guideline for the 24-hour mean, checked in event time.
+"""PM2.5 alerts per senseBox: a rolling 24-hour mean of hourly means, decided on closed hours in event time.
 
 The rule, per box, for each reading in arrival order:
 
@@ -6,23 +6,29 @@ The rule, per box, for each reading in arrival order:
   more is what an SDS011 reports when saturated: it is rejected with the reason "sensor saturated"
   (SATURATED) and counted as such; any other invalid value is counted as invalid;
 * a reading with the same timestamp as the box's newest is a duplicate, one older than the newest
-  is late; both are counted and ignored. (The box keeps hourly sums, not every timestamp, so an
-  old reading that arrives again counts as late.)
+  is late; both are counted and ignored. So a reading for an hour that is already closed (below) is
+  always late: a decision, once made, never changes behind the alerts that were sent;
 * each UTC clock hour of a box has an hourly mean: the mean of the valid readings in that hour;
-* the 24-hour mean at a reading is the mean of the hourly means of the last `window_hours` clock
-  hours up to and including the reading's hour; hours without readings do not count. It is valid
-  when at least `min_hours` of those hours have data (18 of 24: the usual 75% data capture);
-* a box starts "ok"; a valid mean above the threshold raises an "exceeded" alert, a later valid
-  mean at or below it a "resolved" alert. With too few hours nothing is decided: the state stays.
+* when the box's first reading of a new clock hour H arrives, the hours before H are closed and the
+  box is decided once, on the `window_hours` clock hours H-24 ... H-1 (with the default 24): their
+  mean of hourly means, valid when at least `min_hours` of them have data (18 of 24: the usual 75%
+  data capture). Hours without readings do not count. Nothing is decided inside an hour, so one
+  reading can never make a half-finished hour count as a whole one, and alerts do not flap;
+* a box starts "ok"; a valid mean above the threshold raises an "exceeded" alert, a later valid mean
+  at or below it a "resolved" alert. With too few hours nothing is decided: the state stays. An
+  alert's timestamp is H, the end of the window it is about (a full hour, UTC).
+
+The threshold defaults to 15 µg/m³, the WHO 2021 guideline *level* for a 24-hour mean. A rolling mean at one
+low-cost sensor is a screening indicator: not the WHO guideline itself (the 99th percentile of a year's daily
+means), not the EU limit (calendar days, 18 a year), not an official measurement. pm25.review checks each alert
+against the other boxes.
 
 Exact at ties: openSenseMap and the message contract carry two decimals, so each value is held as
-an integer number of hundredths of a µg/m³ and each hourly mean as the exact fraction sum/count.
-`mean > threshold` is decided on these exact numbers (a float shortcut decides the clear cases), so
+an integer number of hundredths of a µg/m³ and each hourly mean as the exact fraction sum/count, so
 a 24-hour mean of exactly 15.00 is never "exceeded", whatever the order of the readings.
 
-Each reading costs the same however long the stream has run: a box keeps a deque of at most
-`window_hours` hour buckets and the exact sum of its closed hours' means, updated when an hour closes
-or leaves the window.
+Each reading costs the same however long the stream has run: a box keeps its open hour's sum and
+count, a deque of at most `window_hours` closed hourly means and their exact sum.
 """
 
 from __future__ import annotations
@@ -41,9 +47,6 @@ OK = "ok"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
-# Below this distance from the threshold (in hundredths, relative) the float shortcut may be wrong
-# by rounding, and the exact fractions decide. Floats here are off by ~1e-15 at most.
-_NEAR = 1e-9
 
 __all__ = ["SATURATED", "Alert", "Detector", "clock_hour", "hundredths", "is_valid_value", "naive_last_rows_alerts"]
 
@@ -76,7 +79,10 @@ def clock_hour(moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class Alert:
-    """A box crossed the threshold: its 24-hour mean went above it, or came back to it or below."""
+    """A box crossed the threshold: its 24-hour mean went above it, or came back to it or below.
+
+    `timestamp` is the end of the window decided on (a full hour, UTC): the window is the
+    `window_hours` clock hours before it."""
 
     box_id: str
     box_name: str
@@ -102,34 +108,31 @@ class Alert:
 
 
 class _Box:
-    """One box's window: closed hours as (hour, sum, count), the open hour's sum and count, and
-    the exact sum (in hundredths) of the closed hours' means with its float for the shortcut."""
+    """One box: its open hour's sum and count (in hundredths), and the closed hours of the current window
+    as (hour, exact mean) with the exact sum of those means."""
 
-    __slots__ = ("closed", "closed_float", "closed_sum", "count", "hour", "name", "newest", "state", "sum")
+    __slots__ = ("closed", "closed_sum", "count", "hour", "name", "newest", "state", "sum")
 
     def __init__(self, name: str, moment: datetime, hour: int):
         self.name = name
         self.state = OK
         self.newest = moment
         self.hour, self.sum, self.count = hour, 0, 0
-        self.closed: deque[tuple[int, int, int]] = deque()
+        self.closed: deque[tuple[int, Fraction]] = deque()
         self.closed_sum = Fraction(0)
-        self.closed_float = 0.0
 
-    def move_to(self, hour: int, window_hours: int) -> None:
-        """Close the open hour and drop the hours that are no longer among the last window_hours."""
-        self.closed.append((self.hour, self.sum, self.count))
-        self.closed_sum += Fraction(self.sum, self.count)
-        first = hour - window_hours + 1
-        while self.closed and self.closed[0][0] < first:
-            _, old_sum, old_count = self.closed.popleft()
-            self.closed_sum -= Fraction(old_sum, old_count)
-        self.closed_float = float(self.closed_sum)
+    def close_hour(self, hour: int, window_hours: int) -> None:
+        """Close the open hour; keep the closed hours of the window that ends where `hour` begins."""
+        mean = Fraction(self.sum, self.count)
+        self.closed.append((self.hour, mean))
+        self.closed_sum += mean
+        while self.closed and self.closed[0][0] < hour - window_hours:
+            self.closed_sum -= self.closed.popleft()[1]
         self.hour, self.sum, self.count = hour, 0, 0
 
-    def exact_mean(self) -> Fraction:
-        """The window's mean in hundredths, exactly."""
-        return (self.closed_sum + Fraction(self.sum, self.count)) / (len(self.closed) + 1)
+    def window_mean(self) -> Fraction:
+        """The closed window's mean in hundredths, exactly (it has at least one hour)."""
+        return self.closed_sum / len(self.closed)
 
 
 class Detector:
@@ -150,7 +153,6 @@ class Detector:
         # In hundredths, like the values; from the decimal the threshold is written as (15.1), not from
         # its binary float (15.0999...96), which a mean of exactly 15.10 would exceed.
         self._threshold_exact = Fraction(str(self.threshold)) * 100
-        self._threshold_100 = self.threshold * 100
         self._boxes: dict[str, _Box] = {}
         self._counts = dict.fromkeys(("processed", "invalid", "saturated", "duplicates", "late"), 0)
         self.last_accepted = False  # whether the last reading given to process() entered its box's window
@@ -161,7 +163,9 @@ class Detector:
         return dict(self._counts)
 
     def process(self, reading) -> Alert | None:
-        """Take one reading (box_id, box_name, timestamp, value); return an Alert if the box changed state."""
+        """Take one reading (box_id, box_name, timestamp, value); return an Alert if the box changed state.
+
+        Only a box's first reading of a new clock hour can: it closes the hours before it."""
         self.last_accepted = False
         value = reading.value
         if not is_valid_value(value):
@@ -170,6 +174,7 @@ class Detector:
         moment = reading.timestamp
         if moment.tzinfo is None:
             raise ValueError(f"reading of box {reading.box_id} has a timestamp without time zone: {moment}")
+        alert = None
         box = self._boxes.get(reading.box_id)
         if box is None:
             box = self._boxes[reading.box_id] = _Box(reading.box_name, moment, clock_hour(moment))
@@ -177,39 +182,50 @@ class Detector:
             self._counts["duplicates" if moment == box.newest else "late"] += 1
             return None
         else:
+            box.name, box.newest = reading.box_name, moment
             hour = clock_hour(moment)
             if hour != box.hour:
-                box.move_to(hour, self.window_hours)
-            box.newest = moment
+                box.close_hour(hour, self.window_hours)
+                alert = self._decide(reading.box_id, box)
         self._counts["processed"] += 1
         self.last_accepted = True
-        box.name = reading.box_name
         box.sum += hundredths(value)
         box.count += 1
+        return alert
 
-        n_hours = len(box.closed) + 1
+    def _decide(self, box_id: str, box: _Box) -> Alert | None:
+        """The one decision on the closed window that ends where the box's open hour begins."""
+        n_hours = len(box.closed)
         if n_hours < self.min_hours:
             return None
-        approximate = (box.closed_float + box.sum / box.count) / n_hours
-        if abs(approximate - self._threshold_100) > _NEAR * max(1.0, self._threshold_100):
-            above = approximate > self._threshold_100
-        else:
-            above = box.exact_mean() > self._threshold_exact
+        above = box.window_mean() > self._threshold_exact
         if box.state == OK and above:
             box.state = event = EXCEEDED
         elif box.state == EXCEEDED and not above:
             box.state, event = OK, RESOLVED
         else:
             return None
-        mean = float(box.exact_mean() / 100)
-        return Alert(reading.box_id, box.name, event, moment, mean, n_hours, self.threshold, self.window_hours)
+        end = _EPOCH + box.hour * _HOUR
+        mean = float(box.window_mean() / 100)
+        return Alert(box_id, box.name, event, end, mean, n_hours, self.threshold, self.window_hours)
 
     def window(self, box_id: str) -> tuple[float, int]:
-        """The box's 24-hour mean (µg/m³) as of its newest hour, and how many hours have data; (nan, 0) if unknown."""
+        """The mean (µg/m³) of the box's last closed window, the one its state was decided on, and how many
+        hours have data; (nan, 0) before its first hour closed. It changes only when an hour closes."""
+        box = self._boxes.get(box_id)
+        if box is None or not box.closed:
+            return (math.nan, 0)
+        return (float(box.window_mean() / 100), len(box.closed))
+
+    def provisional(self, box_id: str) -> tuple[float, int]:
+        """The box's running window up to its newest reading: its last `window_hours` clock hours, the open one
+        included with its mean so far. Provisional: what the next decision may say, not what it decided."""
         box = self._boxes.get(box_id)
         if box is None:
             return (math.nan, 0)
-        return (float(box.exact_mean() / 100), len(box.closed) + 1)
+        kept = [mean for hour, mean in box.closed if hour > box.hour - self.window_hours]
+        total = math.fsum(map(float, kept)) + box.sum / box.count
+        return (total / (len(kept) + 1) / 100, len(kept) + 1)
 
     def state(self, box_id: str) -> str:
         """ "ok" or "exceeded"; a box not seen yet is "ok", as every box starts."""

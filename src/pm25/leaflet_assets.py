@@ -1,4 +1,4 @@
-"""Leaflet's JavaScript and CSS, for a saved map page that must work without internet.
+"""Leaflet's JavaScript and CSS, for the saved folium map page, which must work without internet.
 
 They are read from the installed jupyter-leaflet (ipyleaflet's front end, pinned in requirements.txt),
 whose JupyterLab extension bundles Leaflet with webpack and lists its licence (BSD-2-Clause, which the

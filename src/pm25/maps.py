@@ -1,4 +1,4 @@
-"""Maps for the notebooks: ipyleaflet for live, interactive maps; a stand-alone Leaflet page for the saved one."""
+"""Maps for the notebooks: ipyleaflet for live, interactive maps; folium for the saved one, a stand-alone page."""
 
 from __future__ import annotations
 
@@ -7,21 +7,28 @@ import math
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from string import Template
 
+import folium
 import pandas as pd
+from branca.element import Element, MacroElement
 from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, Map, WidgetControl
 from ipywidgets import HTML, Output, VBox
+from jinja2 import Template
 
 from pm25.geo import Aoi, AoiError, load_aoi, save_aoi
 from pm25.leaflet_assets import leaflet_css, leaflet_js
 from pm25.status import mean_column
 
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
-# PM2.5 colours by the WHO 2021 levels for a 24-hour mean: the guideline (15) and the interim targets
-# (25, 37.5, 50). ColorBrewer's YlOrRd: colour-blind safe, darker means dirtier, also in greyscale.
-LEVELS = [(15.0, "#ffffb2", "≤ 15 (WHO guideline)"), (25.0, "#fecc5c", "15–25"), (37.5, "#fd8d3c", "25–37.5"),
-          (50.0, "#f03b20", "37.5–50"), (float("inf"), "#bd0026", "> 50")]  # fmt: skip
+# PM2.5 colours by the WHO 2021 levels for a 24-hour mean: the guideline level (15) and the interim targets
+# 4, 3 and 2 (25, 37.5, 50). ColorBrewer's YlOrRd: colour-blind safe, darker means dirtier, also in greyscale.
+LEVELS = [(15.0, "#ffffb2", "≤ 15 (WHO guideline level)"), (25.0, "#fecc5c", "15–25 (to interim target 4)"),
+          (37.5, "#fd8d3c", "25–37.5 (to interim target 3)"), (50.0, "#f03b20", "37.5–50 (to interim target 2)"),
+          (float("inf"), "#bd0026", "> 50 (above interim target 2)")]  # fmt: skip
+LEVELS_NOTE = (
+    "Classes: the WHO 2021 guideline level and interim targets for a 24-hour mean of PM2.5, "
+    "here applied to one low-cost sensor's rolling mean: a screening aid, not an official assessment."
+)
 NO_DATA = "#bdbdbd"
 OUTLINE = "#555555"
 # A box in alert gets a thick black ring: visible without telling colours apart.
@@ -40,47 +47,9 @@ TILES = {
         "attribution": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>',
     },
 }
-# The saved status map: Leaflet inline, then the boxes as data. Map tiles are the only thing it fetches;
-# when they fail (no internet), Leaflet's grey background stays and the note says why.
-STATUS_PAGE = Template("""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>PM2.5 sensor status</title>
-<style>
-$leaflet_css
-html, body, #map { height: 100%; margin: 0; }
-#no-tiles { position: fixed; top: 8px; left: 50%; transform: translateX(-50%); z-index: 1000; background: white;
-  padding: 4px 8px; border: 1px solid #999; font: 12px sans-serif; }
-</style>
-<script>
-$leaflet_js
-</script>
-</head>
-<body>
-<div id="map"></div>
-<div id="no-tiles" hidden>No map tiles: they need internet. The markers are on a plain background.</div>
-$legend
-<script>
-const boxes = $markers;
-const tiles = $tiles;
-const map = L.map("map");
-L.tileLayer(tiles.url, tiles.options).on("tileerror", () => { document.getElementById("no-tiles").hidden = false; })
-  .addTo(map);
-for (const box of boxes) {
-  L.circleMarker([box.lat, box.lon], box.style).bindPopup(box.popup, {maxWidth: 250}).bindTooltip(box.tooltip)
-    .addTo(map);
-}
-if (boxes.length) {
-  map.fitBounds(boxes.map((box) => [box.lat, box.lon]), {padding: [30, 30], maxZoom: 13});
-} else {
-  map.fitWorld();
-}
-</script>
-</body>
-</html>
-""")
+NO_TILES_NOTE = "No map tiles: they need internet. The markers are on a plain background."
+# An alert of a box out of line with its neighbours (pm25.review): a dashed ring instead of a solid one.
+IMPLAUSIBLE_OUTLINE = {"color": "black", "weight": 4, "dashArray": "6 4"}
 
 
 def level_colour(value: float | None) -> str:
@@ -226,7 +195,8 @@ def compact_legend(window_hours: float) -> HTML:
     return HTML(
         '<details open style="background:white;padding:2px 6px;font:11px/1.3 sans-serif;border-radius:4px">'
         f"<summary><b>{title}</b></summary><div style='display:flex;gap:2px'>{swatches}</div>"
-        f"<div>{LEVELS[0][0]:g}: WHO guideline · thick black ring: alert</div></details>"
+        f"<div>{LEVELS[0][0]:g}: WHO guideline level · {', '.join(f'{upper:g}' for upper, _, _ in LEVELS[1:-1])}: "
+        "WHO interim targets · thick black ring: alert</div></details>"
     )
 
 
@@ -265,28 +235,91 @@ class LiveMap:
         )
 
 
-def status_map(status: pd.DataFrame, path: Path, window_hours: float = 24) -> SavedMap:
-    """The final state of every box, saved as a stand-alone HTML page: active, stale or inactive.
+def status_map(
+    status: pd.DataFrame, path: Path, window_hours: float = 24, review: pd.DataFrame | None = None
+) -> SavedMap:
+    """The final state of every box, saved as a stand-alone folium page: active, stale or inactive.
 
-    `status` is StatusTracker.table(boxes, detector); its mean column is the one of `window_hours`.
-    The page carries Leaflet itself, so its markers show without internet; only the background tiles
-    need it (without them, the markers stand on a plain background and a line says why).
+    `status` is StatusTracker.table(boxes, detector); its mean column is the one of `window_hours`. With
+    `review` (pm25.review.review_alerts), a box whose latest alert is implausible gets a dashed ring. The
+    page carries Leaflet itself, so its markers show without internet; only the background tiles need it
+    (without them, the markers stand on a plain background and a line says why).
     """
     located = status.dropna(subset=["lat", "lon"])
     means = located.get(mean_column(window_hours), pd.Series(float("nan"), index=located.index))
     alerting = located.get("alert_state", pd.Series("", index=located.index)) == "exceeded"
-    markers = [_status_marker(row, mean, alert, window_hours) for row, mean, alert in
-               zip(located.itertuples(), means, alerting, strict=True)]  # fmt: skip
-    page = STATUS_PAGE.substitute(
-        leaflet_css=leaflet_css(),
-        leaflet_js=leaflet_js(),
-        legend=_legend(window_hours),
-        markers=json.dumps(markers).replace("</", "<\\/"),  # a name cannot end the script early
-        tiles=json.dumps(TILES),
-    )
+    doubtful = _implausible_boxes(review)
+    page_map = _offline_map()
+    tiles = folium.TileLayer(TILES["url"], attr=TILES["options"]["attribution"], max_zoom=TILES["options"]["maxZoom"])
+    tiles.add_to(page_map)
+    page_map.add_child(_TileErrorNote(tiles))
+    for row, mean, alert in zip(located.itertuples(), means, alerting, strict=True):
+        _status_marker(row, mean, alert, alert and row.boxId in doubtful, window_hours).add_to(page_map)
+    if len(located):
+        corners = [[located["lat"].min(), located["lon"].min()], [located["lat"].max(), located["lon"].max()]]
+        page_map.fit_bounds(corners, padding=(30, 30), max_zoom=13)
+    root = page_map.get_root()
+    root.title = "PM2.5 sensor status"
+    root.html.add_child(Element(_legend(window_hours, bool(doubtful))))
+    root.html.add_child(Element(f'<div id="no-tiles" style="{NOTE_STYLE}" hidden>{NO_TILES_NOTE}</div>'))
+    page = root.render()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return SavedMap(path, page)
+
+
+NOTE_STYLE = (
+    "position:fixed;top:8px;left:50%;transform:translateX(-50%);z-index:1000;background:white;"
+    "padding:4px 8px;border:1px solid #999;font:12px sans-serif"
+)
+
+
+def _offline_map() -> folium.Map:
+    """A folium map whose page holds Leaflet's script and stylesheet instead of loading them from a CDN
+    (folium's other defaults, jQuery and Bootstrap, serve its Popup and icons, which this page does not use)."""
+    page_map = folium.Map(tiles=None, location=(0, 0), zoom_start=1)
+    page_map.default_js, page_map.default_css = [], []
+    header = page_map.get_root().header
+    header.add_child(Element(f"<style>{leaflet_css()}</style>"), name="leaflet_css")
+    header.add_child(Element(f"<script>{leaflet_js()}</script>"), name="leaflet_js")
+    return page_map
+
+
+class _TileErrorNote(MacroElement):
+    """Shows the page's no-tiles note when a map tile fails to load (no internet)."""
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        {{ this.tiles.get_name() }}.on("tileerror", () => { document.getElementById("no-tiles").hidden = false; });
+        {% endmacro %}"""
+    )
+
+    def __init__(self, tiles: folium.TileLayer):
+        super().__init__()
+        self.tiles = tiles
+
+
+class _PopupAndTooltip(MacroElement):
+    """A marker's popup and tooltip as JSON strings: folium's own Popup builds its content with jQuery, which
+    the offline page does not carry, and its Tooltip puts the text into JavaScript unescaped."""
+
+    _template = Template(
+        """{% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.bindPopup({{ this.popup }}, {maxWidth: 250}).bindTooltip({{ this.tooltip }});
+        {% endmacro %}"""
+    )
+
+    def __init__(self, popup: str, tooltip: str):
+        super().__init__()
+        self.popup, self.tooltip = (json.dumps(text).replace("</", "<\\/") for text in (popup, tooltip))
+
+
+def _implausible_boxes(review: pd.DataFrame | None) -> set[str]:
+    """Boxes whose latest alert the review found implausible."""
+    if review is None or review.empty:
+        return set()
+    latest = review.sort_values("timestamp").groupby("boxId").last()
+    return set(latest.index[(latest["event"] == "exceeded") & (latest["plausible"] == False)])  # noqa: E712 (NA)
 
 
 @dataclass(frozen=True)
@@ -303,38 +336,44 @@ class SavedMap:
         )
 
 
-def _status_marker(row, mean: float, alert: bool, window_hours: float) -> dict:
-    """One box for the page: where it is, how it looks, and what its popup and tooltip say."""
+def _status_marker(row, mean: float, alert: bool, implausible: bool, window_hours: float) -> folium.CircleMarker:
+    """One box: where it is, how it looks, and what its popup and tooltip say."""
     name = escape(row.boxName)
-    style = {"active": {"radius": 10, "fillOpacity": 0.9},
-             "stale": {"radius": 8, "fillOpacity": 0.5, "dashArray": "4"},
-             "inactive": {"radius": 6, "fillOpacity": 0.3, "dashArray": "2"}}[row.status]  # fmt: skip
-    outline = ALERT_OUTLINE if alert else NORMAL_OUTLINE
-    return {
-        "lat": row.lat,
-        "lon": row.lon,
-        "style": {**style, "fillColor": level_colour(mean), "color": outline["color"], "weight": outline["weight"]},
-        "popup": f"<b>{name}</b><br>status: {row.status} ({row.quality})<br>"
-        f"last value: {_number(row.last_value)} µg/m³<br>{window_hours:g} h mean: {_number(mean)} µg/m³"
-        f"{'<br><b>ALERT</b>' if alert else ''}",
-        "tooltip": f"{name} ({row.status})",
-    }
+    style = {"active": {"radius": 10, "fill_opacity": 0.9},
+             "stale": {"radius": 8, "fill_opacity": 0.5, "dash_array": "4"},
+             "inactive": {"radius": 6, "fill_opacity": 0.3, "dash_array": "2"}}[row.status]  # fmt: skip
+    outline = IMPLAUSIBLE_OUTLINE if implausible else ALERT_OUTLINE if alert else NORMAL_OUTLINE
+    style = {**style, "color": outline["color"], "weight": outline["weight"]}
+    if "dashArray" in outline:
+        style["dash_array"] = outline["dashArray"]
+    said = "<br><b>ALERT</b>" if alert else ""
+    if implausible:
+        said += " (implausible: out of line with the network)"
+    marker = folium.CircleMarker((row.lat, row.lon), fill=True, fill_color=level_colour(mean), **style)
+    popup = (
+        f"<b>{name}</b><br>status: {row.status} ({row.quality})<br>"
+        f"last value: {_number(row.last_value)} µg/m³<br>{window_hours:g} h mean: {_number(mean)} µg/m³{said}"
+    )
+    marker.add_child(_PopupAndTooltip(popup, f"{name} ({row.status})"))
+    return marker
 
 
 def _number(value) -> str:
     return "–" if value is None or value != value else f"{value:.1f}"
 
 
-def _legend(window_hours: float) -> str:
+def _legend(window_hours: float, implausible: bool = False) -> str:
     title, entries = legend_entries(window_hours)
     swatches = "".join(
         f'<div><span style="background:{colour};border:1px solid {OUTLINE};width:12px;height:12px;'
         f'display:inline-block"></span> {label}</div>'
         for label, colour in entries.items()
     )
+    ring = '<span style="border:4px {} black;border-radius:50%;width:8px;height:8px;display:inline-block"></span>'
+    doubtful = f"<div>{ring.format('dashed')} alert, implausible (out of line with the network)</div>"
     return (
-        '<div style="position:fixed;bottom:20px;left:20px;z-index:9999;background:white;padding:8px;'
+        '<div style="position:fixed;bottom:20px;left:20px;z-index:9999;background:white;padding:8px;max-width:260px;'
         f'border:1px solid #999;font:12px sans-serif"><b>{title}</b>{swatches}'
-        '<div><span style="border:4px solid black;border-radius:50%;width:8px;height:8px;display:inline-block">'
-        "</span> alert (exceeded)</div><div>solid: active · dashed: stale · faint: inactive</div></div>"
+        f"<div>{ring.format('solid')} alert (exceeded)</div>{doubtful if implausible else ''}"
+        f"<div>solid: active · dashed: stale · faint: inactive</div><div style='color:#555'>{LEVELS_NOTE}</div></div>"
     )

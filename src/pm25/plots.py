@@ -58,21 +58,30 @@ def readings_plot(
 
 
 def alert_intervals(alerts: pd.DataFrame, stream_end: pd.Timestamp) -> pd.DataFrame:
-    """From 'exceeded' to the next 'resolved' of the same box (or to the end of the stream)."""
+    """From 'exceeded' to the next 'resolved' of the same box (or to the end of the stream). `plausible` is
+    the review's verdict on the 'exceeded' alert (pm25.review) where `alerts` has one, else True."""
     intervals = []
+    verdicts = alerts["plausible"] if "plausible" in alerts else pd.Series(True, index=alerts.index)
+    alerts = alerts.assign(plausible=verdicts.fillna(True).astype(bool))
     # Sorted as times: as texts, '...41.500Z' comes before '...41Z'.
     alerts = alerts.assign(timestamp=pd.to_datetime(alerts["timestamp"], utc=True, format="ISO8601"))
     for box_name, events in alerts.sort_values("timestamp", kind="stable").groupby("boxName"):
         start = None
         for event in events.itertuples():
             if event.event == "exceeded":
-                start = event.timestamp
+                start, plausible = pd.Timestamp(event.timestamp), event.plausible
             elif start is not None:
-                intervals.append((box_name, start, event.timestamp))
+                intervals.append((box_name, start, pd.Timestamp(event.timestamp), plausible))
                 start = None
         if start is not None:
-            intervals.append((box_name, start, stream_end))
-    return pd.DataFrame(intervals, columns=["boxName", "start", "end"])
+            intervals.append((box_name, start, stream_end, plausible))
+    return pd.DataFrame(intervals, columns=INTERVAL_COLUMNS)
+
+
+INTERVAL_COLUMNS = ["boxName", "start", "end", "plausible"]
+# An alert period: hatched and outlined in black; a dashed outline and crossed hatching when it is implausible.
+ALERT_MARK = {"hatch": "///", "linestyle": "-"}
+IMPLAUSIBLE_MARK = {"hatch": "xxx", "linestyle": "--"}
 
 
 # Step 3's plot is a heatmap: one row per box, one column per UTC clock hour, coloured by the box's window
@@ -114,11 +123,11 @@ def rolling_mean_plot(
     history: pd.DataFrame, alerts: pd.DataFrame, threshold: float, window_hours: float, path: Path
 ) -> plt.Figure:
     """`history` has boxName, timestamp and mean (the box's window mean after each reading); `alerts` has
-    boxName, event and timestamp. Saved to `path` as a PNG, and returned."""
+    boxName, event and timestamp, and may have the review's plausible (pm25.review). Saved to `path` as a PNG."""
     history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True, format="ISO8601"))
     means = hourly_window_means(history)
     plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge
-    intervals = alert_intervals(alerts, plot_end) if len(alerts) else pd.DataFrame(columns=["boxName", "start", "end"])
+    intervals = alert_intervals(alerts, plot_end) if len(alerts) else pd.DataFrame(columns=INTERVAL_COLUMNS)
     means = most_important_first(means, intervals)
     boxes = len(means)
     rows_inches = min(max(ROW_INCHES * boxes, MIN_ROWS_INCHES), MAX_ROWS_INCHES)
@@ -129,8 +138,9 @@ def rolling_mean_plot(
     rows = {box_name: row for row, box_name in enumerate(means.index)}
     for interval in intervals[intervals["boxName"].isin(rows)].itertuples():
         start, end = mdates.date2num([interval.start, interval.end])
-        axis.add_patch(Rectangle((start, rows[interval.boxName]), end - start, 1, fill=False, hatch="///",
-                                 edgecolor="black", linewidth=1.2))  # fmt: skip
+        mark = ALERT_MARK if interval.plausible else IMPLAUSIBLE_MARK
+        axis.add_patch(Rectangle((start, rows[interval.boxName]), end - start, 1, fill=False, edgecolor="black",
+                                 linewidth=1.2, **mark))  # fmt: skip
     # Box names: as many as fit at a readable size, from the top (the boxes that matter most).
     step = max(1, math.ceil(boxes * LABEL_POINTS / 72 / rows_inches))
     axis.set_yticks([row + 0.5 for row in range(0, boxes, step)], means.index[::step], fontsize=LABEL_POINTS)
@@ -145,12 +155,13 @@ def rolling_mean_plot(
     colour_bar.ax.axhline(threshold, color="black", linewidth=2)
     ticks = [level for level in norm.boundaries if abs(level - threshold) >= 3] + [threshold]  # no overlap
     colour_bar.set_ticks(ticks, labels=[f"threshold {tick:g}" if tick == threshold else f"{tick:g}" for tick in ticks])
-    figure.legend(
-        handles=[Patch(facecolor=NO_DATA, label="no reading in this hour"),
-                 Patch(fill=False, hatch="///", edgecolor="black", label=f"in alert ({window_hours:g} h mean > "
-                                                                          f"{threshold:g}, until resolved)")],
-        loc="outside lower center", ncol=2, fontsize="small", frameon=False,
-    )  # fmt: skip
+    handles = [Patch(facecolor=NO_DATA, label="no reading in this hour"),
+               Patch(fill=False, edgecolor="black", label=f"in alert ({window_hours:g} h mean > {threshold:g}, "
+                                                          "until resolved)", **ALERT_MARK)]  # fmt: skip
+    if not intervals["plausible"].all():
+        handles.append(Patch(fill=False, edgecolor="black", label="in alert, implausible (out of line with "
+                                                                   "the network)", **IMPLAUSIBLE_MARK))  # fmt: skip
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
     figure.suptitle(f"{window_hours:g} h mean of PM2.5 per box, hour by hour (UTC)")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -393,12 +393,9 @@ def _busy_hour(value: float, readings: int, hour: int = 0) -> list[Reading]:
 
 
 def _at_threshold_box(threshold: float, high: float, low: float, window_hours: int) -> list[Reading]:
-    """Hours at exactly the threshold, then one above it that comes back to exactly it within the hour (high
-    and 0, whose mean is the threshold), then an hour below."""
-    readings = _hourly([threshold] * (window_hours - 1) + [high])
-    readings.append(_reading(timedelta(hours=window_hours - 1, minutes=30), 0.0))
-    readings.append(_reading(timedelta(hours=window_hours), low))
-    return readings
+    """Windows at exactly the threshold (no alert), then one above it, then one back at exactly it, then below:
+    hours at the threshold, an hour of `high` (twice the threshold), an hour of 0, and hours of `low`."""
+    return _hourly([threshold] * window_hours + [high, 0.0, low, low])
 
 
 def _said(event) -> str:
@@ -416,7 +413,19 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
         sum([threshold] * n) / n == threshold == math.fsum([threshold] * n) / n for n in range(1, window_hours + 1)
     )
     falling = _low_without_a_tie(threshold, high, window_hours) if possible else None
+    busy_readings = max(BUSY_HOUR_READINGS, window_hours)
     return [
+        _HandMadeCase(
+            _hourly([high] * (window_hours + 1)) if possible else [],
+            "a decision on closed hours only",
+            lambda steps, first: _inside_the_hour_hint(steps, first, settings, high),
+        ),
+        _HandMadeCase(
+            [*_busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)), _reading(timedelta(hours=1), high)]
+            if possible and min_hours > 1 else [],
+            "too few hours with data",
+            lambda steps, first: _too_few_hours_hint(steps, first, settings),
+        ),
         _HandMadeCase(
             _at_threshold_box(threshold, high, low, window_hours) if possible and exact else [],
             "a mean of exactly the threshold",
@@ -428,16 +437,12 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
             lambda steps, first: _resolves_late_hint(steps, first, settings, high, falling),
         ),
         _HandMadeCase(
-            _busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)) if possible and min_hours > 1 else [],
-            "too few hours with data",
-            lambda steps, first: _too_few_hours_hint(steps, first, settings),
-        ),
-        _HandMadeCase(
             _hourly([low] * (window_hours - 1))
-            + _busy_hour(high, max(BUSY_HOUR_READINGS, window_hours), hour=window_hours - 1)
+            + _busy_hour(high, busy_readings, hour=window_hours - 1)
+            + [_reading(timedelta(hours=window_hours), low), _reading(timedelta(hours=window_hours + 1), low)]
             if possible else [],
             "one busy hour among quiet ones",
-            lambda steps, first: _mean_of_values_hint(steps, first, settings),
+            lambda steps, first: _mean_of_values_hint(steps, first, settings, busy_readings),
         ),
     ]  # fmt: skip
 
@@ -472,8 +477,22 @@ def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: 
         )
     return (
         f"{story}; yours says it only at reading {later.number}: your window still counts hours that have left it. "
-        f"A {window_hours}-hour window holds the reading's clock hour and the {window_hours - 1} before it: drop "
-        f"every hour {window_hours} or more hours before the reading's hour."
+        f"The window decided when hour H begins holds the {window_hours} hours before it, H − {window_hours} to "
+        f"H − 1: drop every hour more than {window_hours} hours before H."
+    )
+
+
+def _inside_the_hour_hint(steps: list[_Step], step: _Step, settings: dict, high: float) -> str | None:
+    """For a detector that decides at any reading, on a window that includes the reading's own, open hour."""
+    following = next((later for later in steps if later.number > step.number), None)
+    if step.yours != "exceeded" or step.expected is not None or not following or following.expected != "exceeded":
+        return None  # not one reading early: another mistake
+    return (
+        f'On a hand-made box with one reading of {high:g} µg/m³ in each hour, yours says "exceeded" at reading '
+        f"{step.number} ({step.reading.timestamp:%H:%M}), while its hour is still open; Detector says it at reading "
+        f"{following.number} ({following.reading.timestamp:%H:%M}), the box's first reading of a new hour, on the "
+        f"{settings['window_hours']} closed hours before it. Decide only when a reading's hour is newer than every "
+        "hour of its box, and on the hours before it: an open hour is half-finished."
     )
 
 
@@ -482,12 +501,13 @@ def _too_few_hours_hint(steps: list[_Step], step: _Step, settings: dict) -> str 
     min_hours = settings["min_hours"]
     if step.yours != "exceeded" or step.hours >= min_hours:
         return None
+    busy = len(steps) - 1  # all but the last reading, in the next hour
     return (
-        f"On a hand-made box with {len(steps)} readings of {step.reading.value:g} µg/m³, all in one hour, yours says "
-        f'"exceeded" at reading {step.number}: the box has data in only {step.hours} hour, fewer than {min_hours}. '
-        f"With fewer than {min_hours} hours with data the rule decides nothing: count the hours with data (not the "
-        "readings) and decide only when there are enough. Is your `hour` the clock hour, the timestamp without "
-        "minutes, seconds and microseconds?"
+        f"On a hand-made box with {busy} readings of {step.reading.value:g} µg/m³, all in one hour, then one in "
+        f'the next hour, yours says "exceeded" at reading {step.number}: the window then has {step.hours} closed '
+        f"hour{'' if step.hours == 1 else 's'} with data, fewer than {min_hours}. With fewer than {min_hours} hours "
+        "with data the rule decides nothing: count the hours with data (not the readings) and decide only when "
+        "there are enough. Is your `hour` the clock hour, the timestamp without minutes, seconds and microseconds?"
     )
 
 
@@ -507,18 +527,20 @@ def _at_the_threshold_hint(steps: list[_Step], step: _Step, settings: dict) -> s
     )
 
 
-def _mean_of_values_hint(steps: list[_Step], step: _Step, settings: dict) -> str | None:
+def _mean_of_values_hint(steps: list[_Step], step: _Step, settings: dict, busy: int) -> str | None:
     """For a detector that averages every value of the window instead of the hourly means."""
     quiet_hours = settings["window_hours"] - 1
     values = [earlier.reading.value for earlier in steps if earlier.number <= step.number]
     if step.yours != "exceeded" or step.number <= quiet_hours or sum(values) / len(values) <= settings["threshold"]:
         return None  # another mistake: the general message names the first difference
-    low, high = values[0], values[-1]
+    if any(later.yours == "resolved" for later in steps if later.number > step.number):
+        return None  # back to quiet hours, the mean of all values would still be above: another mistake
+    low, high = steps[0].reading.value, steps[quiet_hours].reading.value
     hourly = (quiet_hours * low + high) / (quiet_hours + 1)
     return (
         f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
-        f"{len(steps) - quiet_hours} readings of {high:g} µg/m³, yours says \"exceeded\" at reading {step.number}, "
-        f"after {step.number - quiet_hours} readings of the busy hour. The mean of all {step.number} values is "
+        f'{busy} readings of {high:g} µg/m³, yours says "exceeded" at reading {step.number}, after '
+        f"{min(step.number - quiet_hours, busy)} readings of the busy hour. The mean of all {step.number} values is "
         f"{sum(values) / step.number:.2f} µg/m³, but the rule takes the mean of the hourly means: "
         f"({quiet_hours} × {low:g} + {high:g}) / {quiet_hours + 1} = {hourly:.2f} µg/m³, no alert. "
         "Average each hour first (total / count), then average those hourly means: an hour with many "
@@ -533,10 +555,13 @@ def _first_difference(step: _Step, settings: dict) -> str:
         f"{reading.value:g} µg/m³)"
     )
     if step.hours < min_hours:
-        why = f"the box has only {step.hours} hours with data in its window, fewer than {min_hours}"
+        why = f"the box has only {step.hours} closed hours with data in its window, fewer than {min_hours}"
     else:
         mean_text = "unknown" if math.isnan(step.mean) else f"{step.mean:.2f} µg/m³"
-        why = f"the {settings['window_hours']:g}-hour mean is {mean_text} over {step.hours} hours with data"
+        why = (
+            f"the {settings['window_hours']:g} closed hours before this reading's hour have a mean of {mean_text} "
+            f"over {step.hours} hours with data"
+        )
     return (
         f"The first difference is at {where}: Detector gives {_said(step.expected)} ({why}), "
         f"yours gives {_said(step.yours)}."

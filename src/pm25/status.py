@@ -122,8 +122,8 @@ class StatusTracker:
     def table(self, boxes: list[dict], detector: Detector | None = None) -> pd.DataFrame:
         """One row per box: the GeoJSON Point features of the map first, then boxes seen only in the stream.
 
-        With a detector, three more columns: the window mean named after its window (mean_24h by
-        default), n_hours (hours of the window with data) and alert_state.
+        With a detector, three more columns: the mean of the window the box was last decided on, named
+        after its window (mean_24h by default), n_hours (hours of that window with data) and alert_state.
         """
         if isinstance(boxes, dict):  # a whole FeatureCollection will do too
             boxes = boxes.get("features", [])

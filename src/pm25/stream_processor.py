@@ -8,10 +8,14 @@ decision 2 of the tutorial, the one `pm25.detector.Detector` implements, in thre
 1. `ReadingGate` (stateful filter): drop messages that break the contract (a key that is not the
    boxId included), saturated values, duplicates and late readings (not newer than the box's newest),
    and count each kind;
-2. hourly means: a tumbling event-time window of one clock hour per box, emitted on every reading
-   (`.current()`), so each reading sees its hour's mean so far;
-3. `DailyMeanRule` (stateful apply): the hourly means of the last `window_hours` clock hours, their
-   mean once at least `min_hours` have data, and the exceeded/resolved transitions.
+2. hourly means: a tumbling event-time window of one clock hour per box, emitted once, when it is
+   final (`.final()`): when the box's first reading of a later hour closes it;
+3. `DailyMeanRule` (stateful apply): on each final hourly mean, one decision on the `window_hours`
+   clock hours before the hour of the reading that closed it, valid once at least `min_hours` have
+   data, and the exceeded/resolved transitions. The alert's timestamp is that hour, the window's end.
+
+`.current()` would emit the open hour's mean at every reading: a value that can still change, which
+is what made decisions flap. Deciding on final values only is the same rule as Detector's.
 
 Quix keeps the state of steps 1-3 in RocksDB and writes every change to a changelog topic; an
 instance that takes over a partition restores that partition's state from it.
@@ -33,7 +37,7 @@ import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -65,6 +69,7 @@ HOUR_MS = 3_600_000
 # Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
 # and the embedded broker reports none unless a topic was given one.
 DEFAULT_RETENTION_MS = str(7 * 24 * HOUR_MS)
+NEWEST_MS = "newest_ms"  # state key: the event time of the box's newest accepted reading
 
 
 class ReadingDeserializer(Deserializer):
@@ -79,7 +84,6 @@ class ReadingDeserializer(Deserializer):
         return {
             "boxId": reading.box_id,
             "boxName": reading.box_name,
-            "timestamp": format_timestamp(reading.timestamp),
             "time_ms": round(reading.timestamp.timestamp() * 1000),
             "hundredths": hundredths(reading.value),  # whole numbers: hourly sums stay exact
         }
@@ -107,17 +111,17 @@ class ReadingGate:
         if key != value["boxId"].encode("utf-8"):
             self.counts["invalid"] += 1
             return False
-        newest = state.get("newest_ms")
+        newest = state.get(NEWEST_MS)
         if newest is not None and value["time_ms"] <= newest:
             self.counts["duplicates" if value["time_ms"] == newest else "late"] += 1
             return False
-        state.set("newest_ms", value["time_ms"])
+        state.set(NEWEST_MS, value["time_ms"])
         self.counts["processed"] += 1
         return True
 
 
 class DailyMeanRule:
-    """Stateful apply on each updated hourly mean: the 24-hour mean, its coverage and the box's state."""
+    """Stateful apply on each final hourly mean: the 24-hour mean, its coverage and the box's state."""
 
     def __init__(self, threshold: float = 15.0, window_hours: int = 24, min_hours: int = 18):
         self.threshold, self.window_hours, self.min_hours = float(threshold), int(window_hours), int(min_hours)
@@ -125,10 +129,15 @@ class DailyMeanRule:
         self._threshold_exact = Fraction(str(self.threshold))
 
     def __call__(self, hour: dict, state) -> dict | None:
-        # [hour start, sum in hundredths, count] for the clock hours (now - window_hours, now].
-        oldest_kept = hour["start"] - (self.window_hours - 1) * HOUR_MS
-        hours = {start: (total, count) for start, total, count in state.get("hours", []) if start >= oldest_kept}
+        # The box's newest reading (ReadingGate keeps it in the same state) closed this hour: the window
+        # decided on is the window_hours clock hours before that reading's hour H, which may be later than
+        # the next hour when the box paused.
+        end = state.get(NEWEST_MS) // HOUR_MS * HOUR_MS
+        first = end - self.window_hours * HOUR_MS
+        # [hour start, sum in hundredths, count] for the closed clock hours [H - window_hours, H).
+        hours = {start: (total, count) for start, total, count in state.get("hours", [])}
         hours[hour["start"]] = (hour["total"], hour["count"])
+        hours = {start: sums for start, sums in hours.items() if start >= first}
         state.set("hours", [[start, *sums] for start, sums in sorted(hours.items())])
         if len(hours) < self.min_hours:
             return None  # not enough data: no new decision, the state stays
@@ -145,7 +154,7 @@ class DailyMeanRule:
             "boxId": hour["boxId"],
             "boxName": hour["boxName"],
             "event": EXCEEDED if above else RESOLVED,
-            "timestamp": hour["timestamp"],
+            "timestamp": format_timestamp(datetime.fromtimestamp(end / 1000, UTC)),
             "mean": mean,
             "n_hours": len(hours),
             "threshold": self.threshold,
@@ -220,9 +229,8 @@ def build_application(
             count=Count(),
             boxId=Latest("boxId"),
             boxName=Latest("boxName"),
-            timestamp=Latest("timestamp"),
         )
-        .current()
+        .final(closing_strategy="key")  # a box's own readings close its hours, as in Detector
     )
     hourly.apply(rule, stateful=True).filter(lambda alert: alert is not None).to_topic(alerts)
     return app, gate

@@ -108,7 +108,7 @@ def test_the_detector_counts_every_reading_whatever_its_value(readings, figures)
         detector.process(SimpleNamespace(box_id=box_id, box_name="Bx", timestamp=moment, value=value))
     assert sum(detector.counts.values()) == len(readings)
     for box_id in detector.box_ids():
-        mean, n = detector.window(box_id)
+        mean, n = detector.provisional(box_id)
         assert n >= 1 and math.isfinite(mean)
 
 
