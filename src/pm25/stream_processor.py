@@ -58,7 +58,7 @@ with warnings.catch_warnings():
     from quixstreams.models.serializers import Deserializer
 
 from pm25.config import Settings
-from pm25.contract import SATURATED, InvalidMessage, decode, format_timestamp
+from pm25.contract import SATURATED, InvalidMessage, decode, format_timestamp, parse_timestamp
 from pm25.detector import hundredths
 from pm25.errors import LearnerError
 
@@ -393,6 +393,8 @@ class CutTopic:
     early: dict[int, list]
     middle: dict[int, list]
     after_kill: dict[int, list]
+    # (boxId, alert timestamp H) -> (boxId, timestamp) of the reading that decided it: the box's first in hour H.
+    deciding: dict[tuple[str, str], tuple[str, str]]
 
     def __len__(self) -> int:
         return sum(len(records) for part in (self.early, self.middle, self.after_kill) for records in part.values())
@@ -400,17 +402,22 @@ class CutTopic:
     @classmethod
     def at_first_alerts(cls, records: list, alerts: pd.DataFrame) -> CutTopic:
         """The records of a topic cut where each partition's first reading that decided one of `alerts` is."""
-        deciding = set(zip(alerts["boxId"], alerts["timestamp"], strict=True))
         by_partition: dict[int, list] = {}
+        first_in_hour: dict[tuple[str, str], tuple[str, str]] = {}
         for record in sorted(records, key=lambda record: (record.partition, record.offset)):
             by_partition.setdefault(record.partition, []).append(record)
+            if key := _box_and_time(record):
+                first_in_hour.setdefault((key[0], _clock_hour(key[1])), key)
+        wanted = set(zip(alerts["boxId"], alerts["timestamp"], strict=True))
+        deciding = {alert: first_in_hour[alert] for alert in wanted if alert in first_in_hour}
+        decided_by = set(deciding.values())
         early, middle, after_kill = {}, {}, {}
         for number, mine in by_partition.items():
-            cut = next((at for at, record in enumerate(mine) if _box_and_time(record) in deciding), len(mine) // 2)
+            cut = next((at for at, record in enumerate(mine) if _box_and_time(record) in decided_by), len(mine) // 2)
             half = max(cut // 2, 1)  # every partition gets readings before the second instance joins: state
             cut = max(cut, half)
             early[number], middle[number], after_kill[number] = mine[:half], mine[half:cut], mine[cut:]
-        return cls(early, middle, after_kill)
+        return cls(early, middle, after_kill, deciding)
 
     def before_kill(self) -> dict[int, int]:
         """Per partition, how many readings are sent before the kill (the offset the rest starts at)."""
@@ -423,11 +430,17 @@ class CutTopic:
         left = [every[number][committed[number] :] for number in partitions]
         return [key for records in left for record in records if (key := _box_and_time(record))]
 
-    @staticmethod
-    def decide(alerts: pd.DataFrame, readings: list[tuple[str, str]]) -> pd.DataFrame:
+    def decide(self, alerts: pd.DataFrame, readings: list[tuple[str, str]]) -> pd.DataFrame:
         """The alerts that these readings decided (each alert once)."""
-        keys = pd.MultiIndex.from_frame(alerts[["boxId", "timestamp"]])
-        return alerts[keys.isin(list(set(readings)))].drop_duplicates(["boxId", "event", "timestamp"])
+        readings = set(readings)
+        keys = zip(alerts["boxId"], alerts["timestamp"], strict=True)
+        decided = [self.deciding.get(key) in readings for key in keys]
+        return alerts[decided].drop_duplicates(["boxId", "event", "timestamp"])
+
+
+def _clock_hour(timestamp: str) -> str:
+    """The start of the clock hour of a timestamp the project wrote, written the same way (an alert's time)."""
+    return format_timestamp(parse_timestamp(timestamp).replace(minute=0, second=0, microsecond=0))
 
 
 def _box_and_time(record) -> tuple[str, str] | None:
