@@ -119,8 +119,9 @@ def test_hostile_box_names_survive_the_alert_csv(names, figures, tmp_path_factor
     detector, alerts = Detector(min_hours=1), []
     start = datetime(2024, 1, 15, tzinfo=UTC)
     for number, name in enumerate(names):
-        reading = contract.Reading(f"{number:024x}", name, "b" * 24, 51.9, 7.6, start, 50.0)
-        alerts.append(detector.process(contract.decode(contract.encode(reading))))
+        for moment in (start, start + timedelta(hours=1)):  # the second reading closes the first hour: an alert
+            reading = contract.Reading(f"{number:024x}", name, "b" * 24, 51.9, 7.6, moment, 50.0)
+            alerts += filter(None, [detector.process(contract.decode(contract.encode(reading)))])
     out = tmp_path_factory.mktemp("alerts")
     consuming.write_outputs(out, alerts, consuming.Rejected(), pd.DataFrame(), consuming.Share((0,), 1, frozenset()))
     back = pd.read_csv(out / "alerts.csv", dtype=str, keep_default_na=False)
