@@ -12,7 +12,8 @@ Fair to both sizes: from a fresh detector, the first 18 hours of each box cannot
 (coverage), so they cost about a third less per reading. With 1,000 boxes that is the first 432,000
 readings: a run of 100,000 from a fresh start would be all warm-up and one of 1,000,000 mostly full
 work, and their time ratio would measure that mix, not growth. After the warm-up every timed reading
-has a full window, a decision, and its box closes and drops an hour every ~24 readings, at both sizes.
+has a full window; every ~24 readings its box opens a new hour, which closes one, decides once and drops
+the oldest hour, at both sizes.
 
 Times are CPU time of this process (time.process_time): the machine may be shared, and the best of a
 few wall-clock runs favours the short run, which can slip between other processes, over the long one,
