@@ -74,6 +74,7 @@ def test_missing_recording_is_not_ready_and_says_how_to_get_it_back(tmp_path):
         (b"version https://git-lfs.github.com/spec/v1\n", "damaged"),  # a pointer instead of the data
         (gzip.compress(b"a,b,c\n1,2,3\n"), "not the recording"),
     ],
+    ids=["git-lfs-pointer", "another-csv"],  # gzip writes the time into its bytes: ids must not vary per run
 )
 def test_a_damaged_or_other_recording_is_not_ready(tmp_path, content, says):
     path = tmp_path / "berlin.csv.gz"
