@@ -34,10 +34,13 @@ def to_json(reading):
 
 
 def send_readings(producer, topic, readings):
-    """Send each reading keyed by its box, then wait once until the broker has them all."""
+    """Send each reading keyed by its box, wait once for every answer; return how many sends failed."""
+    futures = []
     for reading in readings:
-        producer.send(topic, key=..., value=reading)
-    ...  # wait until the broker has every message
+        futures.append(producer.send(topic, key=..., value=reading))
+    ...  # wait once until every send has its answer
+    failed = ...  # how many sends failed: future.failed() is True for those
+    return failed
 
 # %% task:consumer_loop
 def run_loop(consumer, process, stop):

@@ -31,10 +31,12 @@ def to_json(reading):
 
 
 def send_readings(producer, topic, readings):
-    """Send each reading keyed by its box, then wait once until the broker has them all."""
+    """Send each reading keyed by its box, wait once for every answer; return how many sends failed."""
+    futures = []
     for reading in readings:
-        producer.send(topic, key=reading["boxId"], value=reading)
-    producer.flush()
+        futures.append(producer.send(topic, key=reading["boxId"], value=reading))
+    producer.flush()  # returns once every send has its answer: acknowledged, or failed
+    return sum(future.failed() for future in futures)
 
 # %% task:consumer_loop
 def run_loop(consumer, process, stop):

@@ -161,8 +161,33 @@ def test_producer_solution_shows_one_partition_per_box(bootstrap_servers):
     message = selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(**{
         name: solution[name] for name in ("to_json", "send_readings")
     })
-    assert "12 readings arrived" in message
-    assert all(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5))
+    assert "11 readings arrived" in message and "the 1 send that failed was counted" in message
+    assert sum(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5)) == 3
+
+
+def test_producer_that_does_not_count_failed_sends_is_told_to_keep_the_futures(bootstrap_servers):
+    to_json = solved_values("producer")["to_json"]
+
+    def send_readings(producer, topic, readings):  # the old solution: flush() and trust it
+        for reading in readings:
+            producer.send(topic, key=reading["boxId"], value=reading)
+        producer.flush()
+
+    with pytest.raises(WrongAnswer, match=r"returned None.*flush\(\) also returns when sends failed.*failed\(\)"):
+        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+
+
+def test_producer_that_counts_failures_before_flush_is_told_to_count_after_it(bootstrap_servers):
+    to_json = solved_values("producer")["to_json"]
+
+    def send_readings(producer, topic, readings):
+        futures = [producer.send(topic, key=reading["boxId"], value=reading) for reading in readings]
+        failed = sum(future.failed() for future in futures)
+        producer.flush()
+        return failed
+
+    with pytest.raises(WrongAnswer, match=r"returned 0: 1 of the 12 sends failed.*after flush\(\)"):
+        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_the_producer_practice_has_several_readings_of_each_of_a_few_boxes(berlin_stream):

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from kafka.serializer import Serializer
 
 from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
@@ -108,18 +110,28 @@ class _TextKey(Serializer):
 
 
 class _WatchedProducer:
-    """A KafkaProducer that notes the order of send() and flush() calls."""
+    """A KafkaProducer that notes the order of send() and flush() calls, and makes the `failing`-th send fail: it
+    never reaches the broker, and its future fails during flush(), as a send the broker never acknowledged."""
 
-    def __init__(self, producer: KafkaProducer):
+    def __init__(self, producer: KafkaProducer, failing: int):
         self._producer = producer
         self.calls: list[str] = []
+        self.failing = failing
+        self._failed: list[FutureRecordMetadata] = []
 
     def send(self, topic, *args, **kwargs):
         self.calls.append("send")
-        return self._producer.send(topic, *args, **kwargs)
+        if self.calls.count("send") != self.failing:
+            return self._producer.send(topic, *args, **kwargs)
+        future = FutureRecordMetadata(FutureProduceResult(TopicPartition(topic, -1)), -1, None, None, -1, -1, -1)
+        self._failed.append(future)
+        return future
 
     def flush(self, *args, **kwargs):
         self.calls.append("flush")
+        for future in self._failed:
+            if not future.is_done:
+                future.failure(KafkaTimeoutError("the broker did not acknowledge it in time (made to fail by the check)"))
         return self._producer.flush(*args, **kwargs)
 
     def __getattr__(self, name):
@@ -127,11 +139,12 @@ class _WatchedProducer:
 
 
 def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable[..., str]:
-    """Step 2: `to_json(reading_dict) -> bytes` and `send_readings(producer, topic, readings)`.
+    """Step 2: `to_json(reading_dict) -> bytes` and `send_readings(producer, topic, readings) -> failed sends`.
 
     The check builds KafkaProducer(value_serializer=to_json, key_serializer=str.encode), lets
-    send_readings send the readings (as dicts) to a practice topic, reads them back, and shows
-    the partition each box's readings went to.
+    send_readings send the readings (as dicts) to a practice topic, makes one send fail, reads the
+    others back, and shows the partition each box's readings went to. send_readings must return 1:
+    flush() returns when every send has its answer, failed ones too, so only the futures tell.
     """
     messages = [reading.as_message() for reading in readings]
 
@@ -150,30 +163,31 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
             raise WrongAnswer("to_json(reading) does not decode back to the same reading: use json.dumps(reading).")
         with practice_topic(kafka_options) as topic:
             producer = _WatchedProducer(
-                KafkaProducer(**kafka_options, value_serializer=_FunctionSerializer(to_json), key_serializer=_TextKey())
+                KafkaProducer(**kafka_options, value_serializer=_FunctionSerializer(to_json), key_serializer=_TextKey()),
+                failing=len(messages) // 2 + 1,
             )
             try:
-                send_readings(producer, topic, messages)
+                failed = send_readings(producer, topic, messages)
                 calls = producer.calls
             except Exception as error:
                 raise WrongAnswer(f"send_readings stopped with {type(error).__name__}: {error}") from error
             finally:
                 producer.close()
-            records = _read_back(kafka_options, topic, len(messages))
+            records = _read_back(kafka_options, topic, len(messages) - 1)  # one was made to fail
         if calls.count("send") != len(messages):
             raise WrongAnswer(f"send() was called {calls.count('send')} times for {len(messages)} readings.")
         if "flush" not in calls:
             raise WrongAnswer(
                 "flush() is missing: send() only puts a message in a buffer. Call producer.flush() once after "
-                "the loop, so the function returns when the broker has every message."
+                "the loop, so the function returns when every send has its answer."
             )
         if calls.count("flush") > 1 or calls[-1] != "flush":
             raise WrongAnswer(
                 "Call producer.flush() once, after the loop: flushing inside the loop waits for every "
                 "message on its own, which makes sending many times slower."
             )
-        if len(records) != len(messages):
-            raise WrongAnswer(f"{len(messages)} readings were sent but {len(records)} arrived.")
+        if len(records) != len(messages) - 1:
+            raise WrongAnswer(f"{len(messages) - 1} readings were sent but {len(records)} arrived.")
         keys = {record.key for record in records}
         if keys == {None}:
             raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
@@ -185,12 +199,19 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
                     "all readings of a box go to one partition and stay in order."
                 )
             partitions.setdefault(json.loads(record.value)["boxName"], []).append(record.partition)
+        if failed != 1 or isinstance(failed, bool):
+            raise WrongAnswer(
+                f"send_readings returned {failed!r}: 1 of the {len(messages)} sends failed (the check made it fail). "
+                "flush() also returns when sends failed: keep the future that each send() returns, and after "
+                "flush() return how many failed (future.failed())."
+            )
         lines = [
             f"  {name}: {len(numbers)} readings, on partition{'s' if len(set(numbers)) > 1 else ''} "
             + ", ".join(map(str, sorted(set(numbers))))
             for name, numbers in sorted(partitions.items())
         ]
-        return f"{len(records)} readings arrived, each box's on one partition:\n" + "\n".join(lines)
+        return (f"{len(records)} readings arrived, each box's on one partition, and the 1 send that failed was "
+                "counted:\n" + "\n".join(lines))  # fmt: skip
 
     return check
 
