@@ -131,7 +131,7 @@ class _WatchedProducer:
         self.calls.append("flush")
         for future in self._failed:
             if not future.is_done:
-                future.failure(KafkaTimeoutError("the broker did not acknowledge it in time (made to fail by the check)"))
+                future.failure(KafkaTimeoutError("not acknowledged in time (made to fail by the check)"))
         return self._producer.flush(*args, **kwargs)
 
     def __getattr__(self, name):
@@ -162,10 +162,8 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
         if decoded != messages[0]:
             raise WrongAnswer("to_json(reading) does not decode back to the same reading: use json.dumps(reading).")
         with practice_topic(kafka_options) as topic:
-            producer = _WatchedProducer(
-                KafkaProducer(**kafka_options, value_serializer=_FunctionSerializer(to_json), key_serializer=_TextKey()),
-                failing=len(messages) // 2 + 1,
-            )
+            serializers = {"value_serializer": _FunctionSerializer(to_json), "key_serializer": _TextKey()}
+            producer = _WatchedProducer(KafkaProducer(**kafka_options, **serializers), failing=len(messages) // 2 + 1)
             try:
                 failed = send_readings(producer, topic, messages)
                 calls = producer.calls
