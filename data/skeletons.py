@@ -43,14 +43,24 @@ def send_readings(producer, topic, readings):
     return failed
 
 # %% task:consumer_loop
+from kafka.errors import CommitFailedError
+
+
 def run_loop(consumer, process, stop):
-    """Poll records, process each one, then commit them: until stop() says to stop."""
-    while not stop():
-        batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
-        for records in batch.values():
-            for record in records:
-                ...  # process the record
-        ...  # then commit: tell Kafka that these records are done
+    """Poll records, process each one, then commit them: until stop() says to stop. Then close the consumer."""
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
+            for records in batch.values():
+                for record in records:
+                    ...  # process the record
+            if batch:  # nothing polled, nothing to commit
+                try:
+                    ...  # then commit: tell Kafka that these records are done
+                except CommitFailedError:  # the group rebalanced: whoever owns these records now reads them again
+                    print("The commit failed; polling goes on.")
+    finally:
+        ...  # close the consumer
 
 # %% task:window_detector
 from collections import defaultdict

@@ -39,14 +39,24 @@ def send_readings(producer, topic, readings):
     return sum(future.failed() for future in futures)
 
 # %% task:consumer_loop
+from kafka.errors import CommitFailedError
+
+
 def run_loop(consumer, process, stop):
-    """Poll records, process each one, then commit them: until stop() says to stop."""
-    while not stop():
-        batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
-        for records in batch.values():
-            for record in records:
-                process(record)
-        consumer.commit()  # after processing: a crash before this line means re-reading, not losing
+    """Poll records, process each one, then commit them: until stop() says to stop. Then close the consumer."""
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
+            for records in batch.values():
+                for record in records:
+                    process(record)
+            if batch:  # nothing polled, nothing to commit
+                try:
+                    consumer.commit()  # after processing: a crash before this line means re-reading, not losing
+                except CommitFailedError:  # the group rebalanced: whoever owns these records now reads them again
+                    print("The commit failed; polling goes on.")
+    finally:
+        consumer.close()  # leave the group now, so the others get its partitions at once
 
 # %% task:window_detector
 from collections import defaultdict

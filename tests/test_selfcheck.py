@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from kafka.errors import CommitFailedError
 
 from pm25 import selfcheck
 from pm25.config import BUNDLED_DATA_DIR
@@ -236,6 +237,45 @@ def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_server
     message = check(solved_values("consumer_loop")["run_loop"])
     assert "processed all 12 records" in message
     assert "add up to 12" in message
+    assert "went on after the commit the check made fail" in message
+
+
+def loop(commit_every_poll=False, catch=True, close=True):
+    """The consumer loop of the solution, with one of its parts left out."""
+
+    def run_loop(consumer, process, stop):
+        try:
+            while not stop():
+                batch = consumer.poll(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        process(record)
+                if batch or commit_every_poll:
+                    try:
+                        consumer.commit()
+                    except CommitFailedError:
+                        if not catch:
+                            raise
+        finally:
+            if close:
+                consumer.close()
+
+    return run_loop
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (loop(commit_every_poll=True), r"after a poll that returned nothing.*if batch:"),
+        (loop(catch=False), r"CommitFailedError.*catch it"),
+        (loop(close=False), r"never closed.*finally"),
+    ],
+    ids=["commits when idle", "a failed commit stops it", "not closed"],
+)
+def test_consumer_loop_without_one_of_its_parts_gets_the_hint_for_it(bootstrap_servers, answer, hint):
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=hint):
+        check(answer)
 
 
 def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_records(bootstrap_servers):

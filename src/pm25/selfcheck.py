@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from kafka.serializer import Serializer
 
@@ -215,16 +215,37 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
 
 
 class _WatchedConsumer:
-    """A KafkaConsumer that notes what was processed when each commit() was made."""
+    """A KafkaConsumer that notes what was processed when each commit() was made, whether that commit followed an
+    empty poll, and whether it was closed. Its first commit after a batch fails with CommitFailedError, as one
+    does when the group rebalances; then it sends the rest, so a loop that goes on has more to process and commit."""
 
-    def __init__(self, consumer: KafkaConsumer):
+    def __init__(self, consumer: KafkaConsumer, send_rest: Callable[[], None]):
         self._consumer = consumer
+        self._send_rest = send_rest
         self.processed: list[tuple[int, int]] = []  # (partition, offset), in processing order
-        self.commits = 0
+        self.commits = 0  # those that succeeded
+        self.commit_failed = False  # the one made to fail has happened
+        self.idle_commits = 0  # commits right after a poll that returned nothing
+        self.closed = False
+        self.polls_since_progress = 0
         self.committed_unprocessed: tuple[int, int] | None = None  # the first record committed unprocessed
+        self._last_batch_empty = True
+        self.first_half = 0  # records sent before the loop started
+
+    def poll(self, *args, **kwargs):
+        batch = self._consumer.poll(*args, **kwargs)
+        self._last_batch_empty = not batch
+        self.polls_since_progress = 0 if batch else self.polls_since_progress + 1
+        if not batch and len(self.processed) >= self.first_half:
+            self._send_rest_once()  # a loop that never commits gets the rest too
+        return batch
+
+    def _send_rest_once(self):
+        if self._send_rest is not None:
+            self._send_rest()
+            self._send_rest = None
 
     def commit(self, offsets: dict | None = None):
-        self.commits += 1
         if offsets is None:
             offsets = {tp: OffsetAndMetadata(self._consumer.position(tp), "") for tp in self._consumer.assignment()}
         done = set(self.processed)
@@ -233,28 +254,48 @@ class _WatchedConsumer:
             missing = [o for o in range(start, offset.offset) if (tp.partition, o) not in done]
             if missing and self.committed_unprocessed is None:
                 self.committed_unprocessed = (tp.partition, missing[0])
+        self.idle_commits += self._last_batch_empty
+        if not self.commit_failed and not self._last_batch_empty:
+            self.commit_failed = True
+            self._send_rest_once()
+            raise CommitFailedError("the group rebalanced (made to fail by the check)")
+        self.commits += 1
         return self._consumer.commit(offsets)
+
+    def close(self, *args, **kwargs):
+        self.closed = True
+        return self._consumer.close(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._consumer, name)
 
 
+NO_PROGRESS_POLLS = 10  # polls of 0.5 s with no record, once all were sent: the loop misses records
+
+
 def consumer_loop_check(
     kafka_options: dict, readings: Iterable[Reading], timeout_s: float = 60.0
 ) -> Callable[..., str]:
-    """Step 3: `run_loop(consumer, process, stop)` polls, processes every record, then commits.
+    """Step 3: `run_loop(consumer, process, stop)` polls, processes every record, commits after each batch with
+    records (a failed commit is reported and polling goes on), and closes the consumer at the end.
 
-    The check sends the readings to a practice topic, runs run_loop with a consumer of a new group
-    (auto-commit off), and compares what the group committed with what was processed.
+    The check sends half the readings to a practice topic, runs run_loop with a consumer of a new group
+    (auto-commit off), makes its first commit fail and then sends the other half; it stops the loop after a
+    poll that found nothing once every record was processed (or after polls that found nothing new), and
+    compares what the group committed with what was processed.
     """
     values = [json.dumps(reading.as_message()).encode() for reading in readings]
+    half = len(values) // 2
 
     def check(run_loop) -> str:
-        with practice_topic(kafka_options) as topic:
-            with KafkaProducer(**kafka_options) as producer:
-                for number, value in enumerate(values):
-                    producer.send(topic, value=value, partition=number % PRACTICE_PARTITIONS)
+        with practice_topic(kafka_options) as topic, KafkaProducer(**kafka_options) as producer:
+
+            def send(numbers: range) -> None:
+                for number in numbers:
+                    producer.send(topic, value=values[number], partition=number % PRACTICE_PARTITIONS)
                 producer.flush()
+
+            send(range(half))
             group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
             consumer = KafkaConsumer(
                 **kafka_options,
@@ -262,25 +303,50 @@ def consumer_loop_check(
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=GROUP_SESSION_TIMEOUT_MS // 3,
             )
             consumer.subscribe([topic])
-            watched = _WatchedConsumer(consumer)
+            watched = _WatchedConsumer(consumer, lambda: send(range(half, len(values))))
+            watched.first_half = half
             deadline = time.monotonic() + timeout_s
+
+            def stop() -> bool:
+                done = len(watched.processed) >= len(values) and watched.polls_since_progress > 0
+                stuck = watched.polls_since_progress > NO_PROGRESS_POLLS and bool(consumer.assignment())
+                return done or stuck or time.monotonic() > deadline
+
             try:
-                run_loop(
-                    watched,
-                    lambda record: watched.processed.append((record.partition, record.offset)),
-                    lambda: len(watched.processed) >= len(values) or time.monotonic() > deadline,
-                )
-                committed = sum(consumer.committed(tp) or 0 for tp in consumer.assignment())
+                run_loop(watched, lambda record: watched.processed.append((record.partition, record.offset)), stop)
+                stopped = None
+            except CommitFailedError as error:
+                stopped = error
             finally:
                 consumer.close()
-        return _judge_loop(watched, committed, len(values))
+            committed = _committed(kafka_options, group, topic)
+        return _judge_loop(watched, committed, len(values), stopped)
 
     return check
 
 
-def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
+def _committed(kafka_options: dict, group: str, topic: str) -> int:
+    """The sum of the group's committed offsets (asked without joining the group)."""
+    with KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False) as reader:
+        return sum(reader.committed(TopicPartition(topic, p)) or 0 for p in range(PRACTICE_PARTITIONS))
+
+
+def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int, stopped: CommitFailedError | None) -> str:
+    if watched.committed_unprocessed is not None:
+        partition, offset = watched.committed_unprocessed
+        raise WrongAnswer(
+            f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
+            "right after that commit, the record would be lost: commit after the loop over the records."
+        )
+    if stopped is not None:
+        raise WrongAnswer(
+            "Your loop stopped with CommitFailedError: the check made one commit fail, as it does when the group "
+            "rebalances. That loses nothing (the records are read again), so catch it, print a line, and go on "
+            "polling: try: consumer.commit() except CommitFailedError: ..."
+        )
     processed = Counter(watched.processed)
     if not processed:
         raise WrongAnswer("process(record) was never called: call it for every record of the batch.")
@@ -289,25 +355,31 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
         raise WrongAnswer(f"The record at partition {twice[0][0]}, offset {twice[0][1]} was processed twice.")
     if len(processed) < sent:
         raise WrongAnswer(f"{len(processed)} of {sent} records were processed: process every record of every batch.")
-    if watched.commits == 0:
+    if not watched.commit_failed:
         raise WrongAnswer(
             "Nothing was committed: call consumer.commit() after processing the batch. "
             "Without it, a restarted consumer of this group reads everything again."
         )
-    if watched.committed_unprocessed is not None:
-        partition, offset = watched.committed_unprocessed
+    if watched.idle_commits:
         raise WrongAnswer(
-            f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
-            "right after that commit, the record would be lost: commit after the loop over the records."
+            f"Your loop committed {watched.idle_commits} times after a poll that returned nothing. Such a commit "
+            "has nothing new to say, and an idle consumer would send two a second: commit only after a batch "
+            "with records (if batch: ...)."
         )
     if committed < sent:
         raise WrongAnswer(
             f"{sent} records were processed but only {committed} committed: the last batch was not "
             "committed. Commit after processing each batch, inside the loop."
         )
+    if not watched.closed:
+        raise WrongAnswer(
+            "The consumer was never closed: close it at the end, in a finally: block, so that it leaves its group "
+            "at once (its partitions go to the other members) even when the loop stops with an error."
+        )
     return (
-        f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions and committed "
-        f"{watched.commits} times, each time after processing: the group's committed offsets add up to {committed}."
+        f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions, went on after the commit the "
+        f"check made fail, committed {watched.commits} times, each time after a batch: the group's committed "
+        f"offsets add up to {committed}. It closed the consumer."
     )
 
 
