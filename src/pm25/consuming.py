@@ -51,7 +51,9 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self.topic_partitions = topic_partitions
         self.joined = False  # the group has given this member its share (maybe none) at least once
         self.owned: set[TopicPartition] = set()  # as of the last assignment, also after close()
-        self.messages_read = 0
+        self.messages_read = 0  # every message processed, a message read again after a rebalance once more
+        self.messages_reread = 0  # of those, the ones this member had processed before
+        self._read_until: dict[TopicPartition, int] = {}  # the offset after the last message ever processed
         self._next: dict[TopicPartition, int] = {}  # the offset after the last message processed
         self._boxes: dict[TopicPartition, set[str]] = {}
         self._committed: dict[TopicPartition, int] = {}  # the group's commit when the partition was assigned
@@ -106,6 +108,10 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if reading is not None:
             self._boxes.setdefault(partition, set()).add(reading.box_id)
         self.messages_read += 1
+        if record.offset < self._read_until.get(partition, 0):
+            self.messages_reread += 1
+        else:
+            self._read_until[partition] = record.offset + 1
         self.uncommitted = True
 
     def publish(self, topic: str, alert: Alert, record) -> None:
@@ -190,7 +196,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         return Share(tuple(sorted(p.partition for p in self.owned)), self.topic_partitions, frozenset(boxes))
 
     def summary(self) -> str:
-        """What this member read; an error when there was nothing at all to read."""
+        """What this member processed; an error when there was nothing at all to read."""
         share = self.share()
         if not self.joined:
             return "This member never joined its group."
@@ -201,7 +207,9 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if self.messages_read == 0 and share.whole:
             topic = next(iter(self.owned)).topic
             raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
-        return f"This member read {self.messages_read} messages from {share.describe()}."
+        again = self.messages_reread
+        reread = f", and {again} of them again (re-read after a rebalance to rebuild its windows)" if again else ""
+        return f"This member processed {self.messages_read - again} messages from {share.describe()}{reread}."
 
 
 class BrokerGone(LearnerError):

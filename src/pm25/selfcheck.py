@@ -31,7 +31,8 @@ from pm25.topics import ensure_topic
 
 EVENTS = ("exceeded", "resolved", None)
 PRACTICE_PARTITIONS = 3
-# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+# A group's first join waits for members up to about this long: the smallest a broker allows (kafka-python's
+# default is 45 s).
 GROUP_SESSION_TIMEOUT_MS = 6000
 
 
