@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -301,4 +302,41 @@ def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="Nothing was committed"):
+        check(run_loop)
+
+
+def test_consumer_loop_that_never_polls_gets_a_verdict_within_seconds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            pass  # never polls
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    started = time.monotonic()
+    with pytest.raises(WrongAnswer, match=r"poll\(\) was never called"):
+        check(run_loop)
+    assert time.monotonic() - started < 20
+
+
+def test_consumer_loop_that_skips_records_gets_a_verdict_within_seconds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                process(records[0])  # only the first of each batch
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    started = time.monotonic()
+    with pytest.raises(WrongAnswer, match="records were processed: process every record"):
+        check(run_loop)
+    assert time.monotonic() - started < 30
+
+
+def test_consumer_loop_over_the_batch_dict_itself_is_told_what_a_batch_holds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            for record in consumer.poll(timeout_ms=500):  # the dict's keys: TopicPartitions
+                process(record)
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=r"got TopicPartition .*loop over batch\.values\(\)"):
         check(run_loop)

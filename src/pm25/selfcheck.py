@@ -166,13 +166,12 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
             serializers = {"value_serializer": _FunctionSerializer(to_json), "key_serializer": _TextKey()}
             producer = _WatchedProducer(KafkaProducer(**kafka_options, **serializers), failing=len(messages) // 2 + 1)
             try:
-                failed = send_readings(producer, topic, messages)
-                calls = producer.calls
-            except Exception as error:
-                raise WrongAnswer(f"send_readings stopped with {type(error).__name__}: {error}") from error
+                failed = send_readings(producer, topic, messages)  # an error in it: tasks.check names its line
             finally:
                 producer.close()
-            records = _read_back(kafka_options, topic, len(messages) - 1)  # one was made to fail
+            calls = producer.calls
+            sent = calls.count("send") - (calls.count("send") >= producer.failing)  # one was made to fail
+            records = _read_back(kafka_options, topic, sent)
         if calls.count("send") != len(messages):
             raise WrongAnswer(f"send() was called {calls.count('send')} times for {len(messages)} readings.")
         if "flush" not in calls:
@@ -228,6 +227,7 @@ class _WatchedConsumer:
         self.commit_failed = False  # the one made to fail has happened
         self.idle_commits = 0  # commits right after a poll that returned nothing
         self.closed = False
+        self.polls = 0
         self.polls_since_progress = 0
         self.committed_unprocessed: tuple[int, int] | None = None  # the first record committed unprocessed
         self._last_batch_empty = True
@@ -235,6 +235,7 @@ class _WatchedConsumer:
 
     def poll(self, *args, **kwargs):
         batch = self._consumer.poll(*args, **kwargs)
+        self.polls += 1
         self._last_batch_empty = not batch
         self.polls_since_progress = 0 if batch else self.polls_since_progress + 1
         if not batch and len(self.processed) >= self.first_half:
@@ -272,6 +273,7 @@ class _WatchedConsumer:
 
 
 NO_PROGRESS_POLLS = 10  # polls of 0.5 s with no record, once all were sent: the loop misses records
+NO_POLL_S = 5  # stop() asked this long without a poll: the loop never polls
 
 
 def consumer_loop_check(
@@ -309,15 +311,24 @@ def consumer_loop_check(
             consumer.subscribe([topic])
             watched = _WatchedConsumer(consumer, lambda: send(range(half, len(values))))
             watched.first_half = half
-            deadline = time.monotonic() + timeout_s
+            started = time.monotonic()
 
-            def stop() -> bool:
+            def stop() -> bool:  # a verdict within seconds, not after a minute of silence
                 done = len(watched.processed) >= len(values) and watched.polls_since_progress > 0
                 stuck = watched.polls_since_progress > NO_PROGRESS_POLLS and bool(consumer.assignment())
-                return done or stuck or time.monotonic() > deadline
+                never_polled = watched.polls == 0 and time.monotonic() - started > NO_POLL_S
+                return done or stuck or never_polled or time.monotonic() - started > timeout_s
+
+            def process(record) -> None:
+                if not hasattr(record, "offset"):
+                    raise WrongAnswer(
+                        f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
+                        "{partition: [records]}: loop over batch.values(), then over the records in each list."
+                    )
+                watched.processed.append((record.partition, record.offset))
 
             try:
-                run_loop(watched, lambda record: watched.processed.append((record.partition, record.offset)), stop)
+                run_loop(watched, process, stop)
                 stopped = None
             except CommitFailedError as error:
                 stopped = error
@@ -349,6 +360,8 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int, stopped: C
             "polling: try: consumer.commit() except CommitFailedError: ..."
         )
     processed = Counter(watched.processed)
+    if not watched.polls:
+        raise WrongAnswer("consumer.poll() was never called: each round of the loop starts with a poll.")
     if not processed:
         raise WrongAnswer("process(record) was never called: call it for every record of the batch.")
     twice = [record for record, times in processed.items() if times > 1]
