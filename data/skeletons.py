@@ -43,7 +43,20 @@ def send_readings(producer, topic, readings):
     return failed
 
 # %% task:consumer_loop
+from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
+
+
+def make_consumer(kafka_options, topic, group_id):
+    """A consumer in group `group_id`, subscribed to `topic`; a new group starts at the oldest record."""
+    consumer = KafkaConsumer(
+        **kafka_options,
+        group_id=...,  # the group: it shares the partitions and remembers the committed offsets
+        auto_offset_reset=...,  # where a new group starts: "earliest" (the oldest record) or "latest"
+        enable_auto_commit=...,  # True: the client commits on a timer; False: we commit after processing
+    )
+    ...  # subscribe it to the topic: consumer.subscribe() takes a list of topics
+    return consumer
 
 
 def run_loop(consumer, process, stop):

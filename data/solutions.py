@@ -39,7 +39,20 @@ def send_readings(producer, topic, readings):
     return sum(future.failed() for future in futures)
 
 # %% task:consumer_loop
+from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
+
+
+def make_consumer(kafka_options, topic, group_id):
+    """A consumer in group `group_id`, subscribed to `topic`; a new group starts at the oldest record."""
+    consumer = KafkaConsumer(
+        **kafka_options,
+        group_id=group_id,  # the group shares the partitions and remembers the committed offsets
+        auto_offset_reset="earliest",  # a new group starts at the oldest record
+        enable_auto_commit=False,  # we commit after processing, not the client on a timer
+    )
+    consumer.subscribe([topic])
+    return consumer
 
 
 def run_loop(consumer, process, stop):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
 from pm25 import selfcheck
@@ -233,9 +234,58 @@ def test_to_json_returning_text_is_told_to_encode(bootstrap_servers):
         selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(str, send_readings)
 
 
+def make_consumer_with(**changed):
+    """The solution's make_consumer with some of its settings changed (None: left out)."""
+
+    subscribe = changed.pop("subscribe", True)
+
+    def make_consumer(kafka_options, topic, group_id):
+        settings = {"group_id": group_id, "auto_offset_reset": "earliest", "enable_auto_commit": False, **changed}
+        consumer = KafkaConsumer(**kafka_options, **{k: v for k, v in settings.items() if v is not None})
+        if subscribe:
+            consumer.subscribe([topic])
+        return consumer
+
+    return make_consumer
+
+
+MAKE_CONSUMER = make_consumer_with()
+
+
+@pytest.mark.parametrize(
+    ("make_consumer", "hint"),
+    [
+        (make_consumer_with(group_id="my-group"), r"group_id is 'my-group', not the group_id the function was given"),
+        (make_consumer_with(group_id=None), r"no group_id.*group_id=group_id"),
+        (make_consumer_with(auto_offset_reset=None), r"auto_offset_reset is 'latest'.*\"earliest\""),
+        (make_consumer_with(enable_auto_commit=None), r"commits by itself.*enable_auto_commit=False"),
+        (make_consumer_with(subscribe=False), r"not subscribed.*consumer\.subscribe\(\[topic\]\)"),
+    ],
+    ids=["another group", "no group", "latest", "auto-commit", "not subscribed"],
+)
+def test_a_consumer_made_wrong_gets_the_hint_for_its_setting(bootstrap_servers, make_consumer, hint):
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=hint):
+        check(make_consumer, solved_values("consumer_loop")["run_loop"])
+
+
+def test_committing_after_each_record_is_told_what_commit_without_arguments_commits(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    process(record)
+                    consumer.commit()
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=r"before processing it.*commit\(\) without arguments commits the position of "
+                       r"every partition polled.*OffsetAndMetadata\(record\.offset \+ 1\)"):  # fmt: skip
+        check(MAKE_CONSUMER, run_loop)
+
+
 def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_servers):
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
-    message = check(solved_values("consumer_loop")["run_loop"])
+    message = check(**{name: solved_values("consumer_loop")[name] for name in ("make_consumer", "run_loop")})
     assert "processed all 12 records" in message
     assert "add up to 12" in message
     assert "went on after the commit the check made fail" in message
@@ -276,7 +326,7 @@ def loop(commit_every_poll=False, catch=True, close=True):
 def test_consumer_loop_without_one_of_its_parts_gets_the_hint_for_it(bootstrap_servers, answer, hint):
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match=hint):
-        check(answer)
+        check(MAKE_CONSUMER, answer)
 
 
 def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_records(bootstrap_servers):
@@ -290,7 +340,7 @@ def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_r
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="before processing it"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
 
 
 def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
@@ -302,7 +352,7 @@ def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="Nothing was committed"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
 
 
 def test_consumer_loop_that_never_polls_gets_a_verdict_within_seconds(bootstrap_servers):
@@ -313,7 +363,7 @@ def test_consumer_loop_that_never_polls_gets_a_verdict_within_seconds(bootstrap_
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     started = time.monotonic()
     with pytest.raises(WrongAnswer, match=r"poll\(\) was never called"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
     assert time.monotonic() - started < 20
 
 
@@ -327,7 +377,7 @@ def test_consumer_loop_that_skips_records_gets_a_verdict_within_seconds(bootstra
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     started = time.monotonic()
     with pytest.raises(WrongAnswer, match="records were processed: process every record"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
     assert time.monotonic() - started < 30
 
 
@@ -339,4 +389,4 @@ def test_consumer_loop_over_the_batch_dict_itself_is_told_what_a_batch_holds(boo
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match=r"got TopicPartition .*loop over batch\.values\(\)"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)

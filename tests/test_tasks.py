@@ -144,7 +144,7 @@ def test_a_half_finished_answer_names_the_line_left_and_what_belongs_there(capsy
     run_loop = define(HALF_DONE_LOOP, "run_loop")
     with pytest.raises(WrongAnswer) as error:
         tasks.check("consumer_loop", always_right, run_loop=run_loop)
-    assert "line 14, `...  # then commit: tell Kafka that these records are done`, still has `...`" in str(error.value)
+    assert "line 27, `...  # then commit: tell Kafka that these records are done`, still has `...`" in str(error.value)
     assert "solution" not in capsys.readouterr().out + str(error.value)
 
 
@@ -164,7 +164,7 @@ def test_a_bare_placeholder_is_not_explained_by_the_line_after_it():
     run_loop = define(bare.replace("...  # then commit: tell Kafka that these records are done", "..."), "run_loop")
     with pytest.raises(WrongAnswer) as error:
         tasks.check("consumer_loop", always_right, run_loop=run_loop)
-    assert "line 11, `...`, still has `...`; line 14, `...`, still has `...`;" in str(error.value)
+    assert "line 24, `...`, still has `...`; line 27, `...`, still has `...`;" in str(error.value)
     assert "line after it" not in str(error.value)
 
 
@@ -222,7 +222,7 @@ WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commi
     [
         (DEMO, "message_key", 'key_field = "timestamp"', "lose their order"),
         (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
-        (DEMO, "consumer_loop", HALF_DONE_LOOP, "line 14, `...  # then commit: tell Kafka that these records are"),
+        (DEMO, "consumer_loop", HALF_DONE_LOOP, "line 27, `...  # then commit: tell Kafka that these records are"),
         (DEMO, "window_detector", wrong_answers.NEVER_RESOLVES, 'Yours never says "resolved"'),
         (SRC / "step_2_producer.ipynb", "producer", tasks.solution("producer").replace('.encode("utf-8")', ""),
          "to_json must return bytes"),

@@ -279,18 +279,20 @@ NO_POLL_S = 5  # stop() asked this long without a poll: the loop never polls
 def consumer_loop_check(
     kafka_options: dict, readings: Iterable[Reading], timeout_s: float = 60.0
 ) -> Callable[..., str]:
-    """Step 3: `run_loop(consumer, process, stop)` polls, processes every record, commits after each batch with
-    records (a failed commit is reported and polling goes on), and closes the consumer at the end.
+    """Step 3: `make_consumer(kafka_options, topic, group_id)` makes a consumer of the group, subscribed to the topic,
+    starting at the earliest offset, auto-commit off; `run_loop(consumer, process, stop)` polls, processes every
+    record, commits after each batch with records (a failed commit is reported and polling goes on), and closes
+    the consumer at the end.
 
-    The check sends half the readings to a practice topic, runs run_loop with a consumer of a new group
-    (auto-commit off), makes its first commit fail and then sends the other half; it stops the loop after a
+    The check sends half the readings to a practice topic, runs run_loop with make_consumer's consumer of a new
+    group, makes its first commit fail and then sends the other half; it stops the loop after a
     poll that found nothing once every record was processed (or after polls that found nothing new), and
     compares what the group committed with what was processed.
     """
     values = [json.dumps(reading.as_message()).encode() for reading in readings]
     half = len(values) // 2
 
-    def check(run_loop) -> str:
+    def check(make_consumer, run_loop) -> str:
         with practice_topic(kafka_options) as topic, KafkaProducer(**kafka_options) as producer:
 
             def send(numbers: range) -> None:
@@ -300,15 +302,15 @@ def consumer_loop_check(
 
             send(range(half))
             group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
-            consumer = KafkaConsumer(
-                **kafka_options,
-                group_id=group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms=GROUP_SESSION_TIMEOUT_MS // 3,
-            )
-            consumer.subscribe([topic])
+            group_options = {"session_timeout_ms": GROUP_SESSION_TIMEOUT_MS,
+                             "heartbeat_interval_ms": GROUP_SESSION_TIMEOUT_MS // 3}  # fmt: skip
+            consumer = make_consumer({**kafka_options, **group_options}, topic, group)
+            try:
+                _judge_consumer(consumer, topic, group)
+            except WrongAnswer:
+                if isinstance(consumer, KafkaConsumer):
+                    consumer.close()
+                raise
             watched = _WatchedConsumer(consumer, lambda: send(range(half, len(values))))
             watched.first_half = half
             started = time.monotonic()
@@ -340,6 +342,36 @@ def consumer_loop_check(
     return check
 
 
+def _judge_consumer(consumer, topic: str, group: str) -> None:
+    """WrongAnswer naming the first setting of the learner's consumer that the loop cannot work with."""
+    if not isinstance(consumer, KafkaConsumer):
+        raise WrongAnswer(f"make_consumer returned {consumer!r}, not a KafkaConsumer: end it with return consumer.")
+    config = consumer.config
+    if config["group_id"] is None:
+        raise WrongAnswer("Your consumer has no group_id: without a group nothing can be committed. Pass "
+                          "group_id=group_id.")  # fmt: skip
+    if config["group_id"] != group:
+        raise WrongAnswer(
+            f"Your consumer's group_id is {config['group_id']!r}, not the group_id the function was given "
+            f"({group!r}): pass group_id=group_id, so that the caller chooses the group."
+        )
+    if str(config["auto_offset_reset"]).lower() != "earliest":
+        raise WrongAnswer(
+            f"Your consumer's auto_offset_reset is {config['auto_offset_reset']!r}: a new group then starts after the "
+            'newest record and never sees those already in the topic. Use auto_offset_reset="earliest".'
+        )
+    if config["enable_auto_commit"]:
+        raise WrongAnswer(
+            "Your consumer commits by itself every few seconds (enable_auto_commit is True), records not processed "
+            "yet included: a crash could lose them. Use enable_auto_commit=False; your loop commits after processing."
+        )
+    if consumer.subscription() != {topic}:
+        raise WrongAnswer(
+            f"Your consumer is not subscribed to the topic (its subscription: {consumer.subscription() or 'none'}): "
+            "call consumer.subscribe([topic])."
+        )
+
+
 def _committed(kafka_options: dict, group: str, topic: str) -> int:
     """The sum of the group's committed offsets (asked without joining the group)."""
     with KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False) as reader:
@@ -351,7 +383,10 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int, stopped: C
         partition, offset = watched.committed_unprocessed
         raise WrongAnswer(
             f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
-            "right after that commit, the record would be lost: commit after the loop over the records."
+            "right after that commit, the record would be lost. consumer.commit() without arguments commits the "
+            "position of every partition polled so far, records not processed yet included: call it after the loop "
+            "over the batch. (Production code commits exactly what it processed: consumer.commit({TopicPartition("
+            "record.topic, record.partition): OffsetAndMetadata(record.offset + 1)}).)"
         )
     if stopped is not None:
         raise WrongAnswer(
