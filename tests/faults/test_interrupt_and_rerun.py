@@ -197,7 +197,7 @@ def test_a_refused_commit_is_reported_and_polling_goes_on_without_losing_a_readi
 def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detector_cell(step3, stream):
     step3.run_until(LOOP_CELL)
     step3.run(CLOSE_CELL)
-    for marker in ("consumer = KafkaConsumer(", "alert_producer = KafkaProducer(", "def process(record)"):
+    for marker in ("group_id = settings.consumer_group or", "alert_producer = KafkaProducer(", "def process(record)"):
         step3.run(marker)  # a learner runs the consumer's cells again, but not the detector's
     with pytest.raises(LearnerError, match=r"count each as late\. Run the cells from `detector = Detector"):
         step3.run(OFFSETS_CELL)  # the new member would re-read every reading into windows that hold it already
