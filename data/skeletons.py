@@ -34,20 +34,46 @@ def to_json(reading):
 
 
 def send_readings(producer, topic, readings):
-    """Send each reading keyed by its box, then wait once until the broker has them all."""
+    """Send each reading keyed by its box, wait once for every answer; return how many sends failed."""
+    futures = []
     for reading in readings:
-        producer.send(topic, key=..., value=reading)
-    ...  # wait until the broker has every message
+        futures.append(producer.send(topic, key=..., value=reading))
+    ...  # wait once until every send has its answer
+    failed = ...  # how many sends failed: future.failed() is True for those
+    return failed
 
 # %% task:consumer_loop
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
+
+
+def make_consumer(kafka_options, topic, group_id):
+    """A consumer in group `group_id`, subscribed to `topic`; a new group starts at the oldest record."""
+    consumer = KafkaConsumer(
+        **kafka_options,
+        group_id=...,  # the group: it shares the partitions and remembers the committed offsets
+        auto_offset_reset=...,  # where a new group starts: "earliest" (the oldest record) or "latest"
+        enable_auto_commit=...,  # True: the client commits on a timer; False: we commit after processing
+    )
+    ...  # subscribe it to the topic: consumer.subscribe() takes a list of topics
+    return consumer
+
+
 def run_loop(consumer, process, stop):
-    """Poll records, process each one, then commit them: until stop() says to stop."""
-    while not stop():
-        batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
-        for records in batch.values():
-            for record in records:
-                ...  # process the record
-        ...  # then commit: tell Kafka that these records are done
+    """Poll records, process each one, then commit them: until stop() says to stop. Then close the consumer."""
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
+            for records in batch.values():
+                for record in records:
+                    ...  # process the record
+            if batch:  # nothing polled, nothing to commit
+                try:
+                    ...  # then commit: tell Kafka that these records are done
+                except CommitFailedError:  # the group rebalanced: whoever owns these records now reads them again
+                    print("The commit failed; polling goes on.")
+    finally:
+        ...  # close the consumer
 
 # %% task:window_detector
 from collections import defaultdict

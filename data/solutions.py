@@ -31,20 +31,45 @@ def to_json(reading):
 
 
 def send_readings(producer, topic, readings):
-    """Send each reading keyed by its box, then wait once until the broker has them all."""
+    """Send each reading keyed by its box, wait once for every answer; return how many sends failed."""
+    futures = []
     for reading in readings:
-        producer.send(topic, key=reading["boxId"], value=reading)
-    producer.flush()
+        futures.append(producer.send(topic, key=reading["boxId"], value=reading))
+    producer.flush()  # returns once every send has its answer: acknowledged, or failed
+    return sum(future.failed() for future in futures)
 
 # %% task:consumer_loop
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
+
+
+def make_consumer(kafka_options, topic, group_id):
+    """A consumer in group `group_id`, subscribed to `topic`; a new group starts at the oldest record."""
+    consumer = KafkaConsumer(
+        **kafka_options,
+        group_id=group_id,  # the group shares the partitions and remembers the committed offsets
+        auto_offset_reset="earliest",  # a new group starts at the oldest record
+        enable_auto_commit=False,  # we commit after processing, not the client on a timer
+    )
+    consumer.subscribe([topic])
+    return consumer
+
+
 def run_loop(consumer, process, stop):
-    """Poll records, process each one, then commit them: until stop() says to stop."""
-    while not stop():
-        batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
-        for records in batch.values():
-            for record in records:
-                process(record)
-        consumer.commit()  # after processing: a crash before this line means re-reading, not losing
+    """Poll records, process each one, then commit them: until stop() says to stop. Then close the consumer."""
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)  # {partition: [records]}
+            for records in batch.values():
+                for record in records:
+                    process(record)
+            if batch:  # nothing polled, nothing to commit
+                try:
+                    consumer.commit()  # after processing: a crash before this line means re-reading, not losing
+                except CommitFailedError:  # the group rebalanced: whoever owns these records now reads them again
+                    print("The commit failed; polling goes on.")
+    finally:
+        consumer.close()  # leave the group now, so the others get its partitions at once
 
 # %% task:window_detector
 from collections import defaultdict

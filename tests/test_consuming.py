@@ -30,3 +30,15 @@ def test_a_record_whose_key_is_not_its_box_id_is_rejected_with_the_reason(key):
     partition, out of order with the rest of the box, and in a group two members would judge one box."""
     with pytest.raises(contract.InvalidMessage, match=f"is not the boxId {BOX}"):
         consuming.decode(record(key))
+
+
+def test_the_members_summary_says_how_many_messages_it_processed_again():
+    """A rebalance makes a member re-read a partition from its start: "read N messages" counted those twice."""
+    offsets = consuming.ProcessedOffsets(SimpleNamespace(), None, lambda box_ids: None, topic_partitions=1)
+    offsets.owned, offsets.joined = {consuming.TopicPartition("t", 0)}, True
+    for offset in [0, 1, 2, 0, 1]:  # all three, then the first two again after a rebalance
+        offsets.processed(SimpleNamespace(topic="t", partition=0, offset=offset), None)
+    assert offsets.summary() == (
+        "This member processed 3 messages from all 1 partitions, and 2 of them again (re-read after a rebalance "
+        "to rebuild its windows)."
+    )

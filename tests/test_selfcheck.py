@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
 
 from pm25 import selfcheck
 from pm25.config import BUNDLED_DATA_DIR
@@ -167,8 +170,33 @@ def test_producer_solution_shows_one_partition_per_box(bootstrap_servers):
     message = selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(**{
         name: solution[name] for name in ("to_json", "send_readings")
     })
-    assert "12 readings arrived" in message
-    assert all(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5))
+    assert "11 readings arrived" in message and "the 1 send that failed was counted" in message
+    assert sum(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5)) == 3
+
+
+def test_producer_that_does_not_count_failed_sends_is_told_to_keep_the_futures(bootstrap_servers):
+    to_json = solved_values("producer")["to_json"]
+
+    def send_readings(producer, topic, readings):  # the old solution: flush() and trust it
+        for reading in readings:
+            producer.send(topic, key=reading["boxId"], value=reading)
+        producer.flush()
+
+    with pytest.raises(WrongAnswer, match=r"returned None.*flush\(\) also returns when sends failed.*failed\(\)"):
+        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+
+
+def test_producer_that_counts_failures_before_flush_is_told_to_count_after_it(bootstrap_servers):
+    to_json = solved_values("producer")["to_json"]
+
+    def send_readings(producer, topic, readings):
+        futures = [producer.send(topic, key=reading["boxId"], value=reading) for reading in readings]
+        failed = sum(future.failed() for future in futures)
+        producer.flush()
+        return failed
+
+    with pytest.raises(WrongAnswer, match=r"returned 0: 1 of the 12 sends failed.*after flush\(\)"):
+        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_the_producer_practice_has_several_readings_of_each_of_a_few_boxes(berlin_stream):
@@ -212,11 +240,99 @@ def test_to_json_returning_text_is_told_to_encode(bootstrap_servers):
         selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(str, send_readings)
 
 
+def make_consumer_with(**changed):
+    """The solution's make_consumer with some of its settings changed (None: left out)."""
+
+    subscribe = changed.pop("subscribe", True)
+
+    def make_consumer(kafka_options, topic, group_id):
+        settings = {"group_id": group_id, "auto_offset_reset": "earliest", "enable_auto_commit": False, **changed}
+        consumer = KafkaConsumer(**kafka_options, **{k: v for k, v in settings.items() if v is not None})
+        if subscribe:
+            consumer.subscribe([topic])
+        return consumer
+
+    return make_consumer
+
+
+MAKE_CONSUMER = make_consumer_with()
+
+
+@pytest.mark.parametrize(
+    ("make_consumer", "hint"),
+    [
+        (make_consumer_with(group_id="my-group"), r"group_id is 'my-group', not the group_id the function was given"),
+        (make_consumer_with(group_id=None), r"no group_id.*group_id=group_id"),
+        (make_consumer_with(auto_offset_reset=None), r"auto_offset_reset is 'latest'.*\"earliest\""),
+        (make_consumer_with(enable_auto_commit=None), r"commits by itself.*enable_auto_commit=False"),
+        (make_consumer_with(subscribe=False), r"not subscribed.*consumer\.subscribe\(\[topic\]\)"),
+    ],
+    ids=["another group", "no group", "latest", "auto-commit", "not subscribed"],
+)
+def test_a_consumer_made_wrong_gets_the_hint_for_its_setting(bootstrap_servers, make_consumer, hint):
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=hint):
+        check(make_consumer, solved_values("consumer_loop")["run_loop"])
+
+
+def test_committing_after_each_record_is_told_what_commit_without_arguments_commits(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    process(record)
+                    consumer.commit()
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=r"before processing it.*commit\(\) without arguments commits the position of "
+                       r"every partition polled.*OffsetAndMetadata\(record\.offset \+ 1\)"):  # fmt: skip
+        check(MAKE_CONSUMER, run_loop)
+
+
 def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_servers):
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
-    message = check(solved_values("consumer_loop")["run_loop"])
+    message = check(**{name: solved_values("consumer_loop")[name] for name in ("make_consumer", "run_loop")})
     assert "processed all 12 records" in message
     assert "add up to 12" in message
+    assert "went on after the commit the check made fail" in message
+
+
+def loop(commit_every_poll=False, catch=True, close=True):
+    """The consumer loop of the solution, with one of its parts left out."""
+
+    def run_loop(consumer, process, stop):
+        try:
+            while not stop():
+                batch = consumer.poll(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        process(record)
+                if batch or commit_every_poll:
+                    try:
+                        consumer.commit()
+                    except CommitFailedError:
+                        if not catch:
+                            raise
+        finally:
+            if close:
+                consumer.close()
+
+    return run_loop
+
+
+@pytest.mark.parametrize(
+    ("answer", "hint"),
+    [
+        (loop(commit_every_poll=True), r"after a poll that returned nothing.*if batch:"),
+        (loop(catch=False), r"CommitFailedError.*catch it"),
+        (loop(close=False), r"never closed.*finally"),
+    ],
+    ids=["commits when idle", "a failed commit stops it", "not closed"],
+)
+def test_consumer_loop_without_one_of_its_parts_gets_the_hint_for_it(bootstrap_servers, answer, hint):
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=hint):
+        check(MAKE_CONSUMER, answer)
 
 
 def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_records(bootstrap_servers):
@@ -230,7 +346,7 @@ def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_r
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="before processing it"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
 
 
 def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
@@ -242,4 +358,41 @@ def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="Nothing was committed"):
-        check(run_loop)
+        check(MAKE_CONSUMER, run_loop)
+
+
+def test_consumer_loop_that_never_polls_gets_a_verdict_within_seconds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            pass  # never polls
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    started = time.monotonic()
+    with pytest.raises(WrongAnswer, match=r"poll\(\) was never called"):
+        check(MAKE_CONSUMER, run_loop)
+    assert time.monotonic() - started < 20
+
+
+def test_consumer_loop_that_skips_records_gets_a_verdict_within_seconds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                process(records[0])  # only the first of each batch
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    started = time.monotonic()
+    with pytest.raises(WrongAnswer, match="records were processed: process every record"):
+        check(MAKE_CONSUMER, run_loop)
+    assert time.monotonic() - started < 30
+
+
+def test_consumer_loop_over_the_batch_dict_itself_is_told_what_a_batch_holds(bootstrap_servers):
+    def run_loop(consumer, process, stop):
+        while not stop():
+            for record in consumer.poll(timeout_ms=500):  # the dict's keys: TopicPartitions
+                process(record)
+
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    with pytest.raises(WrongAnswer, match=r"got TopicPartition .*loop over batch\.values\(\)"):
+        check(MAKE_CONSUMER, run_loop)

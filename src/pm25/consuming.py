@@ -31,7 +31,9 @@ class ProcessedOffsets(ConsumerRebalanceListener):
     """How far this member has processed each of its partitions, and what it does with that.
 
     - commit(): first the alerts acknowledged by the broker, then the offsets of the processed
-      messages (the one after each), never below what the group had committed: at-least-once.
+      messages (the one after each), never below what the group had committed: at-least-once. An alert
+      that fails is sent once more; one that fails again stops the loop (AlertNotDelivered), its message
+      uncommitted, and is sent again at the next commit (the loop cell run again).
     - rewind(): poll() moves past the whole batch; after an interrupt, go back to the first message
       polled but not processed, so running the loop again processes every message exactly once.
     - On a rebalance: a new partition is re-read from its start to rebuild its boxes' windows, a
@@ -50,12 +52,14 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self.joined = False  # the group has given this member its share (maybe none) at least once
         self.rebalancing = False  # its partitions were taken back and the group has not handed them out again
         self.owned: set[TopicPartition] = set()  # as of the last assignment, also after close()
-        self.messages_read = 0
+        self.messages_read = 0  # every message processed, a message read again after a rebalance once more
+        self.messages_reread = 0  # of those, the ones this member had processed before
+        self._read_until: dict[TopicPartition, int] = {}  # the offset after the last message ever processed
         self._next: dict[TopicPartition, int] = {}  # the offset after the last message processed
         self._boxes: dict[TopicPartition, set[str]] = {}
         self._committed: dict[TopicPartition, int] = {}  # the group's commit when the partition was assigned
-        self._alerts: list[tuple[Future, TopicPartition, int]] = []  # published, not yet acknowledged
-        self._held: dict[TopicPartition, int] = {}  # no commit at or past an alert that was not delivered
+        self._alerts: list[_Published] = []  # published, not yet acknowledged
+        self._undelivered: list[_Published] = []  # failed twice: sent again at the next commit
         self.uncommitted = False  # processed messages whose offsets are not committed yet
 
     # -- rebalances (called inside poll() and close(): nothing here may wait for the broker) ---------
@@ -82,7 +86,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         boxes = set().union(*(self._boxes.pop(partition, set()) for partition in partitions))
         for partition in partitions:
             self._next.pop(partition, None)
-            self._held.pop(partition, None)
+        self._undelivered = [sent for sent in self._undelivered if sent.partition not in partitions]
         self.owned -= partitions
         if boxes:
             self.forget(boxes)
@@ -106,33 +110,51 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if reading is not None:
             self._boxes.setdefault(partition, set()).add(reading.box_id)
         self.messages_read += 1
+        if record.offset < self._read_until.get(partition, 0):
+            self.messages_reread += 1
+        else:
+            self._read_until[partition] = record.offset + 1
         self.uncommitted = True
 
     def publish(self, topic: str, alert: Alert, record) -> None:
         """Send the alert the message raised; its offset is committed only once the broker has acknowledged it."""
+        self._send(_Published(topic, alert, TopicPartition(record.topic, record.partition), record.offset))
+
+    def _send(self, alert: _Published) -> None:
         try:
-            future = self.alert_producer.send(topic, key=alert.box_id, value=alert)
+            alert.future = self.alert_producer.send(alert.topic, key=alert.alert.box_id, value=alert.alert)
         except KafkaError as error:  # refused before sending (too large, no metadata in time): a failed delivery
-            future = Future().failure(error)
-        self._alerts.append((future, TopicPartition(record.topic, record.partition), record.offset))
+            alert.future = Future().failure(error)
+        self._alerts.append(alert)
 
     def commit(self) -> None:
-        """Alerts acknowledged, then offsets committed. A failed commit is reported and polling goes on."""
+        """Alerts acknowledged, then offsets committed. A failed commit is reported and polling goes on; an alert
+        not delivered on a second try stops the loop with AlertNotDelivered, after committing what precedes it."""
         if not self.uncommitted:
             return
-        self._await_alerts()
+        for alert in self._undelivered:  # from an earlier run of the loop
+            self._send(alert)
+        self._undelivered = []
+        failed = self._await_alerts()
+        for alert in failed:  # once more: a broker that was briefly away takes it now
+            self._send(alert)
+        failed = failed and self._await_alerts()
+        held: dict[TopicPartition, int] = {}  # no commit at or past an alert that was not delivered
+        for alert in failed:
+            held[alert.partition] = min(alert.offset, held.get(alert.partition, alert.offset))
         offsets = {
-            partition: OffsetAndMetadata(max(min(offset, self._held.get(partition, offset)), self.committed(partition)))
+            partition: OffsetAndMetadata(max(min(offset, held.get(partition, offset)), self.committed(partition)))
             for partition, offset in self._next.items()
             if partition in self.owned
         }
         try:
             self.consumer.commit(offsets)
+            committed = True
         except (CommitFailedError, RebalanceInProgressError) as error:
             # A rebalance or an eviction: these partitions may have a new owner, who re-reads from the last
             # commit. Nothing is lost; some alerts may be published twice (at-least-once).
             print(f"⚠️ The commit failed, polling goes on ({type(error).__name__}): {error}")
-            return
+            committed = False
         except KafkaError as error:  # no answer at all: the broker stopped or the network is gone
             servers = self.consumer.config["bootstrap_servers"]
             servers = servers if isinstance(servers, str) else ",".join(servers)
@@ -141,21 +163,20 @@ class ProcessedOffsets(ConsumerRebalanceListener):
                 "once it runs again, run this cell again and it commits what was processed, then goes on. (With "
                 "`make lab`, whose broker keeps nothing: restart it, run step 2, then this notebook from the top.)"
             ) from None
-        self.uncommitted = False
+        if failed:
+            self._undelivered = failed
+            raise AlertNotDelivered(failed)
+        self.uncommitted = not committed
 
-    def _await_alerts(self) -> None:
+    def _await_alerts(self) -> list[_Published]:
+        """The alerts published since the last call that the broker did not acknowledge."""
         # Longer than the delivery time-out: by then every alert is acknowledged or failed.
         timeout_s = self.alert_producer.config["delivery_timeout_ms"] / 1000 + 5
         with contextlib.suppress(KafkaTimeoutError):  # the futures not done count as failed below
             self.alert_producer.flush(timeout=timeout_s)
-        failed = [(partition, offset, future) for future, partition, offset in self._alerts if not future.succeeded()]
-        for partition, offset, _ in failed:
-            self._held[partition] = min(offset, self._held.get(partition, offset))
-        if failed:
-            why = failed[0][2].exception or "no answer"
-            print(f"⚠️ {len(failed)} alerts were not delivered ({why}). Their messages are not committed: "
-                  "the group re-reads them, and publishes them, after a restart.")  # fmt: skip
-        self._alerts.clear()
+        failed = [alert for alert in self._alerts if not alert.future.succeeded()]
+        self._alerts = []
+        return failed
 
     def rewind(self) -> None:
         """Go back to the first message polled but not processed (call after the loop, in `finally`)."""
@@ -177,7 +198,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         return Share(tuple(sorted(p.partition for p in self.owned)), self.topic_partitions, frozenset(boxes))
 
     def summary(self) -> str:
-        """What this member read; an error when there was nothing at all to read."""
+        """What this member processed; an error when there was nothing at all to read."""
         share = self.share()
         if not self.joined:
             return "This member never joined its group."
@@ -188,11 +209,38 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if self.messages_read == 0 and share.whole:
             topic = next(iter(self.owned)).topic
             raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
-        return f"This member read {self.messages_read} messages from {share.describe()}."
+        again = self.messages_reread
+        reread = f", and {again} of them again (re-read after a rebalance to rebuild its windows)" if again else ""
+        return f"This member processed {self.messages_read - again} messages from {share.describe()}{reread}."
 
 
 class BrokerGone(LearnerError):
     """The broker stopped answering while the consumer ran."""
+
+
+@dataclass
+class _Published:
+    """An alert sent to the alerts topic for the message at (partition, offset), and the future of its send."""
+
+    topic: str
+    alert: Alert
+    partition: TopicPartition
+    offset: int
+    future: Future | None = None
+
+
+class AlertNotDelivered(LearnerError):
+    """Alerts the broker did not take, twice: the loop stops rather than hold their partitions' commits back."""
+
+    def __init__(self, failed: list[_Published]):
+        one = len(failed) == 1
+        why = failed[0].future.exception or "no answer"
+        super().__init__(
+            f"{len(failed)} alert{'' if one else 's'} {'was' if one else 'were'} not delivered, again on a second try "
+            f"({why}). The loop stopped: {'its message and those' if one else 'their messages and those'} after "
+            f"{'it' if one else 'them'} are not committed, so nothing is lost. Is the broker running, and does the "
+            f"topic {failed[0].topic!r} exist? Then run this cell again: it sends {'it' if one else 'them'} first."
+        )
 
 
 class DetectorNotEmpty(LearnerError):

@@ -6,3 +6,11 @@ class LearnerError(Exception):
 
     def _render_traceback_(self) -> list[str]:  # IPython calls this instead of printing the traceback
         return [f"❌ {self}"]
+
+
+class StoppedByYou(LearnerError):
+    """■ (Kernel → Interrupt) ended a loop cleanly. The cell ends as an error all the same, so that JupyterLab
+    runs none of the cells queued after it (Run All): they would act on a half-finished loop."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"■ {self}"]

@@ -33,7 +33,7 @@ HOW_TO_START_A_BROKER = (
 LINGER_MS = 5
 BATCH_SIZE = 256 * 1024
 
-# Step 2's producer, and the benchmark that measures it: stored on every replica, retries without
+# Step 2's producer, and the benchmark that measures it: stored on every in-sync replica, retries without
 # duplicates, batched as above, and an error within seconds rather than a hang when no broker answers.
 PRODUCER_SETTINGS = {
     "acks": "all",

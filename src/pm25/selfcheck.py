@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, KafkaTimeoutError
+from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from kafka.serializer import Serializer
 
 from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
@@ -29,7 +31,8 @@ from pm25.topics import ensure_topic
 
 EVENTS = ("exceeded", "resolved", None)
 PRACTICE_PARTITIONS = 3
-# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+# A group's first join waits for members up to about this long: the smallest a broker allows (kafka-python's
+# default is 45 s).
 GROUP_SESSION_TIMEOUT_MS = 6000
 
 
@@ -108,18 +111,28 @@ class _TextKey(Serializer):
 
 
 class _WatchedProducer:
-    """A KafkaProducer that notes the order of send() and flush() calls."""
+    """A KafkaProducer that notes the order of send() and flush() calls, and makes the `failing`-th send fail: it
+    never reaches the broker, and its future fails during flush(), as a send the broker never acknowledged."""
 
-    def __init__(self, producer: KafkaProducer):
+    def __init__(self, producer: KafkaProducer, failing: int):
         self._producer = producer
         self.calls: list[str] = []
+        self.failing = failing
+        self._failed: list[FutureRecordMetadata] = []
 
     def send(self, topic, *args, **kwargs):
         self.calls.append("send")
-        return self._producer.send(topic, *args, **kwargs)
+        if self.calls.count("send") != self.failing:
+            return self._producer.send(topic, *args, **kwargs)
+        future = FutureRecordMetadata(FutureProduceResult(TopicPartition(topic, -1)), -1, None, None, -1, -1, -1)
+        self._failed.append(future)
+        return future
 
     def flush(self, *args, **kwargs):
         self.calls.append("flush")
+        for future in self._failed:
+            if not future.is_done:
+                future.failure(KafkaTimeoutError("not acknowledged in time (made to fail by the check)"))
         return self._producer.flush(*args, **kwargs)
 
     def __getattr__(self, name):
@@ -127,11 +140,12 @@ class _WatchedProducer:
 
 
 def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable[..., str]:
-    """Step 2: `to_json(reading_dict) -> bytes` and `send_readings(producer, topic, readings)`.
+    """Step 2: `to_json(reading_dict) -> bytes` and `send_readings(producer, topic, readings) -> failed sends`.
 
     The check builds KafkaProducer(value_serializer=to_json, key_serializer=str.encode), lets
-    send_readings send the readings (as dicts) to a practice topic, reads them back, and shows
-    the partition each box's readings went to.
+    send_readings send the readings (as dicts) to a practice topic, makes one send fail, reads the
+    others back, and shows the partition each box's readings went to. send_readings must return 1:
+    flush() returns when every send has its answer, failed ones too, so only the futures tell.
     """
     messages = [reading.as_message() for reading in readings]
 
@@ -149,31 +163,29 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
         if decoded != messages[0]:
             raise WrongAnswer("to_json(reading) does not decode back to the same reading: use json.dumps(reading).")
         with practice_topic(kafka_options) as topic:
-            producer = _WatchedProducer(
-                KafkaProducer(**kafka_options, value_serializer=_FunctionSerializer(to_json), key_serializer=_TextKey())
-            )
+            serializers = {"value_serializer": _FunctionSerializer(to_json), "key_serializer": _TextKey()}
+            producer = _WatchedProducer(KafkaProducer(**kafka_options, **serializers), failing=len(messages) // 2 + 1)
             try:
-                send_readings(producer, topic, messages)
-                calls = producer.calls
-            except Exception as error:
-                raise WrongAnswer(f"send_readings stopped with {type(error).__name__}: {error}") from error
+                failed = send_readings(producer, topic, messages)  # an error in it: tasks.check names its line
             finally:
                 producer.close()
-            records = _read_back(kafka_options, topic, len(messages))
+            calls = producer.calls
+            sent = calls.count("send") - (calls.count("send") >= producer.failing)  # one was made to fail
+            records = _read_back(kafka_options, topic, sent)
         if calls.count("send") != len(messages):
             raise WrongAnswer(f"send() was called {calls.count('send')} times for {len(messages)} readings.")
         if "flush" not in calls:
             raise WrongAnswer(
                 "flush() is missing: send() only puts a message in a buffer. Call producer.flush() once after "
-                "the loop, so the function returns when the broker has every message."
+                "the loop, so the function returns when every send has its answer."
             )
         if calls.count("flush") > 1 or calls[-1] != "flush":
             raise WrongAnswer(
                 "Call producer.flush() once, after the loop: flushing inside the loop waits for every "
                 "message on its own, which makes sending many times slower."
             )
-        if len(records) != len(messages):
-            raise WrongAnswer(f"{len(messages)} readings were sent but {len(records)} arrived.")
+        if len(records) != len(messages) - 1:
+            raise WrongAnswer(f"{len(messages) - 1} readings were sent but {len(records)} arrived.")
         keys = {record.key for record in records}
         if keys == {None}:
             raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
@@ -185,27 +197,57 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
                     "all readings of a box go to one partition and stay in order."
                 )
             partitions.setdefault(json.loads(record.value)["boxName"], []).append(record.partition)
+        if failed != 1 or isinstance(failed, bool):
+            raise WrongAnswer(
+                f"send_readings returned {failed!r}: 1 of the {len(messages)} sends failed (the check made it fail). "
+                "flush() also returns when sends failed: keep the future that each send() returns, and after "
+                "flush() return how many failed (future.failed())."
+            )
         lines = [
             f"  {name}: {len(numbers)} readings, on partition{'s' if len(set(numbers)) > 1 else ''} "
             + ", ".join(map(str, sorted(set(numbers))))
             for name, numbers in sorted(partitions.items())
         ]
-        return f"{len(records)} readings arrived, each box's on one partition:\n" + "\n".join(lines)
+        return (f"{len(records)} readings arrived, each box's on one partition, and the 1 send that failed was "
+                "counted:\n" + "\n".join(lines))  # fmt: skip
 
     return check
 
 
 class _WatchedConsumer:
-    """A KafkaConsumer that notes what was processed when each commit() was made."""
+    """A KafkaConsumer that notes what was processed when each commit() was made, whether that commit followed an
+    empty poll, and whether it was closed. Its first commit after a batch fails with CommitFailedError, as one
+    does when the group rebalances; then it sends the rest, so a loop that goes on has more to process and commit."""
 
-    def __init__(self, consumer: KafkaConsumer):
+    def __init__(self, consumer: KafkaConsumer, send_rest: Callable[[], None]):
         self._consumer = consumer
+        self._send_rest = send_rest
         self.processed: list[tuple[int, int]] = []  # (partition, offset), in processing order
-        self.commits = 0
+        self.commits = 0  # those that succeeded
+        self.commit_failed = False  # the one made to fail has happened
+        self.idle_commits = 0  # commits right after a poll that returned nothing
+        self.closed = False
+        self.polls = 0
+        self.polls_since_progress = 0
         self.committed_unprocessed: tuple[int, int] | None = None  # the first record committed unprocessed
+        self._last_batch_empty = True
+        self.first_half = 0  # records sent before the loop started
+
+    def poll(self, *args, **kwargs):
+        batch = self._consumer.poll(*args, **kwargs)
+        self.polls += 1
+        self._last_batch_empty = not batch
+        self.polls_since_progress = 0 if batch else self.polls_since_progress + 1
+        if not batch and len(self.processed) >= self.first_half:
+            self._send_rest_once()  # a loop that never commits gets the rest too
+        return batch
+
+    def _send_rest_once(self):
+        if self._send_rest is not None:
+            self._send_rest()
+            self._send_rest = None
 
     def commit(self, offsets: dict | None = None):
-        self.commits += 1
         if offsets is None:
             offsets = {tp: OffsetAndMetadata(self._consumer.position(tp), "") for tp in self._consumer.assignment()}
         done = set(self.processed)
@@ -214,55 +256,147 @@ class _WatchedConsumer:
             missing = [o for o in range(start, offset.offset) if (tp.partition, o) not in done]
             if missing and self.committed_unprocessed is None:
                 self.committed_unprocessed = (tp.partition, missing[0])
+        self.idle_commits += self._last_batch_empty
+        if not self.commit_failed and not self._last_batch_empty:
+            self.commit_failed = True
+            self._send_rest_once()
+            raise CommitFailedError("the group rebalanced (made to fail by the check)")
+        self.commits += 1
         return self._consumer.commit(offsets)
+
+    def close(self, *args, **kwargs):
+        self.closed = True
+        return self._consumer.close(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._consumer, name)
 
 
+NO_PROGRESS_POLLS = 10  # polls of 0.5 s with no record, once all were sent: the loop misses records
+NO_POLL_S = 5  # stop() asked this long without a poll: the loop never polls
+
+
 def consumer_loop_check(
     kafka_options: dict, readings: Iterable[Reading], timeout_s: float = 60.0
 ) -> Callable[..., str]:
-    """Step 3: `run_loop(consumer, process, stop)` polls, processes every record, then commits.
+    """Step 3: `make_consumer(kafka_options, topic, group_id)` makes a consumer of the group, subscribed to the topic,
+    starting at the earliest offset, auto-commit off; `run_loop(consumer, process, stop)` polls, processes every
+    record, commits after each batch with records (a failed commit is reported and polling goes on), and closes
+    the consumer at the end.
 
-    The check sends the readings to a practice topic, runs run_loop with a consumer of a new group
-    (auto-commit off), and compares what the group committed with what was processed.
+    The check sends half the readings to a practice topic, runs run_loop with make_consumer's consumer of a new
+    group, makes its first commit fail and then sends the other half; it stops the loop after a
+    poll that found nothing once every record was processed (or after polls that found nothing new), and
+    compares what the group committed with what was processed.
     """
     values = [json.dumps(reading.as_message()).encode() for reading in readings]
+    half = len(values) // 2
 
-    def check(run_loop) -> str:
-        with practice_topic(kafka_options) as topic:
-            with KafkaProducer(**kafka_options) as producer:
-                for number, value in enumerate(values):
-                    producer.send(topic, value=value, partition=number % PRACTICE_PARTITIONS)
+    def check(make_consumer, run_loop) -> str:
+        with practice_topic(kafka_options) as topic, KafkaProducer(**kafka_options) as producer:
+
+            def send(numbers: range) -> None:
+                for number in numbers:
+                    producer.send(topic, value=values[number], partition=number % PRACTICE_PARTITIONS)
                 producer.flush()
+
+            send(range(half))
             group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
-            consumer = KafkaConsumer(
-                **kafka_options,
-                group_id=group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=GROUP_SESSION_TIMEOUT_MS,
-            )
-            consumer.subscribe([topic])
-            watched = _WatchedConsumer(consumer)
-            deadline = time.monotonic() + timeout_s
+            group_options = {"session_timeout_ms": GROUP_SESSION_TIMEOUT_MS,
+                             "heartbeat_interval_ms": GROUP_SESSION_TIMEOUT_MS // 3}  # fmt: skip
+            consumer = make_consumer({**kafka_options, **group_options}, topic, group)
             try:
-                run_loop(
-                    watched,
-                    lambda record: watched.processed.append((record.partition, record.offset)),
-                    lambda: len(watched.processed) >= len(values) or time.monotonic() > deadline,
-                )
-                committed = sum(consumer.committed(tp) or 0 for tp in consumer.assignment())
+                _judge_consumer(consumer, topic, group)
+            except WrongAnswer:
+                if isinstance(consumer, KafkaConsumer):
+                    consumer.close()
+                raise
+            watched = _WatchedConsumer(consumer, lambda: send(range(half, len(values))))
+            watched.first_half = half
+            started = time.monotonic()
+
+            def stop() -> bool:  # a verdict within seconds, not after a minute of silence
+                done = len(watched.processed) >= len(values) and watched.polls_since_progress > 0
+                stuck = watched.polls_since_progress > NO_PROGRESS_POLLS and bool(consumer.assignment())
+                never_polled = watched.polls == 0 and time.monotonic() - started > NO_POLL_S
+                return done or stuck or never_polled or time.monotonic() - started > timeout_s
+
+            def process(record) -> None:
+                if not hasattr(record, "offset"):
+                    raise WrongAnswer(
+                        f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
+                        "{partition: [records]}: loop over batch.values(), then over the records in each list."
+                    )
+                watched.processed.append((record.partition, record.offset))
+
+            try:
+                run_loop(watched, process, stop)
+                stopped = None
+            except CommitFailedError as error:
+                stopped = error
             finally:
                 consumer.close()
-        return _judge_loop(watched, committed, len(values))
+            committed = _committed(kafka_options, group, topic)
+        return _judge_loop(watched, committed, len(values), stopped)
 
     return check
 
 
-def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
+def _judge_consumer(consumer, topic: str, group: str) -> None:
+    """WrongAnswer naming the first setting of the learner's consumer that the loop cannot work with."""
+    if not isinstance(consumer, KafkaConsumer):
+        raise WrongAnswer(f"make_consumer returned {consumer!r}, not a KafkaConsumer: end it with return consumer.")
+    config = consumer.config
+    if config["group_id"] is None:
+        raise WrongAnswer("Your consumer has no group_id: without a group nothing can be committed. Pass "
+                          "group_id=group_id.")  # fmt: skip
+    if config["group_id"] != group:
+        raise WrongAnswer(
+            f"Your consumer's group_id is {config['group_id']!r}, not the group_id the function was given "
+            f"({group!r}): pass group_id=group_id, so that the caller chooses the group."
+        )
+    if str(config["auto_offset_reset"]).lower() != "earliest":
+        raise WrongAnswer(
+            f"Your consumer's auto_offset_reset is {config['auto_offset_reset']!r}: a new group then starts after the "
+            'newest record and never sees those already in the topic. Use auto_offset_reset="earliest".'
+        )
+    if config["enable_auto_commit"]:
+        raise WrongAnswer(
+            "Your consumer commits by itself every few seconds (enable_auto_commit is True), records not processed "
+            "yet included: a crash could lose them. Use enable_auto_commit=False; your loop commits after processing."
+        )
+    if consumer.subscription() != {topic}:
+        raise WrongAnswer(
+            f"Your consumer is not subscribed to the topic (its subscription: {consumer.subscription() or 'none'}): "
+            "call consumer.subscribe([topic])."
+        )
+
+
+def _committed(kafka_options: dict, group: str, topic: str) -> int:
+    """The sum of the group's committed offsets (asked without joining the group)."""
+    with KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False) as reader:
+        return sum(reader.committed(TopicPartition(topic, p)) or 0 for p in range(PRACTICE_PARTITIONS))
+
+
+def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int, stopped: CommitFailedError | None) -> str:
+    if watched.committed_unprocessed is not None:
+        partition, offset = watched.committed_unprocessed
+        raise WrongAnswer(
+            f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
+            "right after that commit, the record would be lost. consumer.commit() without arguments commits the "
+            "position of every partition polled so far, records not processed yet included: call it after the loop "
+            "over the batch. (Production code commits exactly what it processed: consumer.commit({TopicPartition("
+            "record.topic, record.partition): OffsetAndMetadata(record.offset + 1)}).)"
+        )
+    if stopped is not None:
+        raise WrongAnswer(
+            "Your loop stopped with CommitFailedError: the check made one commit fail, as it does when the group "
+            "rebalances. That loses nothing (the records are read again), so catch it, print a line, and go on "
+            "polling: try: consumer.commit() except CommitFailedError: ..."
+        )
     processed = Counter(watched.processed)
+    if not watched.polls:
+        raise WrongAnswer("consumer.poll() was never called: each round of the loop starts with a poll.")
     if not processed:
         raise WrongAnswer("process(record) was never called: call it for every record of the batch.")
     twice = [record for record, times in processed.items() if times > 1]
@@ -270,25 +404,31 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int) -> str:
         raise WrongAnswer(f"The record at partition {twice[0][0]}, offset {twice[0][1]} was processed twice.")
     if len(processed) < sent:
         raise WrongAnswer(f"{len(processed)} of {sent} records were processed: process every record of every batch.")
-    if watched.commits == 0:
+    if not watched.commit_failed:
         raise WrongAnswer(
             "Nothing was committed: call consumer.commit() after processing the batch. "
             "Without it, a restarted consumer of this group reads everything again."
         )
-    if watched.committed_unprocessed is not None:
-        partition, offset = watched.committed_unprocessed
+    if watched.idle_commits:
         raise WrongAnswer(
-            f"You committed partition {partition}, offset {offset} before processing it. If the consumer crashed "
-            "right after that commit, the record would be lost: commit after the loop over the records."
+            f"Your loop committed {watched.idle_commits} times after a poll that returned nothing. Such a commit "
+            "has nothing new to say, and an idle consumer would send two a second: commit only after a batch "
+            "with records (if batch: ...)."
         )
     if committed < sent:
         raise WrongAnswer(
             f"{sent} records were processed but only {committed} committed: the last batch was not "
             "committed. Commit after processing each batch, inside the loop."
         )
+    if not watched.closed:
+        raise WrongAnswer(
+            "The consumer was never closed: close it at the end, in a finally: block, so that it leaves its group "
+            "at once (its partitions go to the other members) even when the loop stops with an error."
+        )
     return (
-        f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions and committed "
-        f"{watched.commits} times, each time after processing: the group's committed offsets add up to {committed}."
+        f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions, went on after the commit the "
+        f"check made fail, committed {watched.commits} times, each time after a batch: the group's committed "
+        f"offsets add up to {committed}. It closed the consumer."
     )
 
 

@@ -6,7 +6,8 @@ A task cell starts as its skeleton: a value is `...` (or None), a function or cl
     lat, lon = tasks.check("coordinates", check_coordinates, lat=lat, lon=lon)
 
 * untouched (every answer is still its skeleton): it says so and takes the answers from the
-  solution, so the rest of the notebook runs (that is also how CI runs the committed notebooks);
+  solution, without showing them, so the rest of the notebook runs (that is also how CI runs the
+  committed notebooks); after a try, `tasks.reveal(name)` shows the solution;
 * half-finished (edited, but a `...` is left): a wrong answer that names the line still `...` and
   what belongs there; the learner's work is never replaced by the solution;
 * answered: it runs the task's check, which returns what it confirms in a sentence or raises
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import linecache
 import re
 import textwrap
 from collections.abc import Callable
@@ -192,6 +194,26 @@ def _skeleton_definitions(name: str) -> dict[str, ast.AST]:
     return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
 
 
+_tried: set[str] = set()  # the tasks whose check ran an answer of the learner's in this kernel
+
+
+def reveal(name: str) -> None:
+    """Print the solution of task `name`, once the learner has tried it."""
+    if name not in solutions():
+        raise LearnerError(f"There is no task {name!r}; the tasks are {', '.join(map(repr, solutions()))}.")
+    if name not in _tried:
+        raise LearnerError(
+            f"Try task {name!r} first: answer it in its cell and run its check. Then tasks.reveal({name!r}) shows "
+            "the example answer."
+        )
+    print(solution(name), end="")
+
+
+def forget_tries() -> None:
+    """As in a fresh kernel: no task tried yet."""
+    _tried.clear()
+
+
 def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
     """Check the answers to task `name`; return them (one value, or a tuple in the order given).
 
@@ -199,9 +221,15 @@ def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
     wrong answer that points at what is left. `checker(**answers)` returns a sentence confirming
     the answer, or raises WrongAnswer with a hint.
     """
+    if _task_cell_failed(answers):
+        raise LearnerError(
+            f"The cell above stopped with an error, so {', '.join(f'`{key}`' for key in answers)} may still be an "
+            "older answer: fix the cell above first, run it, then this one."
+        )
     if all(is_skeleton(name, key, answer) for key, answer in answers.items()):
-        answers = _solution_instead(name, checker, answers)
+        answers = _solution_instead(name, answers)
     else:
+        _tried.add(name)
         left = [
             spot for key, answer in answers.items() if is_unanswered(answer) for spot in placeholders(name, key, answer)
         ]
@@ -209,20 +237,69 @@ def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
             raise WrongAnswer(
                 f"Task {name!r} is not finished: " + "; ".join(left) + ". Fill it in and run both cells again."
             )
-        print("✅ Right: " + checker(**answers))
+        try:
+            print("✅ Right: " + checker(**answers))
+        except WrongAnswer as wrong:
+            raise WrongAnswer(f"{wrong} (Stuck? tasks.reveal({name!r}) shows the example answer.)") from None
+        except Exception as error:
+            where = _learners_line(error, answers.values())
+            if where is None:
+                raise  # not in the learner's code: its traceback is what helps
+            raise WrongAnswer(
+                f"Your code stopped at {where}, with {type(error).__name__}: {error}. Fix that line and run both "
+                "cells again (%tb in a new cell shows the full traceback)."
+            ) from error
     values = tuple(answers.values())
     return values[0] if len(values) == 1 else values
 
 
-def _solution_instead(name: str, checker: Callable[..., str], answers: dict[str, Any]) -> dict[str, Any]:
+def _task_cell_failed(answers: dict[str, Any]) -> bool:
+    """Whether the cell run just before the check (in IPython) defines one of the answers and stopped with an
+    error: then the names still hold what an earlier run gave them, and the check would judge that."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or shell.last_execution_succeeded or shell.last_execution_result is None:
+        return False
+    source = shell.last_execution_result.info.raw_cell or ""
+    if "tasks.check(" in source:
+        return False  # the check itself, run again
+    return any(re.search(rf"^\s*(def|class)\s+{key}\b|^\s*{key}\s*(,[\w\s,]*)?=[^=]", source, re.MULTILINE)
+               for key in answers)  # fmt: skip
+
+
+def _learners_line(error: BaseException, answers) -> str | None:
+    """Where in the learner's own code `error` was raised (or called what raised it): "line N of its cell, `code`"."""
+    codes = {code for answer in answers for code in _code_objects(answer)}
+    frame = None
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code in codes:
+            frame = trace
+        trace = trace.tb_next
+    if frame is None:
+        return None
+    line = linecache.getline(frame.tb_frame.f_code.co_filename, frame.tb_lineno).strip()
+    return f"line {frame.tb_lineno} of its cell" + (f", `{line}`" if line else "")
+
+
+def _code_objects(answer: Any) -> list:
+    """The code of a function, of a class's methods, and of what they define inside (lambdas, comprehensions)."""
+    functions = _methods(answer).values() if inspect.isclass(answer) else [answer]
+    found, todo = [], [function.__code__ for function in functions if inspect.isfunction(function)]
+    while todo:
+        code = todo.pop()
+        found.append(code)
+        todo += [const for const in code.co_consts if inspect.iscode(const)]
+    return found
+
+
+def _solution_instead(name: str, answers: dict[str, Any]) -> dict[str, Any]:
     solved = solved_values(name)
-    answers = {key: solved[key] for key in answers}
     print(
-        f"⏳ Task {name!r} is not answered yet. Using the solution so the rest of the notebook runs; "
-        "answer it and run both cells again."
+        f"⏳ Task {name!r} is not answered yet: the rest of the notebook runs with the example answer. "
+        f"Answer it and run both cells again (after a try, tasks.reveal({name!r}) shows the example)."
     )
-    texts = [f"{key} = {value!r}" for key, value in answers.items() if isinstance(value, str)]
-    if texts:  # a text's exact form is part of the lesson: show what to type
-        print("   The solution's answer, to type in the task cell: " + "; ".join(texts))
-    print("   The solution does this: " + checker(**answers))
-    return answers
+    return {key: solved[key] for key in answers}

@@ -284,3 +284,130 @@ def finish(process: subprocess.Popen, log: Path, timeout_s: float) -> str:
     output = log.read_text(encoding="utf-8", errors="replace")
     assert process.returncode == 0, f"exit code {process.returncode}:\n{output[-3000:]}"
     return output
+
+
+# -- the notebook in a real kernel, every cell queued at once, as JupyterLab's Run All does ----------
+
+
+class QueuedKernel:
+    """A notebook's code cells sent to a fresh kernel all at once, as JupyterLab's Run All sends them: the kernel
+    runs them in order and, once one ends in an error, aborts those still queued (stop_on_error).
+
+    `insert` puts test-only code cells before the cell holding a marker; the messages are read from the
+    kernel's output channel as they come, so a test can wait for a line a cell prints.
+    """
+
+    def __init__(self, name: str, env: dict[str, str], insert: dict[str, str] | None = None):
+        from jupyter_client import KernelManager
+
+        notebook = nbformat.read(SRC / name, as_version=4)
+        self.cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+        for marker, source in (insert or {}).items():
+            found = [number for number, cell in enumerate(self.cells) if marker in cell]
+            assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
+            self.cells.insert(found[0], source)
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=script_env(**env), cwd=str(SRC))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=120)
+        self.printed: dict[str, str] = {}  # request id -> what its cell printed
+        self.queued: list[str] = []
+
+    def index(self, marker: str) -> int:
+        found = [number for number, source in enumerate(self.cells) if marker in source]
+        assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
+        return found[0]
+
+    def run_all(self) -> list[str]:
+        """Queue every cell; their request ids, in cell order."""
+        self.queued = [self.client.execute(source, stop_on_error=True) for source in self.cells]
+        return self.queued
+
+    def run(self, marker: str, timeout_s: float = 120) -> dict:
+        """Run one cell again (as Shift+Enter does) and return its reply."""
+        return self.reply(self.client.execute(self.cells[self.index(marker)], stop_on_error=True), timeout_s)
+
+    def wait_for(self, text: str, timeout_s: float) -> None:
+        """Read the kernel's output until some cell prints `text`."""
+        deadline = time.monotonic() + timeout_s
+        while not any(text in printed for printed in self.printed.values()):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"within {timeout_s:.0f} s: no cell printed {text!r}:\n{self.all_printed()[-3000:]}"
+            self._read_output(remaining)
+
+    def reply(self, request: str, timeout_s: float = 120) -> dict:
+        """The kernel's reply to one request (content: status ok, error or aborted), once its output is read."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = self.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if message["parent_header"].get("msg_id") == request:
+                break
+        while self._read_output(0.5):
+            pass  # the rest of what it printed
+        return message["content"]
+
+    def _read_output(self, timeout_s: float) -> bool:
+        import queue
+
+        try:
+            message = self.client.get_iopub_msg(timeout=timeout_s)
+        except queue.Empty:
+            return False
+        request = message["parent_header"].get("msg_id", "")
+        content = message["content"]
+        if message["msg_type"] == "stream":
+            self.printed[request] = self.printed.get(request, "") + content["text"]
+        elif message["msg_type"] == "error":
+            self.printed[request] = self.printed.get(request, "") + "\n".join(content["traceback"])
+        return True
+
+    def all_printed(self) -> str:
+        return "".join(self.printed.get(request, "") for request in self.queued)
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def interrupt_when_reached(patch: str) -> str:
+    """A test-only cell: `patch` (code that calls `reached()` once at the chosen moment) plus `reached()`, which
+    prints a line for the test and waits until the kernel has been interrupted (■ sends SIGINT), so the
+    interrupt lands exactly there. A loop that holds ■ until its message is done sees it right after."""
+    return (
+        "import threading\n"
+        "from pm25 import producing as _producing\n"
+        "_interrupted, _on_sigint = threading.Event(), _producing.HeldCtrlC.on_sigint\n"
+        "def _noting(self, number, frame):\n"
+        "    _interrupted.set()\n"
+        "    _on_sigint(self, number, frame)\n"
+        "_producing.HeldCtrlC.on_sigint = _noting\n"
+        "def reached():\n"
+        "    print('INTERRUPT NOW', flush=True)\n"
+        "    assert _interrupted.wait(60), 'no interrupt came'\n"
+        + patch
+    )
+
+
+LEARNER_GOES_ON = """
+import sys
+
+import nbformat
+
+from pm25.errors import StoppedByYou
+
+namespace = {{"__name__": "__main__"}}
+for source in [cell.source for cell in nbformat.read({notebook!r}, as_version=4).cells if cell.cell_type == "code"]:
+    try:
+        exec(compile(source, "<cell>", "exec"), namespace)
+    except StoppedByYou as stopped:
+        print(f"■ {{stopped}}", flush=True)  # the learner reads the line, then runs the next cell
+"""
+
+
+def stopped_then_next_cells_script(name: str, directory: Path) -> Path:
+    """src/<name> as a script that runs its code cells in order and, after a cell stopped with ■ (StoppedByYou),
+    goes on with the next one, as a learner does who ran the cells one by one."""
+    path = directory / f"{Path(name).stem}_cells.py"
+    path.write_text(LEARNER_GOES_ON.format(notebook=str(SRC / name)), encoding="utf-8")
+    return path

@@ -27,9 +27,9 @@ from tests.faults.support import (
     script_env,
     sorted_csv,
     start_script,
+    stopped_then_next_cells_script,
     wait_until,
 )
-from tests.notebooks import notebook_as_script
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -61,7 +61,7 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
     readings = random_walk_stream(shape["boxes"], shape["steps"], seed=11, every=shape["every"])
     (tmp_path / "pm25_readings.csv").write_text(readings_csv(readings), encoding="utf-8")
     data_folder(tmp_path, readings)
-    producer = notebook_as_script("step_2_producer.ipynb", tmp_path)
+    producer = stopped_then_next_cells_script("step_2_producer.ipynb", tmp_path)
     step2 = dict(PM25_TOPIC=topic, PM25_DATA_DIR=str(tmp_path))
 
     # 1. Ctrl+C at a random moment after the first acknowledgement.
@@ -154,7 +154,7 @@ def test_a_ctrl_c_as_a_message_is_handed_over_leaves_no_message_uncounted(
     wrapper.write_text(CTRL_C_IN_SEND, encoding="utf-8")
     log = tmp_path / "step2.log"
     env = script_env(PM25_TOPIC=topic, PM25_DATA_DIR=str(tmp_path), PM25_PRODUCER_MODE="bulk")
-    sending = start_script(wrapper, env, log, str(notebook_as_script("step_2_producer.ipynb", tmp_path)))
+    sending = start_script(wrapper, env, log, str(stopped_then_next_cells_script("step_2_producer.ipynb", tmp_path)))
     processes.append(sending)
     printed = finish(sending, log, 60)
     figures.faults_injected += 1

@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaProducer
 
 from pm25.broker import EmbeddedBroker
+from pm25.errors import StoppedByYou
 from tests.faults.support import NotebookCells, data_folder, random_walk_stream, read_topic, readings_csv, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -52,14 +53,12 @@ def test_replay_stopped_and_sent_again_as_the_message_says_sends_every_reading_f
 ):
     readings = random_walk_stream(**REPLAY)
     cells = step2(monkeypatch, tmp_path, readings, KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, PM25_TOPIC=topic)
-    with monkeypatch.context() as interrupted:
+    with monkeypatch.context() as interrupted, pytest.raises(StoppedByYou) as stopped:
         ctrl_c_at_send(interrupted, 100)
-        printed = io.StringIO()
-        with redirect_stdout(printed):
-            cells.run(SEND_CELL)
+        cells.run(SEND_CELL)
     figures.faults_injected += 1
-    assert "Stopped by you after 100 messages" in printed.getvalue()
-    assert "run the producer cell, then this one" in printed.getvalue()
+    assert "Stopped by you after 100 messages" in str(stopped.value)
+    assert "run the producer cell, then this one" in str(stopped.value)
 
     cells.run(PRODUCER_CELL)  # what the message asks for, and nothing else
     cells.run(SEND_CELL)
