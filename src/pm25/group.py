@@ -24,7 +24,8 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, To
 from pm25.contract import InvalidMessage, decode
 from pm25.errors import LearnerError
 
-# A group's first join waits for members up to about this long (Kafka's default of 10 s makes it 20 s on Tansu).
+# How long a member that stopped answering keeps its partitions, and on Tansu how long a group's first join
+# waits for members: short, so a class sees the take-over within seconds (kafka-python's default is 45 s).
 SESSION_TIMEOUT_MS = 6000
 MEMBER_COLUMNS = ["member", "partition", "processed", "next offset", "boxes"]
 SETTLE_TIMEOUT_S = 60.0
