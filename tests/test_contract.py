@@ -409,7 +409,7 @@ def test_alert_intervals_follow_time_not_the_order_of_the_texts():
     exceeded, resolved = format_timestamp(SECOND), format_timestamp(SECOND + timedelta(milliseconds=500))
     alerts = pd.DataFrame({"boxName": "Garten", "event": ["exceeded", "resolved"], "timestamp": [exceeded, resolved]})
     intervals = plots.alert_intervals(alerts, pd.Timestamp(SECOND + timedelta(hours=1)))
-    assert intervals.values.tolist() == [["Garten", pd.Timestamp(SECOND), pd.Timestamp(resolved)]]
+    assert intervals.values.tolist() == [["Garten", pd.Timestamp(SECOND), pd.Timestamp(resolved), True]]
 
 
 def test_api_hours_are_read_with_and_without_milliseconds():

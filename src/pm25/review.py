@@ -38,7 +38,7 @@ def hourly_means(readings) -> pd.DataFrame:
     """boxId, hour (UTC) and mean: the hourly mean of each box's valid readings, a repeated timestamp once."""
     rows = [(r.box_id, r.timestamp, r.value) for r in readings if is_valid_value(r.value)]
     table = pd.DataFrame(rows, columns=["boxId", "timestamp", "value"]).drop_duplicates(["boxId", "timestamp"])
-    table["hour"] = pd.to_datetime(table["timestamp"], utc=True).dt.floor("h")
+    table["hour"] = pd.to_datetime(table["timestamp"], utc=True, format="ISO8601").dt.floor("h")
     return table.groupby(["boxId", "hour"], as_index=False)["value"].mean().rename(columns={"value": "mean"})
 
 
