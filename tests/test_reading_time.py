@@ -13,6 +13,7 @@ from tests.notebooks import SRC
 
 CORE_PROSE_LIMITS = {
     "step_1_data_prep.ipynb": 800,
+    "step_2_producer.ipynb": 800,
 }
 GOING_DEEPER = re.compile(r"<details>\s*<summary>Going deeper: [^<]+</summary>.*?</details>", re.DOTALL)
 
