@@ -14,6 +14,7 @@ from tests.notebooks import SRC
 CORE_PROSE_LIMITS = {
     "step_1_data_prep.ipynb": 800,
     "step_2_producer.ipynb": 800,
+    "step_3b_consumer_group.ipynb": 600,
 }
 GOING_DEEPER = re.compile(r"<details>\s*<summary>Going deeper: [^<]+</summary>.*?</details>", re.DOTALL)
 
