@@ -14,6 +14,7 @@ from tests.notebooks import SRC
 CORE_PROSE_LIMITS = {
     "step_1_data_prep.ipynb": 800,
     "step_2_producer.ipynb": 800,
+    "step_3_event_processing.ipynb": 1200,
     "step_3b_consumer_group.ipynb": 600,
 }
 GOING_DEEPER = re.compile(r"<details>\s*<summary>Going deeper: [^<]+</summary>.*?</details>", re.DOTALL)
@@ -45,3 +46,8 @@ def test_core_prose_is_within_its_limit_and_the_rest_is_collapsed(name):
     assert deeper, f"{name} has no Going deeper section"
     for text in deeper:  # every one is a whole, closed <details> block
         assert text.count("Going deeper") == len(GOING_DEEPER.findall(text)) == text.count("</details>")
+
+
+def test_steps_1_to_3b_together_are_at_most_3500_words():
+    notebooks = [nbformat.read(SRC / name, as_version=4) for name in CORE_PROSE_LIMITS]
+    assert sum(map(core_prose_words, notebooks)) <= 3500
