@@ -14,6 +14,7 @@ from pm25.hints import hint
 from pm25.tasks import solution
 from tests.notebooks import SRC, execute_notebook, learner_error, run, stream_text, task_cells, with_answer
 from tests.test_goals import NAME, numbered_list, readme_goals
+from tests.test_reading_time import markdown_of
 
 SOLVED_BBOX = solution("bounding_box")
 
@@ -96,38 +97,7 @@ def test_a_cell_run_before_the_cells_it_needs_says_so_in_one_line(tmp_path):
     assert shown == [hint("aoi")]
 
 
-# -- reading: the idea first, background collapsed (issue 26), and honest about humidity (issue 24) --------------
-
-CORE_PROSE_WORDS = 800
-GOING_DEEPER = re.compile(r"<details>\s*<summary>Going deeper: [^<]+</summary>.*?</details>", re.DOTALL)
-
-
-def markdown_of(notebook: nbformat.NotebookNode) -> list[str]:
-    return [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
-
-
-def core_prose_words(notebook: nbformat.NotebookNode) -> int:
-    """Words a learner must read: the markdown outside collapsed "Going deeper" sections."""
-    return sum(len(GOING_DEEPER.sub("", text).split()) for text in markdown_of(notebook))
-
-
-def test_core_prose_words_count_everything_but_going_deeper():
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("One two three."),
-        nbformat.v4.new_markdown_cell("Four.\n\n<details><summary>Going deeper: x</summary>\n\nnot\n</details>"),
-        nbformat.v4.new_code_cell("not prose"),
-    ])  # fmt: skip
-    assert core_prose_words(notebook) == 4
-
-
-def test_step_1_core_prose_is_at_most_800_words_and_the_rest_is_collapsed():
-    notebook = nbformat.read(STEP_1, as_version=4)
-    assert core_prose_words(notebook) <= CORE_PROSE_WORDS
-    texts = markdown_of(notebook)
-    deeper = [text for text in texts if "Going deeper" in text]
-    assert deeper, "step 1 has no Going deeper section"
-    for text in deeper:  # every one is a whole, closed <details> block
-        assert text.count("Going deeper") == len(GOING_DEEPER.findall(text)) == text.count("</details>")
+# -- reading: the goals it serves, and honest about humidity (issue 24); its length: test_reading_time.py ------
 
 
 def test_step_1_opens_with_the_readmes_goals_it_serves_word_for_word():
