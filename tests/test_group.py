@@ -15,6 +15,7 @@ from pm25.group import (
     GroupError,
     GroupMember,
     group_table,
+    holders,
     require_topic,
     settled,
     wait_until,
@@ -167,6 +168,22 @@ def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled
         for member in (first, second, third):
             if member is not None and member.running:
                 member.stop(wait_for_group=False)
+
+
+def test_the_group_is_settled_only_once_every_new_member_has_its_share(kafka_options, readings_topic):
+    # Step 3b's third and fourth members: the split right after their start is still the old one ([2, 1] and two
+    # members without partitions); the learner's prediction is judged on the split the group then makes.
+    group = f"test_group_{uuid.uuid4().hex[:8]}"
+    members = [GroupMember("first", kafka_options, readings_topic, group).start(),
+               GroupMember("second", kafka_options, readings_topic, group).start()]  # fmt: skip
+    try:
+        wait_until_settled(members, "the first two members to share the partitions")
+        members += [GroupMember(name, kafka_options, readings_topic, group).start() for name in ("third", "fourth")]
+        wait_until_settled(members, "the four members to share the partitions")
+        assert sorted(len(member.partitions) for member in members) == [0, 1, 1, 1], holders(members)
+    finally:
+        for member in members:
+            member.stop(wait_for_group=False)
 
 
 def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(bootstrap_servers, topic, tmp_path):

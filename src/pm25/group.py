@@ -77,6 +77,7 @@ class GroupMember(ConsumerRebalanceListener):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"group member {name}", daemon=True)
         self._partitions: list[int] = []
+        self._has_share = False  # the group gave it its share (maybe none) since it joined or the last revocation
         self._next_offsets: dict[int, int] = {}
         self._counts: Counter = Counter()
         self._boxes: dict[int, set[str]] = {}
@@ -117,6 +118,11 @@ class GroupMember(ConsumerRebalanceListener):
         with self._lock:
             return list(self._partitions)
 
+    def has_share(self) -> bool:
+        """Whether the group has given this member its share since it joined (not while a rebalance runs)."""
+        with self._lock:
+            return self._has_share
+
     def knows_its_start(self) -> bool:
         """Whether it has looked up where it starts on each of its partitions (not yet right after a rebalance)."""
         with self._lock:
@@ -147,11 +153,11 @@ class GroupMember(ConsumerRebalanceListener):
     # ConsumerRebalanceListener: called inside poll(), on this member's thread.
     def on_partitions_revoked(self, revoked):
         with self._lock:
-            self._partitions = []
+            self._partitions, self._has_share = [], False
 
     def on_partitions_assigned(self, assigned):
         with self._lock:
-            self._partitions = sorted(tp.partition for tp in assigned)
+            self._partitions, self._has_share = sorted(tp.partition for tp in assigned), True
             for tp in assigned:  # another member may have gone on since: the position is looked up after poll()
                 self._next_offsets.pop(tp.partition, None)
 
@@ -214,16 +220,16 @@ class GroupMember(ConsumerRebalanceListener):
 
 
 def settled(members: Iterable[GroupMember], partitions: int) -> bool:
-    """Whether the running members own every partition between them, each partition exactly once,
-    and no running member waits for partitions while another owns several; and each knows where it starts."""
+    """Whether every running member has its share from the group's latest rebalance and knows where it starts,
+    the shares cover every partition exactly once, and they differ by at most one partition. A member that just
+    started has no share yet: until it has, the others' partitions are the old split."""
     running = [member for member in members if member.running]
-    if not all(member.knows_its_start() for member in running):
+    if not all(member.has_share() and member.knows_its_start() for member in running):
         return False
     owned = [member.partitions for member in running]
     numbers = [number for mine in owned for number in mine]
-    if sorted(numbers) != list(range(partitions)):
-        return False
-    return all(mine for mine in owned) or len(owned) > partitions
+    counts = [len(mine) for mine in owned]
+    return sorted(numbers) == list(range(partitions)) and max(counts) - min(counts) <= 1
 
 
 def check_split(prediction, members: Iterable[GroupMember]) -> str:
