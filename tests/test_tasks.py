@@ -289,6 +289,23 @@ def test_an_error_in_the_learners_code_is_one_line_naming_their_line(capsys):
     assert isinstance(error.value.__cause__, TypeError)
 
 
+def test_the_hour_of_the_day_in_date_arithmetic_gets_the_clock_hour_question():
+    # `hour = reading.timestamp.hour` (an int, 0-23) fails later, in `hour - timedelta(...)`, on a correct line.
+    cell = (
+        "from datetime import timedelta\n\n"
+        "def window_start(hour, hours):\n    return hour - timedelta(hours=hours)\n"
+    )
+    window_start = define(cell, "window_start")
+
+    def checker(window_start):
+        window_start(17, 24)  # what `reading.timestamp.hour` hands on
+
+    with pytest.raises(WrongAnswer) as error:
+        tasks.check("window_detector", checker, window_start=window_start)
+    (shown,) = error.value._render_traceback_()
+    assert "hour of the day" in shown and "replace(minute=0, second=0, microsecond=0)" in shown, shown
+
+
 def test_an_error_outside_the_learners_code_keeps_its_traceback():
     def checker(key_field):
         raise ConnectionError("the package's own trouble")

@@ -246,11 +246,21 @@ def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
             if where is None:
                 raise  # not in the learner's code: its traceback is what helps
             raise WrongAnswer(
-                f"Your code stopped at {where}, with {type(error).__name__}: {error}. Fix that line and run both "
-                "cells again (%tb in a new cell shows the full traceback)."
+                f"Your code stopped at {where}, with {type(error).__name__}: {error}. {_likely_cause(error)}Fix "
+                "that line and run both cells again (%tb in a new cell shows the full traceback)."
             ) from error
     values = tuple(answers.values())
     return values[0] if len(values) == 1 else values
+
+
+def _likely_cause(error: BaseException) -> str:
+    """A sentence on the mistake behind a typical error, where the failing line is not the wrong one."""
+    if isinstance(error, TypeError) and "'int' and 'datetime.timedelta'" in str(error):
+        return (
+            "Is an `hour` of yours `timestamp.hour`? That is the hour of the day, a number 0-23; the clock hour is "
+            "`reading.timestamp.replace(minute=0, second=0, microsecond=0)`. "
+        )
+    return ""
 
 
 def _task_cell_failed(answers: dict[str, Any]) -> bool:
