@@ -160,6 +160,22 @@ def test_window_detector_that_returns_something_else_is_told_what_to_return(berl
         selfcheck.window_detector_check(berlin_stream[:10])(ReturnsTrue)
 
 
+def test_a_misspelt_key_field_is_told_its_spelling():
+    with pytest.raises(WrongAnswer, match="'boxid' is not a field of a reading: did you mean 'boxId'"):
+        selfcheck.key_field_check()("boxid")
+
+
+def test_an_unknown_key_field_is_told_the_fields():
+    with pytest.raises(WrongAnswer, match="'id' is not a field of a reading; the task cell names four"):
+        selfcheck.key_field_check()("id")
+
+
+def test_a_key_encoded_by_the_learner_is_told_that_the_producer_encodes_it():
+    # key=reading["boxId"].encode(): the check's producer encodes text keys itself, so the key arrives as b"b'...'".
+    assert "key_serializer" in selfcheck.key_hint(b"b'582473be'", "582473be")
+    assert "key_serializer" not in selfcheck.key_hint(b"Garten", "582473be")
+
+
 def test_key_field_timestamp_gets_its_hint():
     with pytest.raises(WrongAnswer, match="lose their order"):
         selfcheck.key_field_check()("timestamp")

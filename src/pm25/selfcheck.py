@@ -36,6 +36,9 @@ PRACTICE_PARTITIONS = 3
 GROUP_SESSION_TIMEOUT_MS = 6000
 
 
+KEY_FIELDS = ("boxId", "sensorId", "timestamp", "value")
+
+
 def key_field_check() -> Callable[[str], str]:
     """Which field of a reading is the message key?"""
 
@@ -48,7 +51,14 @@ def key_field_check() -> Callable[[str], str]:
         }
         if key_field == "boxId":
             return "every reading of a box goes to the same partition, so a box's readings stay in order."
-        raise WrongAnswer(hints.get(key_field, f"{key_field!r} is not a field of a reading; see the example above."))
+        if key_field in hints:
+            raise WrongAnswer(hints[key_field])
+        spelt = next((field for field in KEY_FIELDS if str(key_field).lower() == field.lower()), None)
+        if spelt:
+            raise WrongAnswer(f"{key_field!r} is not a field of a reading: did you mean {spelt!r}? Case counts.")
+        raise WrongAnswer(
+            f"{key_field!r} is not a field of a reading; the task cell names four: {', '.join(map(repr, KEY_FIELDS))}."
+        )
 
     return check
 
@@ -101,6 +111,19 @@ class _FunctionSerializer(Serializer):
 
     def serialize(self, topic, headers, data):
         return self.function(data)
+
+
+def key_hint(key: bytes, box_id: str) -> str:
+    """Why a message's key is not its box's id."""
+    if key == str(box_id.encode()).encode():
+        return (
+            "Your key arrives as the text of bytes, b'…': the producer's key_serializer already turns the key into "
+            "bytes, so send key=reading['boxId'] as it is, without .encode()."
+        )
+    return (
+        f"A message's key is {key!r}, not its box's id: with key=reading['boxId'] all readings of a box go to one "
+        "partition and stay in order."
+    )
 
 
 class _TextKey(Serializer):
@@ -191,11 +214,9 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
             raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
         partitions: dict[str, set[int]] = {}
         for record in records:
-            if record.key != json.loads(record.value)["boxId"].encode():
-                raise WrongAnswer(
-                    f"A message's key is {record.key!r}, not its box's id: with key=reading['boxId'] "
-                    "all readings of a box go to one partition and stay in order."
-                )
+            box_id = json.loads(record.value)["boxId"]
+            if record.key != box_id.encode():
+                raise WrongAnswer(key_hint(record.key, box_id))
             partitions.setdefault(json.loads(record.value)["boxName"], []).append(record.partition)
         if failed != 1 or isinstance(failed, bool):
             raise WrongAnswer(
