@@ -3,6 +3,7 @@ event-time pacing for `replay`, and new measurements from openSenseMap for `live
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
@@ -255,6 +256,52 @@ def paced(
         if pause > 0:
             sleep(pause)
         yield reading
+
+
+@dataclass
+class Disorder:
+    """Disorder on purpose, as a real stream has it: `apply()` sends a share of the readings late and a share twice.
+
+    Late: a copy re-sent after a newer reading of its box (a retry that arrives after the box has moved on);
+    twice: a copy right after the reading (at-least-once delivery). Both are copies, so a detector that ignores
+    late and duplicate readings raises the same alerts as without them. Seeded: the same readings get the same
+    disorder, and `late` and `duplicates` count the copies sent. A late copy whose box sends nothing newer is
+    never sent.
+    """
+
+    late_share: float = 0.0
+    duplicate_share: float = 0.0
+    seed: int = 25
+    late: int = field(default=0, init=False)
+    duplicates: int = field(default=0, init=False)
+
+    def __post_init__(self):
+        shares = (self.late_share, self.duplicate_share)
+        if not all(0 <= share <= 1 for share in shares) or sum(shares) > 1:
+            raise ValueError(f"late_share and duplicate_share must lie in 0..1 and add up to at most 1, got {shares}")
+
+    @classmethod
+    def from_settings(cls, settings) -> Disorder:
+        """PM25_LATE_SHARE and PM25_DUPLICATE_SHARE (0 unless set: no disorder)."""
+        return cls(settings.late_share, settings.duplicate_share)
+
+    def apply(self, readings: Iterable[Reading]) -> Iterator[Reading]:
+        """The readings, each once and in their order, with the copies in between."""
+        draw = random.Random(self.seed).random
+        held: dict[str, Reading] = {}  # per box, the copy to re-send after the box's next, newer reading
+        for reading in readings:
+            yield reading
+            copy = held.get(reading.box_id)
+            if copy is not None and copy.timestamp < reading.timestamp:
+                del held[reading.box_id]
+                self.late += 1
+                yield copy
+            chance = draw()
+            if chance < self.late_share:
+                held.setdefault(reading.box_id, reading)
+            elif chance < self.late_share + self.duplicate_share:
+                self.duplicates += 1
+                yield reading
 
 
 def live_readings(
