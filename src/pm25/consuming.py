@@ -458,7 +458,7 @@ def read_clocks(kafka_options: dict, topic: str, timeout_s: float = 60.0) -> pd.
     """Every reading on the topic with its two clocks: `arrival`, when Kafka got the message (the record's
     timestamp), and `event`, when the sensor measured it (the reading's timestamp). Messages that break the
     contract are left out. Reads without a group, so nothing is committed; stops at the newest offset."""
-    rows = []
+    arrival, event = [], []
     with KafkaConsumer(**kafka_options, enable_auto_commit=False, fetch_max_wait_ms=100) as consumer:
         partitions = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
@@ -468,10 +468,14 @@ def read_clocks(kafka_options: dict, topic: str, timeout_s: float = 60.0) -> pd.
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
                     with contextlib.suppress(contract.InvalidMessage):
-                        rows.append((pd.Timestamp(record.timestamp, unit="ms", tz=UTC),
-                                     contract.decode(record.value).timestamp))  # fmt: skip
+                        event.append(decode(record).timestamp)
+                        arrival.append(record.timestamp)
             complete = all(consumer.highwater(p) is not None and consumer.position(p) >= consumer.highwater(p)
                            for p in partitions)  # fmt: skip
     if not complete:
-        print(f"Read {len(rows):,} readings of {topic!r} in {timeout_s:g} s; the topic holds more.")
-    return pd.DataFrame(rows, columns=["arrival", "event"])
+        print(f"Read {len(event):,} readings of {topic!r} in {timeout_s:g} s; the topic holds more.")
+    elif not event:
+        print(f"The topic {topic!r} holds no reading that keeps the contract: nothing to count.")
+    return pd.DataFrame(
+        {"arrival": pd.to_datetime(arrival, unit="ms", utc=True), "event": pd.to_datetime(event, utc=True)}
+    )
