@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25 import config, consuming, contract, producing, topics
+from pm25 import config, consuming, contract, maps, producing, topics
 from pm25.broker import EmbeddedBroker
 from pm25.detector import Detector
+from tests.notebooks import execute_notebook, small_readings, stream_text
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 
@@ -102,3 +105,63 @@ def test_read_clocks_gives_each_reading_its_arrival_and_its_event_time():
     assert sorted(clocks["event"]) == sorted(reading.timestamp for reading in readings)
     assert (clocks["arrival"] >= sent_from).all()
     assert (clocks["arrival"] - clocks["event"]).min() > timedelta(days=300)  # two clocks, far apart
+
+
+def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_late(tmp_path):
+    readings = stream(boxes=3, days=2)  # 48 hours of sensor time in about 20 s
+    boxes = [{"geometry": {"coordinates": [13.4, 52.5]}, "properties": {"boxId": f"{box:024x}", "name": f"Box {box}"}}
+             for box in range(3)]  # fmt: skip
+    with EmbeddedBroker() as broker:
+        settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
+        live, replay = producing.start_live_replay(settings, readings, speedup=8_640)
+        assert live.topic.startswith("pm25_stream_live_")
+        detector, live_map, states = Detector(), maps.LiveMap(boxes), []
+        options = {
+            "group_id": live.topic,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 2000,
+        }  # as step 3's: the embedded broker then forms the group at once
+        with KafkaConsumer(**live.kafka_options(), **options) as consumer:
+            consumer.subscribe([live.topic])
+            deadline = time.monotonic() + 60
+            while detector.counts["processed"] < len(readings) and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        reading = consuming.decode(record)
+                        detector.process(reading)
+                        live_map.update(reading, detector.window(reading.box_id)[0], False)
+                colours = [marker.fill_color for marker in live_map.markers.values()]
+                if not states or colours != states[-1][1]:
+                    states.append((replay.finished.is_set(), colours))
+        replay.stop()
+    assert replay.summary() == f"Replay into {live.topic!r}: {len(readings)} sent, done."
+    assert detector.counts["processed"] == len(readings)
+    assert detector.counts["late"] == detector.counts["duplicates"] == 0
+    drawn_while_sending = [colours for finished, colours in states if not finished]
+    assert len(drawn_while_sending) >= 2  # the map changed while the replay was still sending: live, not backlog
+    assert drawn_while_sending[0] != states[-1][1]
+
+
+def test_step_3_replays_the_readings_itself_into_a_fresh_topic_and_nothing_is_late(topic, tmp_path):
+    small_readings(tmp_path)  # three boxes, three days: about 7 s at this speed
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_LIVE_SPEEDUP": "36000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # no topic from step 2
+    assert f"Replaying into '{topic}_live_" in printed
+    assert "'duplicates': 0, 'late': 0}" in printed
+    assert re.search(r"latency of the [\d,]+ readings sent while this consumer ran: median \d+ ms", printed)
+
+
+def test_starting_the_live_replay_again_stops_the_earlier_one_and_takes_another_fresh_topic(capsys):
+    readings = stream(boxes=1, days=2)
+    with EmbeddedBroker() as broker:
+        settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
+        first_settings, first = producing.start_live_replay(settings, readings, speedup=60)  # hours to send
+        second_settings, second = producing.start_live_replay(first_settings, readings, speedup=60)
+        assert first.finished.is_set() and not second.finished.is_set()
+        assert f"Stopped the earlier replay into {first.topic!r}." in capsys.readouterr().out
+        assert second_settings.topic.startswith("pm25_stream_live_") and second.topic != first.topic
+        assert second_settings.topic.count("_live_") == 1
+        second.stop()
+    assert second.finished.is_set() and second.report.sent < len(readings)

@@ -155,7 +155,7 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     said = run_expecting_error(env)
-    assert f"❌ The topic '{topic}' is empty or missing: run step 2 first." in said
+    assert f"❌ The topic '{topic}' is empty or missing: run step 2 first. Or let step 3 replay the readings" in said
     assert "Traceback" not in said
     assert earlier.read_text() == "an earlier run's alerts\n"
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:

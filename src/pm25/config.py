@@ -137,6 +137,7 @@ class Settings:
     min_hours: int = 18  # ... valid with data in at least 18 of its hours (75%)
     late_share: float = 0.0  # of the readings a replay sends, the share re-sent late (after newer ones of its box)
     duplicate_share: float = 0.0  # ... and the share sent twice in a row
+    live_speedup: float = 0.0  # step 3's own paced replay into a fresh topic, this many times real time; 0: off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +173,7 @@ class Settings:
             min_hours=_number(env, "PM25_MIN_HOURS", 18, kind=int, minimum=1),
             late_share=_number(env, "PM25_LATE_SHARE", 0.0, maximum=1),
             duplicate_share=_number(env, "PM25_DUPLICATE_SHARE", 0.0, maximum=1),
+            live_speedup=_number(env, "PM25_LIVE_SPEEDUP", 0.0),
         )
         if env.get("PM25_MIN_READINGS"):  # the rule before the 24-hour mean: say what replaced it
             raise ConfigError("PM25_MIN_READINGS", env["PM25_MIN_READINGS"], "PM25_MIN_HOURS (hours with data) instead")

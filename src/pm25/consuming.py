@@ -22,6 +22,7 @@ from pm25.contract import Reading
 from pm25.detector import Alert
 from pm25.errors import LearnerError
 from pm25.files import write_csv
+from pm25.topics import REPLAY_FROM_STEP_3
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
@@ -208,7 +209,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
                     "work for it.")  # fmt: skip
         if self.messages_read == 0 and share.whole:
             topic = next(iter(self.owned)).topic
-            raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
+            raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first. {REPLAY_FROM_STEP_3}")
         again = self.messages_reread
         reread = f", and {again} of them again (re-read after a rebalance to rebuild its windows)" if again else ""
         return f"This member processed {self.messages_read - again} messages from {share.describe()}{reread}."

@@ -3,19 +3,24 @@ event-time pacing for `replay`, and new measurements from openSenseMap for `live
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import re
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from kafka.future import Future
 
-from pm25.contract import InvalidMessage, Reading, parse_timestamp
+from pm25 import topics
+from pm25.contract import InvalidMessage, KeySerializer, Reading, ReadingSerializer, parse_timestamp
 from pm25.errors import LearnerError
 from pm25.geo import Aoi
 from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError, is_pm25
@@ -302,6 +307,70 @@ class Disorder:
             elif chance < self.late_share + self.duplicate_share:
                 self.duplicates += 1
                 yield reading
+
+
+class BackgroundReplay:
+    """Step 2's replay, run from step 3 in a thread: the readings paced by their timestamps, `speedup` times
+    real time, with `disorder`, into a topic of their own. A consumer that starts meanwhile sees them arrive."""
+
+    def __init__(self, kafka_options: dict, topic: str, readings: list[Reading], speedup: float,
+                 disorder: Disorder | None = None):  # fmt: skip
+        self.topic, self.report, self.error = topic, DeliveryReport(show_first=0), None
+        self.finished, self._stopping = threading.Event(), threading.Event()
+        self._producer = KafkaProducer(**kafka_options, key_serializer=KeySerializer(),
+                                       value_serializer=ReadingSerializer(), **PRODUCER_SETTINGS)  # fmt: skip
+        sending = (disorder or Disorder()).apply(paced(readings, speedup, sleep=self._stopping.wait))
+        self._thread = threading.Thread(target=self._send, args=(sending,), name="pm25-replay", daemon=True)
+        self._thread.start()
+
+    def _send(self, readings: Iterable[Reading]) -> None:
+        try:
+            for reading in readings:
+                if self._stopping.is_set():
+                    break
+                self.report.track(self._producer.send(self.topic, key=reading.box_id, value=reading), reading)
+        except Exception as error:  # kept for summary(): a thread's exception would vanish unseen
+            self.error = error
+        finally:
+            flush_and_close(self._producer)
+            self.finished.set()
+
+    def stop(self, timeout_s: float = 60) -> None:
+        """Stop sending and wait until what was sent is acknowledged or failed."""
+        self._stopping.set()
+        self.finished.wait(timeout_s)
+
+    def summary(self) -> str:
+        state = f"failed: {_describe(self.error)}" if self.error else "done" if self.finished.is_set() else "sending"
+        return f"Replay into {self.topic!r}: {self.report.sent} sent, {state}."
+
+
+_replays: list[BackgroundReplay] = []  # the one started last, to stop when its cell runs again
+
+
+def start_live_replay(settings, readings: list[Reading], speedup: float) -> tuple[object, BackgroundReplay]:
+    """A BackgroundReplay at `speedup` into a fresh topic, and the settings that name that topic.
+
+    Fresh, so that nothing in it was sent before: a reading counts as late only if the replay made it late
+    (PM25_LATE_SHARE), and the latency is measured on readings that arrive while the consumer runs.
+    A replay started earlier in this process is stopped first."""
+    while _replays:
+        earlier = _replays.pop()
+        if not earlier.finished.is_set():
+            earlier.stop()
+            print(f"Stopped the earlier replay into {earlier.topic!r}.")
+    topic = f"{re.sub(r'_live_[0-9a-f]{8}$', '', settings.topic)}_live_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = KafkaAdminClient(**settings.kafka_options(), bootstrap_timeout_ms=10_000)
+    except KafkaTimeoutError:
+        raise NoBroker(settings.bootstrap_servers) from None
+    try:
+        topics.ensure_topic(admin, topic)
+    finally:
+        admin.close()
+    replay = BackgroundReplay(settings.kafka_options(), topic, readings, speedup, Disorder.from_settings(settings))
+    _replays.append(replay)
+    return dataclasses.replace(settings, topic=topic), replay
 
 
 def live_readings(
