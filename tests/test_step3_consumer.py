@@ -86,6 +86,13 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
     assert "'duplicates': 1, 'late': 1" in printed
     assert "Send-to-alert latency: no reading was sent while this consumer ran." in printed  # all of it was backlog
+    # Disorder on purpose: what was sent late and twice is what the detector counted, and the alerts stay.
+    assert re.search(r"Sent late: ([1-9]\d*), twice: ([1-9]\d*)\. .*'duplicates': \2, 'late': \1\}", printed)
+    assert re.search(r"Alerts: (\d+) in order, \1 with disorder: the same\.", printed)
+    # The two clocks: the 63 readings that keep the contract, arriving now, measured in January 2024.
+    assert re.search(r"By arrival time: 63 readings in \d+ buckets of 1s \(the fullest: \d+\), from 20\d\d-", printed)
+    assert ("By event time: 63 readings in 31 buckets of 1h (the fullest: 3), "
+            "from 2024-01-15 00:00:00+00:00 to 2024-01-16 06:00:00+00:00.") in printed  # fmt: skip
 
     published = read_topic(bootstrap_servers, f"{topic}_alerts")
     assert [(record.key.decode(), json.loads(record.value)["event"]) for record in published] == [
@@ -148,7 +155,7 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
     said = run_expecting_error(env)
-    assert f"❌ The topic '{topic}' is empty or missing: run step 2 first." in said
+    assert f"❌ The topic '{topic}' is empty or missing: run step 2 first. Or let step 3 replay the readings" in said
     assert "Traceback" not in said
     assert earlier.read_text() == "an earlier run's alerts\n"
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:

@@ -7,6 +7,7 @@ A value that cannot be used fails at once, naming the variable, the value and th
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def _choice(env: Mapping[str, str], variable: str, allowed: tuple[str, ...], def
     return value
 
 
-def _number(env: Mapping[str, str], variable: str, default: float, kind=float, minimum=0):
+def _number(env: Mapping[str, str], variable: str, default: float, kind=float, minimum=0, maximum=math.inf):
     text = env.get(variable)
     if not text:
         return default
@@ -94,8 +95,9 @@ def _number(env: Mapping[str, str], variable: str, default: float, kind=float, m
         value = kind(text)
     except ValueError:
         raise ConfigError(variable, text, f"a {kind.__name__} number") from None
-    if value < minimum or value != value:
-        raise ConfigError(variable, text, f"a number >= {minimum}")
+    if not minimum <= value <= maximum:  # NaN fails both
+        upper = f" and <= {maximum}" if maximum < math.inf else ""
+        raise ConfigError(variable, text, f"a number >= {minimum}{upper}")
     return value
 
 
@@ -133,6 +135,9 @@ class Settings:
     threshold: float = 15.0
     window_hours: int = 24  # the WHO guideline's 24-hour mean ...
     min_hours: int = 18  # ... valid with data in at least 18 of its hours (75%)
+    late_share: float = 0.0  # of the readings a replay sends, the share re-sent late (after newer ones of its box)
+    duplicate_share: float = 0.0  # ... and the share sent twice in a row
+    live_speedup: float = 0.0  # step 3's own paced replay into a fresh topic, this many times real time; 0: off
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +171,9 @@ class Settings:
             threshold=_number(env, "PM25_THRESHOLD", 15.0),
             window_hours=_number(env, "PM25_WINDOW_HOURS", 24, kind=int, minimum=1),
             min_hours=_number(env, "PM25_MIN_HOURS", 18, kind=int, minimum=1),
+            late_share=_number(env, "PM25_LATE_SHARE", 0.0, maximum=1),
+            duplicate_share=_number(env, "PM25_DUPLICATE_SHARE", 0.0, maximum=1),
+            live_speedup=_number(env, "PM25_LIVE_SPEEDUP", 0.0),
         )
         if env.get("PM25_MIN_READINGS"):  # the rule before the 24-hour mean: say what replaced it
             raise ConfigError("PM25_MIN_READINGS", env["PM25_MIN_READINGS"], "PM25_MIN_HOURS (hours with data) instead")
@@ -174,6 +182,12 @@ class Settings:
                 "PM25_MIN_HOURS",
                 str(settings.min_hours),
                 f"at most PM25_WINDOW_HOURS ({settings.window_hours}): a window cannot have more hours with data",
+            )
+        if settings.late_share + settings.duplicate_share > 1:
+            raise ConfigError(
+                "PM25_LATE_SHARE/PM25_DUPLICATE_SHARE",
+                f"{settings.late_share:g} + {settings.duplicate_share:g}",
+                "shares that add up to at most 1",
             )
         if settings.sasl_mechanism and not settings.security_protocol.startswith("SASL"):
             raise ConfigError(

@@ -22,6 +22,7 @@ from pm25.contract import Reading
 from pm25.detector import Alert
 from pm25.errors import LearnerError
 from pm25.files import write_csv
+from pm25.topics import REPLAY_FROM_STEP_3
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]
@@ -208,7 +209,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
                     "work for it.")  # fmt: skip
         if self.messages_read == 0 and share.whole:
             topic = next(iter(self.owned)).topic
-            raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first.")
+            raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first. {REPLAY_FROM_STEP_3}")
         again = self.messages_reread
         reread = f", and {again} of them again (re-read after a rebalance to rebuild its windows)" if again else ""
         return f"This member processed {self.messages_read - again} messages from {share.describe()}{reread}."
@@ -452,3 +453,30 @@ def lag_table(kafka_options: dict, group_id: str, topic: str, timeout_s: float =
             for p in partitions
         ]  # fmt: skip
     return pd.DataFrame(rows, columns=["partition", "committed", "newest", "lag"])
+
+
+def read_clocks(kafka_options: dict, topic: str, timeout_s: float = 60.0) -> pd.DataFrame:
+    """Every reading on the topic with its two clocks: `arrival`, when Kafka got the message (the record's
+    timestamp), and `event`, when the sensor measured it (the reading's timestamp). Messages that break the
+    contract are left out. Reads without a group, so nothing is committed; stops at the newest offset."""
+    arrival, event = [], []
+    with KafkaConsumer(**kafka_options, enable_auto_commit=False, fetch_max_wait_ms=100) as consumer:
+        partitions = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        deadline, complete = time.monotonic() + timeout_s, False
+        while not complete and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    with contextlib.suppress(contract.InvalidMessage):
+                        event.append(decode(record).timestamp)
+                        arrival.append(record.timestamp)
+            complete = all(consumer.highwater(p) is not None and consumer.position(p) >= consumer.highwater(p)
+                           for p in partitions)  # fmt: skip
+    if not complete:
+        print(f"Read {len(event):,} readings of {topic!r} in {timeout_s:g} s; the topic holds more.")
+    elif not event:
+        print(f"The topic {topic!r} holds no reading that keeps the contract: nothing to count.")
+    return pd.DataFrame(
+        {"arrival": pd.to_datetime(arrival, unit="ms", utc=True), "event": pd.to_datetime(event, utc=True)}
+    )

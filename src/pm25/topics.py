@@ -52,9 +52,13 @@ def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = PARTITION
     return f"Created topic {name!r} with {partitions} partitions (replication factor {replication_factor})."
 
 
+# Step 3 offers its own replay (producing.start_live_replay) instead of only refusing an empty topic.
+REPLAY_FROM_STEP_3 = "Or let step 3 replay the readings itself: live_speedup = 3600 in the cell above."
+
+
 def require_topic(admin: KafkaAdminClient, name: str) -> int:
     """The topic's partition count; a learner error, and no topic created, when it does not exist."""
     partitions = partition_count(admin, name)
     if partitions is None:
-        raise TopicMissing(f"The topic {name!r} is empty or missing: run step 2 first.")
+        raise TopicMissing(f"The topic {name!r} is empty or missing: run step 2 first. {REPLAY_FROM_STEP_3}")
     return partitions
