@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 E2E_INSTALLED := $(VENV)/.installed-e2e
 
-.PHONY: install lint lint-notebooks test test-faults lab broker e2e bench clean
+.PHONY: install lint lint-notebooks test test-faults lab broker e2e bench clean kafka-jars test-kafka
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,19 @@ lab: install
 
 broker: install
 	cd src && ../$(BIN)/python -m pm25.broker
+
+# Real Apache Kafka as plain JVM processes: Kafka 3.9 + ZooKeeper (docker-compose.yml's Confluent 7.9)
+# and Kafka 4 KRaft (docker-compose.kraft.yml). Maven resolves each line's jars from kafka/<line>/pom.xml
+# into build/kafka/<line>/lib once; afterwards nothing is downloaded until the pom changes.
+KAFKA_LINES := zookeeper kraft
+KAFKA_JARS := $(foreach line,$(KAFKA_LINES),build/kafka/$(line)/lib/.resolved)
+
+build/kafka/%/lib/.resolved: kafka/%/pom.xml
+	rm -rf $(@D)
+	mvn --batch-mode --quiet -f $< dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(@D)
+	touch $@
+
+kafka-jars: $(KAFKA_JARS)
 
 $(E2E_INSTALLED): $(INSTALLED) requirements-e2e.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
