@@ -47,17 +47,28 @@ broker: install
 	cd src && ../$(BIN)/python -m pm25.broker
 
 # Real Apache Kafka as plain JVM processes: Kafka 3.9 + ZooKeeper (docker-compose.yml's Confluent 7.9)
-# and Kafka 4 KRaft (docker-compose.kraft.yml). Maven resolves each line's jars from kafka/<line>/pom.xml
+# and Kafka 4 KRaft (docker-compose.kraft.yml). Maven resolves each line's jars from maven/<line>/pom.xml
 # into build/kafka/<line>/lib once; afterwards nothing is downloaded until the pom changes.
 KAFKA_LINES := zookeeper kraft
 KAFKA_JARS := $(foreach line,$(KAFKA_LINES),build/kafka/$(line)/lib/.resolved)
 
-build/kafka/%/lib/.resolved: kafka/%/pom.xml
+build/kafka/%/lib/.resolved: maven/%/pom.xml
 	rm -rf $(@D)
 	mvn --batch-mode --quiet -f $< dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(@D)
 	touch $@
 
 kafka-jars: $(KAFKA_JARS)
+
+# The notebooks, the group and fault tests and tests/realkafka on each real broker, one pytest session per
+# broker line (PM25_BROKER picks the session's broker in conftest.py).
+REAL_KAFKA_TESTS := src/*.ipynb tests/realkafka \
+	tests/faults/test_consumer_group.py tests/faults/test_consumer_restart.py \
+	tests/faults/test_interrupt_and_rerun.py tests/faults/test_stream_processor_kill.py
+
+test-kafka: install kafka-jars
+	for line in $(KAFKA_LINES); do \
+		echo "== $$line"; env -u KAFKA_BOOTSTRAP_SERVERS PM25_BROKER=$$line $(BIN)/python -m pytest $(REAL_KAFKA_TESTS) || exit 1; \
+	done
 
 $(E2E_INSTALLED): $(INSTALLED) requirements-e2e.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt

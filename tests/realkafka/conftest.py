@@ -1,0 +1,32 @@
+"""Tests that need real Apache Kafka: they run in `make test-kafka`'s sessions (PM25_BROKER=zookeeper|kraft)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pm25.jvm_brokers import missing
+
+
+def session_broker_line() -> str:
+    return (os.environ.get("PM25_BROKER") or "embedded").strip().lower()
+
+
+@pytest.fixture(autouse=True)
+def _real_kafka_only(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("realkafka") is None:
+        return
+    line = session_broker_line()
+    if line == "embedded":
+        pytest.skip("realkafka: the session broker is the embedded one (make test-kafka runs these)")
+    problem = missing(line)
+    if problem:
+        pytest.skip(f"realkafka: {problem}")
+
+
+@pytest.fixture
+def kraft_only() -> None:
+    """For tests that start KRaft brokers of their own: once, in the kraft session."""
+    if session_broker_line() != "kraft" or missing("kraft"):
+        pytest.skip("realkafka: starts its own Kafka 4 brokers, in the PM25_BROKER=kraft session only")
