@@ -30,3 +30,19 @@ def kraft_only() -> None:
     """For tests that start KRaft brokers of their own: once, in the kraft session."""
     if session_broker_line() != "kraft" or missing("kraft"):
         pytest.skip("realkafka: starts its own Kafka 4 brokers, in the PM25_BROKER=kraft session only")
+
+
+COUNTS: list[str] = []
+
+
+@pytest.fixture
+def report():
+    """Record a test's counts: printed once at the end of the session, as the closing figures."""
+    return COUNTS.append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if COUNTS:
+        terminalreporter.section(f"real Kafka figures (PM25_BROKER={session_broker_line()})")
+        for line in COUNTS:
+            terminalreporter.write_line(line)

@@ -19,7 +19,7 @@ def leader_of(admin: KafkaAdminClient, topic: str, partition: int) -> int:
     return next((p["leader_id"] for p in description["partitions"] if p["partition_index"] == partition), -1)
 
 
-def test_killing_a_partition_leader_while_sending_loses_no_acknowledged_reading(kraft_only, topic):
+def test_killing_a_partition_leader_while_sending_loses_no_acknowledged_reading(kraft_only, topic, report):
     with KRaftCluster(3) as cluster, KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers) as admin:
         admin.create_topics([NewTopic(topic, PARTITIONS, replication_factor=3)])
         wait_until(lambda: leader_of(admin, topic, 0) >= 0, 30, "partition 0 to have a leader")
@@ -39,7 +39,7 @@ def test_killing_a_partition_leader_while_sending_loses_no_acknowledged_reading(
                                 "partition 0 to get a new leader")
         consumed = [int(record.value) for record in read_topic(cluster.bootstrap_servers, topic)]
     lost = acknowledged - set(consumed)
-    print(f"\n[realkafka cluster] sent {SENT}, acknowledged {len(acknowledged)}, failed {len(failed)} "
+    report(f"[realkafka cluster] sent {SENT}, acknowledged {len(acknowledged)}, failed {len(failed)} "
           f"({set(map(type, failed)) or 'none'}), retried {retries}; leader of partition 0: node {killed} killed, "
           f"node {new_leader} took over; consumed {len(consumed)} ({len(consumed) - len(set(consumed))} twice), "
           f"lost {len(lost)}")

@@ -57,7 +57,9 @@ class Member:
                 self.process.wait()
 
 
-def test_a_stopped_member_is_evicted_after_its_session_timeout_and_nothing_is_lost(bootstrap_servers, topic, tmp_path):
+def test_a_stopped_member_is_evicted_after_its_session_timeout_and_nothing_is_lost(
+    bootstrap_servers, topic, tmp_path, report
+):
     create_topic(bootstrap_servers, topic, PARTITIONS)
     with KafkaProducer(bootstrap_servers=bootstrap_servers) as producer:
         for number in range(SENT):
@@ -78,7 +80,7 @@ def test_a_stopped_member_is_evicted_after_its_session_timeout_and_nothing_is_lo
                    "the group to commit every record", every_s=0.5)
         refused = [line for line in stopped.lines() if "The commit failed, polling goes on" in line]
         processed = stopped.processed() + other.processed()
-        print(f"\n[realkafka eviction] sent {SENT}, processed {len(set(processed))} distinct "
+        report(f"[realkafka eviction] sent {SENT}, processed {len(set(processed))} distinct "
               f"({len(processed) - len(set(processed))} twice), evicted {evicted_after_s:.1f} s after SIGSTOP "
               f"(session timeout {SESSION_TIMEOUT_MS / 1000:.0f} s), refused commits {len(refused)}: {refused[:1]}")
     finally:

@@ -51,7 +51,7 @@ def documented_settings(broker: KRaftKafka, password: str) -> Settings:
     })  # fmt: skip
 
 
-def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secured, topic, monkeypatch):
+def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secured, topic, monkeypatch, report):
     broker, certificate = secured
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     options = documented_settings(broker, PASSWORD).kafka_options()
@@ -64,19 +64,19 @@ def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secur
         consumer.assign([TopicPartition(topic, 0)])
         consumer.seek_to_beginning()
         received = [int(record.value) for record in consumer]
-    print(f"\n[realkafka sasl] SASL_SSL SCRAM-SHA-512: sent {len(futures)}, acknowledged "
+    report(f"[realkafka sasl] SASL_SSL SCRAM-SHA-512: sent {len(futures)}, acknowledged "
           f"{sum(f.succeeded() for f in futures)}, read back {len(received)}")
     assert received == list(range(100))
 
 
-def test_a_wrong_password_is_refused_and_the_broker_says_why(kraft_only, secured, monkeypatch, caplog):
+def test_a_wrong_password_is_refused_and_the_broker_says_why(kraft_only, secured, monkeypatch, caplog, report):
     broker, certificate = secured
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     options = documented_settings(broker, "not-the-password").kafka_options()
     with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
         KafkaAdminClient(**options, bootstrap_timeout_ms=5_000)  # as step 2 opens its admin client
     reasons = {record.getMessage() for record in caplog.records if "invalid credentials" in record.getMessage()}
-    print(f"\n[realkafka sasl] wrong password: refused, {len(reasons)} distinct log lines name invalid credentials")
+    report(f"[realkafka sasl] wrong password: refused, {len(reasons)} distinct log lines name invalid credentials")
     assert reasons, "the broker's reason did not reach the client's log"
 
 
