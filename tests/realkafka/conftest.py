@@ -15,8 +15,11 @@ def session_broker_line() -> str:
 
 @pytest.fixture(autouse=True)
 def _real_kafka_only(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("realkafka") is None:
-        return
+    if request.node.get_closest_marker("realkafka") is not None:
+        skip_unless_real_session()
+
+
+def skip_unless_real_session() -> None:
     line = session_broker_line()
     if line == "embedded":
         pytest.skip("realkafka: the session broker is the embedded one (make test-kafka runs these)")
@@ -25,11 +28,16 @@ def _real_kafka_only(request: pytest.FixtureRequest) -> None:
         pytest.skip(f"realkafka: {problem}")
 
 
-@pytest.fixture
-def kraft_only() -> None:
+def skip_unless_kraft_session() -> None:
     """For tests that start KRaft brokers of their own: once, in the kraft session."""
+    skip_unless_real_session()
     if session_broker_line() != "kraft" or missing("kraft"):
         pytest.skip("realkafka: starts its own Kafka 4 brokers, in the PM25_BROKER=kraft session only")
+
+
+@pytest.fixture
+def kraft_only() -> None:
+    skip_unless_kraft_session()
 
 
 COUNTS: list[str] = []

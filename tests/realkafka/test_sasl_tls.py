@@ -16,6 +16,7 @@ from pm25.config import Settings
 from pm25.jvm_brokers import KRaftKafka, SaslTls
 from tests.faults.support import wait_until
 from tests.realkafka.certificates import broker_keystore
+from tests.realkafka.conftest import skip_unless_kraft_session
 
 pytestmark = pytest.mark.realkafka
 USER, PASSWORD = "learner", "a-scram-password"
@@ -24,6 +25,7 @@ USER, PASSWORD = "learner", "a-scram-password"
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
     """A KRaft broker with a SASL_SSL listener and one SCRAM-SHA-512 user, and its certificate as PEM."""
+    skip_unless_kraft_session()  # a module fixture is set up before the function-scoped skips
     folder = tmp_path_factory.mktemp("tls")
     keystore, certificate = broker_keystore(folder, "keystore-password")
     with KRaftKafka(sasl_tls=SaslTls(keystore, "keystore-password", {USER: PASSWORD})) as broker:
