@@ -96,10 +96,14 @@ def missing(line: str) -> str | None:
     return None
 
 
+# Loaded here, not in the forked child: between fork and exec the child should do as little as it can.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:
     """In the child before exec: a SIGTERM when the Python process that started it dies, even by SIGKILL."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _write_properties(path: Path, settings: dict[str, str]) -> Path:
