@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from pm25.stream_processor import DailyMeanRule, committed, prepare_readings_topic, read_topic, start_instance
 from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
@@ -30,6 +32,10 @@ def test_a_killed_instance_loses_no_alert_the_survivor_restores_its_state(
     create_topic(bootstrap_servers, topic)
     produce(bootstrap_servers, topic, random_walk_stream(BOXES, STEPS, seed=16, every=EVERY))
     prepare_readings_topic({"bootstrap_servers": bootstrap_servers}, topic)
+    # The alerts carry the readings' 2024 timestamps: a real broker's retention check would delete them.
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics([NewTopic(f"{topic}_{run}", 1, 1, topic_configs={"retention.ms": "-1"})
+                             for run in ("single", "pair")])  # fmt: skip
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic}
     rule = DailyMeanRule()
 
