@@ -16,7 +16,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from pm25.broker import EmbeddedBroker
+from pm25.broker import BrokerError
+from pm25.jvm_brokers import session_broker
 from tests.faults.support import FIGURES, Figures
 from tests.notebooks import execute_notebook, stream_text, worker_group
 from tests.osem_replay import ReplayServer
@@ -32,9 +33,13 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_xdist_controller(session.config):
         return
-    # A broker named by KAFKA_BOOTSTRAP_SERVERS (e.g. the compose stack's) is used as it is.
+    # A broker named by KAFKA_BOOTSTRAP_SERVERS (e.g. the compose stack's) is used as it is; otherwise
+    # PM25_BROKER=embedded (default), zookeeper or kraft chooses the one started (make test-kafka).
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        broker = _services.enter_context(EmbeddedBroker())
+        try:
+            broker = _services.enter_context(session_broker(os.environ.get("PM25_BROKER")))
+        except BrokerError as error:
+            pytest.exit(f"No broker for the tests: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
     replay = _services.enter_context(ReplayServer())
     session.config.stash[REPLAY_KEY] = replay

@@ -1,14 +1,17 @@
-"""The broker a benchmark measures on: KAFKA_BOOTSTRAP_SERVERS when set, else an embedded Tansu broker."""
+"""The broker a benchmark measures on: KAFKA_BOOTSTRAP_SERVERS when set, else the one PM25_BROKER names
+(embedded Tansu by default; zookeeper or kraft: real Apache Kafka from `make kafka-jars`)."""
 
 import os
 from contextlib import ExitStack
 
-from pm25.broker import EmbeddedBroker  # the scripts put src/ on sys.path before importing this module
+from pm25.jvm_brokers import session_broker  # the scripts put src/ on sys.path before importing this module
 
 
 def broker_to_measure(stack: ExitStack) -> tuple[str, str]:
-    """(bootstrap servers, the broker's name for the figures); an embedded broker lives as long as `stack`."""
+    """(bootstrap servers, the broker's name for the figures); a started broker lives as long as `stack`."""
     bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap_servers:
         return bootstrap_servers, "KAFKA_BOOTSTRAP_SERVERS"
-    return stack.enter_context(EmbeddedBroker()).bootstrap_servers, "embedded Tansu broker (in memory)"
+    broker = stack.enter_context(session_broker(os.environ.get("PM25_BROKER")))
+    name = getattr(broker, "name", "embedded Tansu broker (in memory)")
+    return broker.bootstrap_servers, name

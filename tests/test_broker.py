@@ -5,13 +5,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.broker import BrokerError, EmbeddedBroker, free_port
+from pm25.jvm_brokers import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, missing, session_broker
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_produce_then_consume_with_a_group_and_a_commit(bootstrap_servers, topic):
@@ -93,3 +96,46 @@ def test_the_broker_listens_on_loopback_only():
         listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
         addresses = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{broker.port}")]
         assert addresses == [f"127.0.0.1:{broker.port}"]
+
+
+# -- real Kafka (pm25.jvm_brokers): the same broker settings as the compose files ----------------------
+
+COMPOSE_ONLY = {"broker.id", "node.id", "cluster.id", "zookeeper.connect", "process.roles"}
+
+
+def compose_broker_settings(name: str) -> dict[str, str]:
+    """The kafka service's KAFKA_* variables as broker properties (KAFKA_A_B -> a.b), listeners and ids aside."""
+    import yaml
+
+    environment = yaml.safe_load((REPO / name).read_text(encoding="utf-8"))["services"]["kafka"]["environment"]
+    properties = {key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+                  for key, value in environment.items() if key.startswith("KAFKA_")}
+    return {key: value for key, value in properties.items()
+            if "listener" not in key and "controller" not in key and key not in COMPOSE_ONLY}
+
+
+@pytest.mark.parametrize(
+    ("compose_file", "expected"),
+    [
+        ("docker-compose.yml", COMPOSE_SETTINGS),
+        ("docker-compose.kraft.yml", {**COMPOSE_SETTINGS, **KRAFT_ONLY_SETTINGS}),
+    ],
+)
+def test_the_jvm_brokers_run_with_the_compose_files_broker_settings(compose_file, expected):
+    assert compose_broker_settings(compose_file) == expected
+    assert expected["auto.create.topics.enable"] == "false"
+    assert expected["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_the_jvm_brokers_say_in_one_line_what_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    problem = missing("kraft")
+    assert problem and "\n" not in problem and "Java 17" in problem
+    with pytest.raises(BrokerError, match="Java"):
+        KRaftKafka().start()
+
+
+def test_an_unknown_pm25_broker_is_one_clear_error():
+    with pytest.raises(BrokerError, match="PM25_BROKER='tansu' is not one of embedded, zookeeper, kraft"):
+        session_broker("tansu")

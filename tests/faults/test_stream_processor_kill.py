@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 
 from pm25.stream_processor import (
     CutTopic,
@@ -33,6 +35,10 @@ def test_a_killed_instance_loses_no_alert_the_survivor_decides_its_pending_ones(
     create_topic(bootstrap_servers, topic)
     produce(bootstrap_servers, topic, random_walk_stream(BOXES, STEPS, seed=16, every=EVERY))
     prepare_readings_topic(kafka, topic)
+    # The alerts carry the readings' 2024 timestamps: a real broker's retention check would delete them.
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        admin.create_topics([NewTopic(f"{topic}_{run}", 1, 1, topic_configs={"retention.ms": "-1"})
+                             for run in ("single", "pair")])  # fmt: skip
     rule = DailyMeanRule()
 
     single = start_instance("single", f"{topic}_single", tmp_path, rule, f"{topic}_single", 5,

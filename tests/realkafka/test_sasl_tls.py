@@ -1,0 +1,95 @@
+"""SASL/SCRAM-SHA-512 over TLS on Kafka 4, with the settings the README documents for managed clusters.
+
+The broker's certificate is made by the test (keytool) and trusted the way a private CA is: SSL_CERT_FILE.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from pm25 import producing
+from pm25.config import Settings
+from pm25.jvm_brokers import KRaftKafka, SaslTls
+from tests.faults.support import wait_until
+from tests.realkafka.certificates import broker_keystore
+from tests.realkafka.conftest import skip_unless_kraft_session
+
+pytestmark = pytest.mark.realkafka
+USER, PASSWORD = "learner", "a-scram-password"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """A KRaft broker with a SASL_SSL listener and one SCRAM-SHA-512 user, and its certificate as PEM."""
+    skip_unless_kraft_session()  # a module fixture is set up before the function-scoped skips
+    folder = tmp_path_factory.mktemp("tls")
+    keystore, certificate = broker_keystore(folder, "keystore-password")
+    with KRaftKafka(sasl_tls=SaslTls(keystore, "keystore-password", {USER: PASSWORD})) as broker:
+        with pytest.MonkeyPatch.context() as patch:  # ready once the secured listener lets the user in
+            patch.setenv("SSL_CERT_FILE", str(certificate))
+            wait_until(lambda: lets_in(documented_settings(broker, PASSWORD)), 90, "the SASL_SSL listener to answer")
+        yield broker, certificate
+
+
+def lets_in(settings: Settings) -> bool:
+    try:
+        with KafkaAdminClient(**settings.kafka_options(), bootstrap_timeout_ms=10_000) as admin:
+            return isinstance(admin.list_topics(), list)
+    except KafkaError:
+        return False
+
+
+def documented_settings(broker: KRaftKafka, password: str) -> Settings:
+    return Settings.from_env({
+        "KAFKA_BOOTSTRAP_SERVERS": broker.sasl_tls_bootstrap_servers,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": USER,
+        "KAFKA_SASL_PASSWORD": password,
+    })  # fmt: skip
+
+
+def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secured, topic, monkeypatch, report):
+    broker, certificate = secured
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    options = documented_settings(broker, PASSWORD).kafka_options()
+    with KafkaAdminClient(**options) as admin:
+        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    with KafkaProducer(**options, **producing.PRODUCER_SETTINGS) as producer:
+        futures = [producer.send(topic, value=str(number).encode()) for number in range(100)]
+        producer.flush(timeout=30)
+    with KafkaConsumer(**options, enable_auto_commit=False, consumer_timeout_ms=5000) as consumer:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        received = [int(record.value) for record in consumer]
+    report(f"[realkafka sasl] SASL_SSL SCRAM-SHA-512: sent {len(futures)}, acknowledged "
+          f"{sum(f.succeeded() for f in futures)}, read back {len(received)}")
+    assert received == list(range(100))
+
+
+def test_a_wrong_password_is_refused_and_the_broker_says_why(kraft_only, secured, monkeypatch, caplog, report):
+    broker, certificate = secured
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    options = documented_settings(broker, "not-the-password").kafka_options()
+    with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
+        KafkaAdminClient(**options, bootstrap_timeout_ms=5_000)  # as step 2 opens its admin client
+    reasons = {record.getMessage() for record in caplog.records if "invalid credentials" in record.getMessage()}
+    report(f"[realkafka sasl] wrong password: refused, {len(reasons)} distinct log lines name invalid credentials")
+    assert reasons, "the broker's reason did not reach the client's log"
+
+
+@pytest.mark.xfail(strict=True, reason="kafka-python retries a refused login until its bootstrap timeout, then step 2 "
+                   "says that no broker answers: the learner is not told that the password is wrong")  # fmt: skip
+def test_a_wrong_password_gives_one_clear_line(kraft_only, secured, monkeypatch):
+    broker, certificate = secured
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    settings = documented_settings(broker, "not-the-password")
+    try:
+        KafkaAdminClient(**settings.kafka_options(), bootstrap_timeout_ms=5_000)
+    except KafkaTimeoutError:
+        message = str(producing.NoBroker(settings.bootstrap_servers))  # what step 2 raises here
+    assert "password" in message.lower() or "credentials" in message.lower(), message
