@@ -13,6 +13,7 @@ from fractions import Fraction
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from pm25.config import Settings
 from pm25.contract import Reading, encode
@@ -119,11 +120,22 @@ def hand_made_run(bootstrap_servers, tmp_path_factory):
     create_topic(bootstrap_servers, topic)
     produce(bootstrap_servers, topic, readings, raw)
     alerts, counts = run_once(bootstrap_servers, topic, tmp_path_factory.mktemp("state"), DailyMeanRule())
-    return readings, alerts, counts
+    return readings, alerts, counts, topic
+
+
+def test_the_alert_topic_keeps_alerts_whose_timestamps_are_days_old(hand_made_run, bootstrap_servers):
+    # An alert's record timestamp is its window's event time: with time-based retention a real broker deletes
+    # a recording's alerts at its next retention check. The pipeline creates its alert topic without it.
+    *_, topic = hand_made_run
+    alert_topic = f"{topic}_alerts"
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, alert_topic)], config_filter="all")
+    configs = described["topic"][alert_topic]
+    assert configs["retention.ms"]["value"] == "-1", configs
 
 
 def test_pipeline_alerts_equal_step_3s_detector(hand_made_run):
-    readings, alerts, _ = hand_made_run
+    readings, alerts, *_ = hand_made_run
     detector = Detector()
     expected = [alert.as_dict() for alert in map(detector.process, readings) if alert]
     assert len(expected) >= 3
@@ -135,7 +147,7 @@ def test_pipeline_alerts_equal_step_3s_detector(hand_made_run):
 
 
 def test_pipeline_alerts_equal_the_reference_rule(hand_made_run):
-    readings, alerts, _ = hand_made_run
+    readings, alerts, *_ = hand_made_run
     expected = reference_alerts(readings)
     got = sorted(zip(alerts.boxId, alerts.event, alerts.timestamp, alerts.n_hours, strict=True))
     want = sorted((box, event, moment.strftime("%Y-%m-%dT%H:%M:%SZ"), n) for box, event, moment, _, n in expected)
@@ -146,7 +158,7 @@ def test_pipeline_alerts_equal_the_reference_rule(hand_made_run):
 
 
 def test_pipeline_decides_only_with_18_covered_hours_and_not_at_a_tie(hand_made_run):
-    _, alerts, _ = hand_made_run
+    _, alerts, *_ = hand_made_run
     first = alerts.groupby("boxId").first()
     assert "a" * 24 not in first.index  # 17 hours of 40 µg/m³: not enough data
     assert "c" * 24 not in first.index  # 15.00 is not above 15
@@ -155,7 +167,7 @@ def test_pipeline_decides_only_with_18_covered_hours_and_not_at_a_tie(hand_made_
 
 
 def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand_made_run):
-    _, alerts, _ = hand_made_run
+    _, alerts, *_ = hand_made_run
     box_d = alerts[alerts.boxId == "d" * 24]
     assert box_d[["event", "timestamp"]].values.tolist() == [
         ["exceeded", "2023-02-26T18:00:00Z"],
@@ -164,7 +176,7 @@ def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand
 
 
 def test_pipeline_counts_what_it_ignores(hand_made_run):
-    _, _, counts = hand_made_run
+    _, _, counts, _ = hand_made_run
     assert {key: counts[key] for key in ("invalid", "saturated", "duplicates", "late")} == {
         "invalid": 4,
         "saturated": 1,

@@ -56,6 +56,7 @@ with warnings.catch_warnings():
     from quixstreams.dataframe.windows import Count, Latest, Sum
     from quixstreams.kafka.configuration import ConnectionConfig
     from quixstreams.models.serializers import Deserializer
+    from quixstreams.models.topics import TopicConfig
 
 from pm25.config import Settings
 from pm25.contract import SATURATED, InvalidMessage, decode, format_timestamp, parse_timestamp
@@ -69,6 +70,7 @@ HOUR_MS = 3_600_000
 # Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
 # and the embedded broker reports none unless a topic was given one.
 DEFAULT_RETENTION_MS = str(7 * 24 * HOUR_MS)
+ALERT_TOPIC_CONFIG = TopicConfig(num_partitions=1, replication_factor=1, extra_config={"retention.ms": "-1"})
 NEWEST_MS = "newest_ms"  # state key: the event time of the box's newest accepted reading
 
 
@@ -217,7 +219,9 @@ def build_application(
         value_deserializer=ReadingDeserializer(),
         timestamp_extractor=event_time,
     )
-    alerts = app.topic(alert_topic, key_serializer="bytes", value_serializer="json")
+    # The alerts carry their window's event time as record timestamp, days old on a recording: a broker's
+    # time-based retention would delete them at its next check (5 minutes on Kafka). So they are kept.
+    alerts = app.topic(alert_topic, key_serializer="bytes", value_serializer="json", config=ALERT_TOPIC_CONFIG)
     gate = gate or ReadingGate()
 
     sdf = app.dataframe(readings)
