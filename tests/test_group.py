@@ -117,7 +117,7 @@ def test_the_idle_timer_does_not_run_out_while_the_group_rebalances(monkeypatch)
     clock = Clock()
     monkeypatch.setattr(consuming.time, "monotonic", clock)
     idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
-    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
     idle.observe({}, offsets)
     clock.now += 4
     offsets.rebalancing = True  # another member joins: this one's partitions were taken back
@@ -134,11 +134,29 @@ def test_the_idle_timer_does_not_run_out_while_the_group_rebalances(monkeypatch)
     assert idle.expired
 
 
+def test_a_new_share_restarts_the_idle_clock_even_when_the_rebalance_ran_inside_one_poll(monkeypatch):
+    # Real Kafka hands a leaving member's partitions to the others; revoked and assigned can both happen inside
+    # one poll(), so `rebalancing` is never seen. The member must still read its new partitions before it ends.
+    clock = Clock()
+    monkeypatch.setattr(consuming.time, "monotonic", clock)
+    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
+    idle.observe({}, offsets)
+    clock.now += 4.9
+    offsets.assignments = 2  # a new share, handed out within the poll just made
+    idle.observe({}, offsets)
+    clock.now += 4.9
+    idle.observe({}, offsets)
+    assert not idle.expired
+    clock.now += 0.2
+    assert idle.expired
+
+
 def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(consuming.time, "monotonic", clock)
     idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
-    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False)
+    offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
     idle.observe({}, offsets)
     offsets.rebalancing = True
     idle.observe({}, offsets)

@@ -52,6 +52,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         self.topic_partitions = topic_partitions
         self.joined = False  # the group has given this member its share (maybe none) at least once
         self.rebalancing = False  # its partitions were taken back and the group has not handed them out again
+        self.assignments = 0  # how often the group has handed this member its share
         self.owned: set[TopicPartition] = set()  # as of the last assignment, also after close()
         self.messages_read = 0  # every message processed, a message read again after a rebalance once more
         self.messages_reread = 0  # of those, the ones this member had processed before
@@ -82,6 +83,7 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if new := now - self.owned:
             self.consumer.seek_to_beginning(*new)  # never without arguments: that means "all assigned"
         self.owned, self.joined, self.rebalancing = now, True, False
+        self.assignments += 1
 
     def _drop(self, partitions: set[TopicPartition]) -> None:
         boxes = set().union(*(self._boxes.pop(partition, set()) for partition in partitions))
@@ -306,14 +308,18 @@ class IdleTimer:
         self.join_timeout_s = join_timeout_s
         self._last = time.monotonic()
         self._waiting_since: float | None = self._last  # for the group to hand out partitions; None once it has
+        self._assignments = 0  # the last share seen: a new one (maybe more partitions to read) restarts the clock
 
     def observe(self, batch: dict, offsets: ProcessedOffsets) -> None:
         """Call after every poll and commit. Offsets still to commit (a commit refused during a
         rebalance) keep the consumer busy: it ends only once its work is committed."""
         now = time.monotonic()
         waiting = not offsets.joined or offsets.rebalancing
-        if batch or waiting or offsets.uncommitted:
+        # A whole rebalance can happen inside one poll(): a new share restarts the clock even when `waiting`
+        # was never seen, else a member handed a leaving member's partitions could end before reading them.
+        if batch or waiting or offsets.uncommitted or offsets.assignments != self._assignments:
             self._last = now
+            self._assignments = offsets.assignments
         if not waiting:
             self._waiting_since = None
         elif self._waiting_since is None:
