@@ -73,11 +73,9 @@ kafka-jars: $(KAFKA_JARS)
 # The notebooks, the group and fault tests and tests/realkafka on each real broker, one pytest session per
 # broker line (PM25_BROKER picks the session's broker in conftest.py; a real broker evicts, so the fault
 # tests' eviction case runs too). Figures and differences from the embedded broker: docs/real-kafka.md.
-# tests/faults/test_consumer_group.py is left out until the defect it finds on real Kafka is fixed: a member
-# given a leaving member's partition just before its idle time-out ends without reading it and writes the
-# whole-topic files without that partition's boxes (docs/real-kafka.md, difference 8).
-REAL_KAFKA_TESTS := src/*.ipynb tests/realkafka tests/faults/test_consumer_restart.py \
-	tests/faults/test_interrupt_and_rerun.py tests/faults/test_stream_processor_kill.py
+REAL_KAFKA_TESTS := src/*.ipynb tests/realkafka tests/faults/test_consumer_group.py \
+	tests/faults/test_consumer_restart.py tests/faults/test_interrupt_and_rerun.py \
+	tests/faults/test_stream_processor_kill.py
 
 test-kafka: install kafka-jars
 	failed=""; for line in $(KAFKA_LINES); do \

@@ -439,6 +439,6 @@ def test_every_pandas_time_parser_is_told_the_timestamps_are_iso_8601():
         for call in ast.walk(ast.parse(source))
         if isinstance(call, ast.Call)
         and getattr(call.func, "attr", getattr(call.func, "id", None)) == "to_datetime"
-        and "format" not in {keyword.arg for keyword in call.keywords}
+        and not {"format", "unit"} & {keyword.arg for keyword in call.keywords}  # unit=: numbers, not texts
     ]
     assert unguarded == [], "pd.to_datetime without format='ISO8601' (or another explicit format)"

@@ -483,6 +483,5 @@ def read_clocks(kafka_options: dict, topic: str, timeout_s: float = 60.0) -> pd.
         print(f"Read {len(event):,} readings of {topic!r} in {timeout_s:g} s; the topic holds more.")
     elif not event:
         print(f"The topic {topic!r} holds no reading that keeps the contract: nothing to count.")
-    return pd.DataFrame(
-        {"arrival": pd.to_datetime(arrival, unit="ms", utc=True), "event": pd.to_datetime(event, utc=True)}
-    )
+    arrival_times = pd.to_datetime(arrival, unit="ms", utc=True)
+    return pd.DataFrame({"arrival": arrival_times, "event": pd.to_datetime(event, utc=True, format="ISO8601")})
