@@ -22,7 +22,6 @@ DOCS = sorted(page.relative_to(REPO).as_posix() for page in (REPO / "docs").glob
 MARKDOWN_FILES = ["README.md", "TEACHERS.md", "LICENSE.md", *DOCS]
 # Linked from docs/developers.md before they are written (by other branches). A missing one is reported as
 # xfail, not as a pass; once the file exists its links are checked like any other. Empty this set when they land.
-PENDING = {"docs/testing.md", "docs/real-kafka.md"}
 FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]+`")
 LINK = re.compile(r"(?P<image>!?)\[(?P<text>[^\]]*)\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -116,15 +115,7 @@ DOCUMENTS = list(documents())
 def test_relative_links_and_images_exist(document):
     base, markdown = documents()[document]
     relative = [link for link in links_in(document, base, markdown) if not is_external(link.target)]
-    pending = [link for link in relative if is_pending(link)]
-    assert [p for link in relative if link not in pending and (p := problem(link))] == []
-    if pending:
-        pytest.xfail(f"{document} links pages not written yet: {[link.target for link in pending]}")
-
-
-def is_pending(link: Link) -> bool:
-    path = (link.base / unquote(urlsplit(link.target).path)).resolve()
-    return not path.exists() and path in {REPO / name for name in PENDING}
+    assert [p for link in relative if (p := problem(link))] == []
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
