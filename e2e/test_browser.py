@@ -182,6 +182,8 @@ def test_step_1_checks_a_typed_answer_downloads_and_maps_every_box(notebook, lab
 
 def test_step_1_link_to_the_readme_opens_it_in_jupyterlab(page, lab):
     open_notebook(page, lab, "step_1_data_prep.ipynb")
+    # The link is in a collapsed "Going deeper" section: a learner opens it first.
+    page.locator(".jp-MarkdownCell .jp-RenderedMarkdown summary", has_text="what PM2.5 is").first.click()
     page.locator(".jp-MarkdownCell .jp-RenderedMarkdown a", has_text="Background").first.click()
     expect(page.locator(".lm-TabBar-tab.lm-mod-current", has_text="README.md")).to_have_count(1)
     readme = page.locator(".jp-MarkdownViewer .jp-RenderedMarkdown")  # rendered, not the Markdown source
