@@ -8,8 +8,9 @@ process, with step 3's fetch wait (pm25.latency.FETCH_MAX_WAIT_MS), does per mes
 decode against the contract, Detector.process, StatusTracker.update, publish an alert when there is one; then
 pm25.latency.SendToAlertLatency takes the time from the record's send stamp (CreateTime) to that moment, as
 step 3 does. Unlike step 3's loop, this consumer is assigned its partitions without a group, commits nothing
-and does not wait for an alert's acknowledgement: its figures are a lower bound for step 3's latency. Both processes run on this machine, so they share the clock. For comparison, 1,000 readings/s are
-also measured with Kafka's default fetch wait (500 ms). It starts an embedded broker unless
+and does not wait for an alert's acknowledgement: its figures are a lower bound for step 3's latency. Both
+processes run on this machine, so they share the clock. For comparison, 1,000 readings/s are also measured
+with Kafka's default fetch wait (500 ms). It starts an embedded broker unless
 KAFKA_BOOTSTRAP_SERVERS is set.
 """
 
