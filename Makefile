@@ -1,5 +1,6 @@
 # make test     - install everything into .venv, lint, the fast tier (docs/testing.md): under 10 minutes
-# make test-all - install, lint, every tier: the fast one, the slow one (fault suite, Binder session), real Kafka
+# make test-all - install, lint, the fast tier and the slow one (fault suite, Binder session)
+# make test-kafka - the notebooks and group/fault tests on real Apache Kafka (Java 17+, Maven; docs/real-kafka.md)
 # make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
 # make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
@@ -46,7 +47,6 @@ test: lint
 
 test-all: lint
 	$(PYTEST) -m "not realkafka"
-	$(MAKE) --no-print-directory test-kafka
 
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests
