@@ -221,6 +221,7 @@ class ServerKernel:
             {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
         ))  # fmt: skip
         printed, deadline = [], time.monotonic() + timeout_s
+        replied = idle = False  # the shell's reply can overtake the output: done once the kernel is idle too
         while time.monotonic() < deadline:
             message = json.loads(self.socket.recv())
             if message.get("parent_header", {}).get("msg_id") != msg_id:
@@ -232,6 +233,10 @@ class ServerKernel:
                 raise AssertionError(f"{body['ename']}: {body['evalue']}\n" + "\n".join(body["traceback"]))
             elif kind == "execute_reply" and message["channel"] == "shell":
                 assert body["status"] == "ok", body
+                replied = True
+            elif kind == "status" and body.get("execution_state") == "idle":
+                idle = True
+            if replied and idle:
                 return "".join(printed)
         raise AssertionError(f"cell did not finish within {timeout_s:.0f} s:\n{code}")
 
