@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from kafka import KafkaAdminClient
@@ -142,15 +143,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
     args = parser.parse_args(argv)
 
+    return serve(
+        EmbeddedBroker(port=args.port),
+        lambda broker: f"Kafka broker ready. Bootstrap servers: {broker.bootstrap_servers}\n"
+        "Press Ctrl+C to stop it (its data is kept in memory only).",
+        lambda broker: "The broker stopped by itself.",
+    )
+
+
+def serve(broker, ready: Callable, stopped: Callable) -> int:
+    """Run `broker` (a context manager) until Ctrl+C or SIGTERM; print what `ready(broker)` and, should it end
+    by itself, `stopped(broker)` say. The exit status: 0 stopped, 1 ended by itself, 2 could not start."""
     # SIGTERM (e.g. from `kill` or make) takes the same clean path as Ctrl+C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
-        with EmbeddedBroker(port=args.port) as broker:
-            print(f"Kafka broker ready. Bootstrap servers: {broker.bootstrap_servers}", flush=True)
-            print("Press Ctrl+C to stop it (its data is kept in memory only).", flush=True)
+        with broker:
+            print(ready(broker), flush=True)
             while broker.running:
                 time.sleep(0.5)  # idle until interrupted; nothing to synchronise with
-            print("The broker stopped by itself.", file=sys.stderr)
+            print(stopped(broker), file=sys.stderr)
             return 1
     except BrokerError as error:
         print(f"Error: {error}", file=sys.stderr)
@@ -158,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Broker stopped.", flush=True)
         return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

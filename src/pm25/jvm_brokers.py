@@ -31,7 +31,7 @@ from types import TracebackType
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from pm25.broker import HOST, BrokerError, EmbeddedBroker, free_port, port_is_free
+from pm25.broker import HOST, BrokerError, EmbeddedBroker, free_port, port_is_free, serve
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 MAVEN_DIR = REPO_DIR / "maven"
@@ -404,22 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=sorted(BROKERS), help="zookeeper: Kafka 3.9 + ZooKeeper; kraft: Kafka 4")
     parser.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        with BROKERS[args.kind](port=args.port) as broker:
-            print(f"{broker.name} ready. Bootstrap servers: {broker.bootstrap_servers}", flush=True)
-            print(f"Logs: {broker.logs_dir}. Press Ctrl+C to stop it.", flush=True)
-            while broker.running:
-                time.sleep(0.5)  # idle until interrupted; nothing to synchronise with
-            print(f"{broker.name} stopped by itself; logs: {broker.logs_dir}", file=sys.stderr)
-            return 1
-    except BrokerError as error:
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Broker stopped.", flush=True)
-        return 0
-
+    return serve(
+        BROKERS[args.kind](port=args.port),
+        lambda broker: f"{broker.name} ready. Bootstrap servers: {broker.bootstrap_servers}\n"
+        f"Logs: {broker.logs_dir}. Press Ctrl+C to stop it.",
+        lambda broker: f"{broker.name} stopped by itself; logs: {broker.logs_dir}",
+    )
 
 if __name__ == "__main__":
     sys.exit(main())
