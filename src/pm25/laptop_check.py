@@ -64,6 +64,7 @@ def check_installed(venv_python: Path = VENV_PYTHON) -> Result:
     return Result(True, "Installed: .venv has every package the notebooks import")
 
 
+# As in pm25.broker, which this check cannot import: it runs before `make install`, on the standard library.
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((HOST, port)) != 0
