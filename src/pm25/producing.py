@@ -101,17 +101,21 @@ class DeliveryReport:
         )
 
     def _settle(self) -> None:
-        """Count the sends the broker has answered and keep only those it has not."""
-        waiting = []
-        for future, reading in self._waiting:
-            if not future.is_done:
-                waiting.append((future, reading))
-            elif future.succeeded():
-                self._acknowledged += 1
-                self._partitions.setdefault(reading.box_name, set()).add(future.value.partition)
-            else:
-                self._failures.append((reading, _describe(future.exception)))
-        self._waiting = waiting
+        """Count the sends the broker has answered and keep only those it has not.
+
+        A Ctrl+C waits until the count is done: half-way, the counted futures would still be waiting and
+        counted again."""
+        with ctrl_c_waits():
+            waiting = []
+            for future, reading in self._waiting:
+                if not future.is_done:
+                    waiting.append((future, reading))
+                elif future.succeeded():
+                    self._acknowledged += 1
+                    self._partitions.setdefault(reading.box_name, set()).add(future.value.partition)
+                else:
+                    self._failures.append((reading, _describe(future.exception)))
+            self._waiting = waiting
 
     @property
     def acknowledged(self) -> int:
