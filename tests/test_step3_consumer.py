@@ -254,6 +254,56 @@ def test_step_3_prints_its_send_to_alert_latency_for_readings_sent_while_it_runs
     assert 0 < median <= p99 < 10_000  # generous: a shared 2-core machine; the broker holds a fetch 50 ms
 
 
+RECORD_THE_MAP = """
+map_states = []  # after each update: whether the replay was still sending, the map's note, every marker's colour
+draw = live_map.update
+
+
+def recording_update(*args):
+    draw(*args)
+    colours = tuple(marker.fill_color for marker in live_map.markers.values())
+    map_states.append((not live_replay.finished.is_set(), live_map.note.value, colours))
+
+
+live_map.update = recording_update
+"""
+REPORT_THE_MAP = """
+while_sending = [(note, colours) for sending, note, colours in map_states if sending]
+print("Map:", json.dumps({"states while sending": len({colours for _, colours in while_sending}),
+                          "notes while sending": sorted({note for note, _ in while_sending}),
+                          "first differs from last": while_sending[0][1] != map_states[-1][2],
+                          "note at the end": live_map.note.value}))
+"""
+
+
+def with_cell_after(notebook, marker: str, source: str, cell_id: str):
+    """A copy of the notebook with a code cell `source` after the first cell whose source holds `marker`."""
+    changed = nbformat.from_dict(notebook)
+    after = next(number for number, cell in enumerate(changed.cells) if marker in cell.source)
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = cell_id
+    changed.cells.insert(after + 1, cell)
+    return changed
+
+
+def test_the_live_view_draws_the_map_while_readings_arrive_provisional_until_the_end(topic, tmp_path):
+    small_readings(tmp_path)  # three boxes, three days: about 14 s at this speed
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_LIVE_SPEEDUP": "18000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
+    notebook = with_cell_after(notebook, "live_map = maps.LiveMap(", RECORD_THE_MAP, "record-the-map")
+    notebook = with_cell_after(notebook, "offsets.rewind()", REPORT_THE_MAP, "report-the-map")
+    printed = stream_text(run(notebook, SRC, env))
+
+    assert "'duplicates': 0, 'late': 0}" in printed  # a fresh topic: nothing sent before counts as late
+    assert "Alerts: yours: " in printed and ", the same." in printed
+    drawn = json.loads(re.search(r"^Map: (.*)$", printed, re.MULTILINE).group(1))
+    assert drawn["states while sending"] >= 2, drawn  # the map changed while the replay still sent: live
+    assert drawn["first differs from last"], drawn
+    assert [note.split("</b>")[0] for note in drawn["notes while sending"]] == ["<b>Provisional"]
+    assert drawn["note at the end"].startswith("<b>Final</b>")
+
+
 @pytest.fixture
 def walk(bootstrap_servers, topic):
     """12 boxes for 30 hours on a topic of 3 partitions: every partition holds some boxes."""
