@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
+from statistics import fmean
 from types import SimpleNamespace
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pm25.contract import SATURATED
-from pm25.detector import Alert, Detector, is_valid_value, naive_last_rows_alerts
+from pm25.detector import Alert, Detector, Hardened, is_valid_value, naive_last_rows_alerts
 
 T0 = datetime(2023, 2, 26, tzinfo=UTC)
 
@@ -495,3 +496,43 @@ def test_ties_are_decided_exactly_in_the_default_rule(hour_values):
     alerts = feed(Detector(), closed_hourly(hour_values))
     exact = sum(Fraction(str(v)) for v in hour_values) / 18
     assert bool(alerts) == (exact > 15)
+
+
+def learners_window_detector():
+    """The class the learner writes in step 3 (its example answer)."""
+    from pm25.tasks import solved_values
+
+    return solved_values("window_detector")["WindowDetector"]
+
+
+def test_hardened_raises_the_learners_alerts_with_detector_beside_and_filters_what_the_learner_does_not():
+    WindowDetector = learners_window_detector()
+    stream = [*hourly([30] * 18 + [0] * 13), reading(30.5, 99), reading(29.9, 99), reading(31, 999.9)]
+    hardened = Hardened(WindowDetector(15.0, 24, 18))
+    alerts = [alert for alert in map(hardened.process, stream) if alert]
+    assert [(alert.event, alert.timestamp.hour, alert.n_hours) for alert in alerts] == [
+        ("exceeded", 18, 18), ("resolved", 6, 24)]  # fmt: skip
+    assert alerts == [alert for alert in map(Detector().process, stream) if alert]
+    assert hardened.counts["duplicates"] == hardened.counts["late"] == hardened.counts["saturated"] == 1
+    assert hardened.compare() == "Alerts: yours: 2 alerts, package: 2 alerts, the same."
+
+
+def test_hardened_names_the_first_alert_where_the_learners_detector_differs():
+    class AtOrAbove(learners_window_detector()):  # a slip: "at or above" instead of "above"
+        def decide(self, box_id, buckets, hour):
+            mean = fmean(total / count for total, count in buckets.values())
+            if len(buckets) >= self.min_hours and mean == self.threshold and box_id not in self.exceeded:
+                self.exceeded.add(box_id)
+                return "exceeded"
+            return super().decide(box_id, buckets, hour)
+
+    hardened = Hardened(AtOrAbove(15.0, 24, 18))
+    alerts = [alert for alert in map(hardened.process, hourly([15] * 19)) if alert]
+    assert [(alert.event, alert.mean, hardened.state("a")) for alert in alerts] == [("exceeded", 15.0, "exceeded")]
+    assert hardened.compare() == (
+        "❗ Alerts: yours: 1 alerts, package: 0 alerts. They differ from alert 1 on: "
+        "yours EXCEEDED Box a at Sun 26 Feb 18:00, package none."
+    )
+    hardened.forget({"a"})
+    assert hardened.state("a") == "ok" and hardened.box_ids() == [] and "a" not in hardened.yours.hours
+    assert hardened.compare() == "Alerts: yours: 0 alerts, package: 0 alerts, the same."

@@ -140,6 +140,16 @@ def test_live_map_popup_and_legend_name_the_window(window_hours):
     assert "no data" in legend and "ring: alert" in legend
 
 
+def test_live_map_says_it_is_provisional_until_told_the_stream_ended():
+    live = maps.LiveMap([])
+    (reading,) = readings([20])
+    live.update(reading, 20.0, alerting=False)
+    note = next(control for control in live.widget.controls if getattr(control, "widget", None) is live.note)
+    assert note.position == "bottomleft" and "Provisional" in live.note.value
+    live.final()
+    assert "Final" in live.note.value and "Provisional" not in live.note.value
+
+
 def box_features(locations):
     return [{"geometry": {"coordinates": [lon, lat]}, "properties": {"boxId": f"box{i}", "name": f"Box {i}"}}
             for i, (lat, lon) in enumerate(locations)]  # fmt: skip

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from html import escape
 
+import nbformat
 import pandas as pd
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -13,9 +14,10 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25 import consuming
 from pm25.contract import Reading, encode
+from pm25.tasks import solution
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
-from tests.notebooks import execute_notebook, small_readings, stream_text
+from tests.notebooks import SRC, execute_notebook, run, small_readings, stream_text, with_answer
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
 SENSOR = "d" * 24
@@ -85,6 +87,7 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     ]
     assert alerts["mean"].tolist() == pytest.approx([30.0, 15.0])
     assert "'duplicates': 1, 'late': 1" in printed
+    assert "Alerts: yours: 2 alerts, package: 2 alerts, the same." in printed  # the example answers' alerts
     assert "Send-to-alert latency: no reading was sent while this consumer ran." in printed  # all of it was backlog
     # Disorder on purpose: what was sent late and twice is what the detector counted, and the alerts stay.
     assert re.search(r"Sent late: ([1-9]\d*), twice: ([1-9]\d*)\. .*'duplicates': \2, 'late': \1\}", printed)
@@ -124,6 +127,37 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     with KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"{topic}_group") as consumer:
         committed = sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(3))
     assert committed == len(known_stream())
+
+
+# A learner's detector that passes its check (the hand-made boxes and step 1's readings) but never decides
+# about Alpha, a box only the stream holds: whatever step 3 shows and sends about Alpha tells whose alerts they are.
+NEVER_DECIDES_ABOUT_ALPHA = """
+class WindowDetector(WindowDetector):
+    def decide(self, box_id, buckets, hour):
+        return None if box_id == "a" * 24 else super().decide(box_id, buckets, hour)
+"""
+SAYS_IT_MADE_THE_CONSUMER = """
+example_make_consumer = make_consumer
+
+
+def make_consumer(kafka_options, topic, group_id):
+    print(f"The learner's make_consumer({topic!r}, {group_id!r})")
+    return example_make_consumer(kafka_options, topic, group_id)
+"""
+
+
+def test_the_stream_runs_the_learners_detector_and_consumer_with_detector_beside(prepared, bootstrap_servers, topic):
+    env, data_dir = prepared
+    notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
+    notebook = with_answer(notebook, "window_detector", solution("window_detector") + NEVER_DECIDES_ABOUT_ALPHA)
+    notebook = with_answer(notebook, "consumer_loop", solution("consumer_loop") + SAYS_IT_MADE_THE_CONSUMER)
+    printed = stream_text(run(notebook, SRC, env))
+
+    assert f"The learner's make_consumer({topic!r}, '{topic}_group')" in printed
+    assert ("❗ Alerts: yours: 0 alerts, package: 2 alerts. They differ from alert 1 on: yours none, "
+            "package EXCEEDED Alpha at Mon 15 Jan 18:00.") in printed  # fmt: skip
+    assert pd.read_csv(data_dir / "output" / "alerts.csv").empty  # the learner's alerts are the ones written
+    assert read_topic(bootstrap_servers, f"{topic}_alerts") == []  # and published
 
 
 def test_a_rerun_in_the_same_group_rebuilds_state_without_publishing_alerts_again(prepared, bootstrap_servers, topic):
@@ -218,6 +252,56 @@ def test_step_3_prints_its_send_to_alert_latency_for_readings_sent_while_it_runs
     count, median, p99 = map(int, said.groups())
     assert count == len(paced)
     assert 0 < median <= p99 < 10_000  # generous: a shared 2-core machine; the broker holds a fetch 50 ms
+
+
+RECORD_THE_MAP = """
+map_states = []  # after each update: whether the replay was still sending, the map's note, every marker's colour
+draw = live_map.update
+
+
+def recording_update(*args):
+    draw(*args)
+    colours = tuple(marker.fill_color for marker in live_map.markers.values())
+    map_states.append((not live_replay.finished.is_set(), live_map.note.value, colours))
+
+
+live_map.update = recording_update
+"""
+REPORT_THE_MAP = """
+while_sending = [(note, colours) for sending, note, colours in map_states if sending]
+print("Map:", json.dumps({"states while sending": len({colours for _, colours in while_sending}),
+                          "notes while sending": sorted({note for note, _ in while_sending}),
+                          "first differs from last": while_sending[0][1] != map_states[-1][2],
+                          "note at the end": live_map.note.value}))
+"""
+
+
+def with_cell_after(notebook, marker: str, source: str, cell_id: str):
+    """A copy of the notebook with a code cell `source` after the first cell whose source holds `marker`."""
+    changed = nbformat.from_dict(notebook)
+    after = next(number for number, cell in enumerate(changed.cells) if marker in cell.source)
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = cell_id
+    changed.cells.insert(after + 1, cell)
+    return changed
+
+
+def test_the_live_view_draws_the_map_while_readings_arrive_provisional_until_the_end(topic, tmp_path):
+    small_readings(tmp_path)  # three boxes, three days: about 14 s at this speed
+    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
+           "PM25_LIVE_SPEEDUP": "18000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
+    notebook = with_cell_after(notebook, "live_map = maps.LiveMap(", RECORD_THE_MAP, "record-the-map")
+    notebook = with_cell_after(notebook, "offsets.rewind()", REPORT_THE_MAP, "report-the-map")
+    printed = stream_text(run(notebook, SRC, env))
+
+    assert "'duplicates': 0, 'late': 0}" in printed  # a fresh topic: nothing sent before counts as late
+    assert "Alerts: yours: " in printed and ", the same." in printed
+    drawn = json.loads(re.search(r"^Map: (.*)$", printed, re.MULTILINE).group(1))
+    assert drawn["states while sending"] >= 2, drawn  # the map changed while the replay still sent: live
+    assert drawn["first differs from last"], drawn
+    assert [note.split("</b>")[0] for note in drawn["notes while sending"]] == ["<b>Provisional"]
+    assert drawn["note at the end"].startswith("<b>Final</b>")
 
 
 @pytest.fixture

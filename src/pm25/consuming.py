@@ -256,7 +256,7 @@ def require_empty(detector) -> None:
         raise DetectorNotEmpty(
             f"The detector still holds the windows of {len(boxes)} boxes from a consumer that ran before in this "
             "kernel: a new consumer re-reads their readings and would count each as late. Run the cells from "
-            "`detector = Detector(...)` on (or Run → Run All Cells)."
+            "`detector = Hardened(...)` on (or Run → Run All Cells)."
         )
 
 

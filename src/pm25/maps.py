@@ -200,6 +200,10 @@ def compact_legend(window_hours: float) -> HTML:
     )
 
 
+PROVISIONAL = "<b>Provisional</b>: readings are still arriving, the colours may change."
+FINAL = "<b>Final</b>: every reading sent has been processed."
+
+
 class LiveMap:
     """An ipyleaflet map whose markers follow each box's window mean while the stream arrives."""
 
@@ -210,6 +214,9 @@ class LiveMap:
         self.widget = Map(center=center, zoom=zoom, scroll_wheel_zoom=True, layout={"height": f"{MAP_HEIGHT}px"})
         self.legend = WidgetControl(widget=compact_legend(window_hours), position="topright")
         self.widget.add(self.legend)
+        # In the bottom strip FREE_AREA keeps clear of markers: what the colours are worth while readings arrive.
+        self.note = HTML(PROVISIONAL, layout={"margin": "0", "padding": "0 6px"})
+        self.widget.add(WidgetControl(widget=self.note, position="bottomleft"))
         self.markers: dict[str, CircleMarker] = {}
         for feature in boxes:
             lon, lat = feature["geometry"]["coordinates"]
@@ -222,6 +229,10 @@ class LiveMap:
         self.markers[box_id] = marker
         self.widget.add(marker)
         return marker
+
+    def final(self) -> None:
+        """Every reading sent has been processed: the colours are the stream's result, no longer provisional."""
+        self.note.value = FINAL
 
     def update(self, reading, mean: float, alerting: bool) -> None:
         """Colour the reading's box by its window mean; a thick black ring while it is 'exceeded'."""

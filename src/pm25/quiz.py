@@ -285,3 +285,16 @@ def show_quiz(chapter: str | None = None, path: str | Path | None = None):
     quiz = widgets.VBox([header, *(question_widget(q, n) for n, q in enumerate(chosen, start=1))])
     quiz.add_class("pm25-quiz")
     return quiz
+
+
+def ask(question_id: str, path: str | Path | None = None):
+    """One question of the quiz inside a notebook, at the moment it applies: its options, Check and the feedback.
+    Nothing waits for an answer, so Run All (and CI) goes straight on."""
+    import ipywidgets as widgets
+
+    questions = {question.id: question for question in load_quiz(path)}
+    if question_id not in questions:
+        raise QuizError(f"No question {question_id!r} in {path or QUIZ_PATH}.")
+    box = widgets.VBox([widgets.HTML(QUIZ_CSS), question_widget(questions[question_id], 1)])
+    box.add_class("pm25-quiz")
+    return box

@@ -228,7 +228,7 @@ class NotebookCells:
         return self.namespace[name]
 
 
-DETECTOR_CELL = "detector = Detector("  # step 3's detector, from the settings
+DETECTOR_CELL = "detector = Hardened("  # step 3's detector (the learner's, Detector beside it), from the settings
 LOOP_CELL = "while not idle.expired"  # step 3's poll loop
 CLOSE_CELL = "consumer.close()"  # the consumer and the alert producer closed
 

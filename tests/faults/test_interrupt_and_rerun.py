@@ -199,7 +199,7 @@ def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detecto
     step3.run(CLOSE_CELL)
     for marker in ("group_id = settings.consumer_group or", "alert_producer = KafkaProducer(", "def process(record)"):
         step3.run(marker)  # a learner runs the consumer's cells again, but not the detector's
-    with pytest.raises(LearnerError, match=r"count each as late\. Run the cells from `detector = Detector"):
+    with pytest.raises(LearnerError, match=r"count each as late\. Run the cells from `detector = Hardened"):
         step3.run(OFFSETS_CELL)  # the new member would re-read every reading into windows that hold it already
 
     step3.run(DETECTOR_CELL)  # as the message says
