@@ -234,3 +234,23 @@ def test_readings_sent_late_and_twice_on_purpose_are_counted_by_step_3s_detector
         detector.process(contract.decode(record.value))
     assert (detector.counts["late"], detector.counts["duplicates"]) == (late, twice)
     assert detector.counts["processed"] == len(readings)
+
+
+def test_live_mode_sends_the_latest_measurements_through_the_learners_code(
+    bootstrap_servers, topic, tmp_path, monkeypatch, replay_api
+):
+    monkeypatch.setattr(replay_api, "now", datetime(2023, 2, 27, tzinfo=UTC))  # restored after the test
+    write_csv_with_bad_rows(tmp_path)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path),
+           "PM25_PRODUCER_MODE": "live", "OSEM_API_URL": replay_api.url, "OSEM_OFFLINE": "0"}  # fmt: skip
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    cells = NotebookCells("step_2_producer.ipynb")
+    cells.run_before(SEND_CELL)
+    cells.namespace["live_minutes"] = 0  # one poll, not five minutes of them
+    cells.run(SEND_CELL)
+
+    records = read_topic(bootstrap_servers, topic)
+    assert len(records) == cells["report"].acknowledged > 0
+    for reading in check_messages(records):  # keyed by box, decodable by step 3
+        assert reading.timestamp <= replay_api.now
