@@ -195,7 +195,7 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
         keys = {record.key for record in records}
         if keys == {None}:
             raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
-        partitions: dict[str, set[int]] = {}
+        partitions: dict[str, list[int]] = {}
         for record in records:
             box_id = json.loads(record.value)["boxId"]
             if record.key != box_id.encode():
