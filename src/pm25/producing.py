@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -232,24 +232,23 @@ class GuardedProducer:
 
     Every send() is counted in `report`; a Ctrl+C waits until the message is handed over and counted; once sends
     fail after the broker took them, the loop stops with BrokerStopped (checked every `check_every` sends, as
-    counting costs); flush() gives up after `timeout_s` without a traceback. Leaving the `with` block flushes
-    and closes the producer, however the loop ended.
+    counting costs); flush() gives up after 40 s (longer than delivery_timeout_ms) without a traceback. Leaving
+    the `with` block flushes and closes the producer, however the loop ended.
     """
 
     def __init__(self, producer: KafkaProducer, report: DeliveryReport, check_every: int = 500):
         self._producer, self.report, self.check_every = producer, report, check_every
-        self._stack, self._held, self._last = None, nullcontext(), None
+        self._ctrl_c, self._held, self._last = ExitStack(), nullcontext(), None
 
     def __enter__(self) -> GuardedProducer:
-        self._stack = ctrl_c_between_sends()
-        self._held = self._stack.__enter__()
+        self._held = self._ctrl_c.enter_context(ctrl_c_between_sends())
         return self
 
     def __exit__(self, *exception) -> None:
         try:
             flush_and_close(self._producer)
         finally:
-            self._stack.__exit__(*exception)
+            self._ctrl_c.close()  # Ctrl+C acts at once again
 
     def messages(self, readings: Iterable[Reading]) -> Iterator[Message]:
         """The readings as the messages the learner's loop sends: dicts, each knowing its reading."""
@@ -278,7 +277,7 @@ class GuardedProducer:
         return future
 
     def flush(self, timeout: float | None = None) -> None:
-        _flush_within(self._producer, 40 if timeout is None else timeout)
+        _flush_within(self._producer, 40 if timeout is None else timeout)  # 40 s: as flush_and_close
 
     def __getattr__(self, name):
         return getattr(self._producer, name)
