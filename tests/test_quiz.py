@@ -22,6 +22,7 @@ from pm25.quiz import (
     Option,
     Question,
     QuizError,
+    ask,
     check_answer,
     feedback_html,
     load_quiz,
@@ -517,3 +518,17 @@ def test_show_quiz_refuses_a_broken_file(tmp_path):
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(QuizError, match="unknown options"):
         show_quiz(path=path)
+
+
+def test_ask_shows_one_question_in_a_notebook_and_check_without_an_answer_says_so(questions):
+    asked = ask("consumer-crash-before-commit")
+    assert "pm25-quiz" in asked._dom_classes and asked.children[0].value == QUIZ_CSS
+    title, radio, button, feedback = asked.children[1].children
+    assert "crashes" in title.value and feedback.value == ""
+    button.click()
+    assert "Choose an answer first." in feedback.value
+    radio.value = by_id(questions, "consumer-crash-before-commit").answer[0]
+    button.click()
+    assert "Correct!" in feedback.value
+    with pytest.raises(QuizError, match="no-such-question"):
+        ask("no-such-question")

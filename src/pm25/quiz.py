@@ -287,25 +287,14 @@ def show_quiz(chapter: str | None = None, path: str | Path | None = None):
     return quiz
 
 
-def ask(question_id: str, answer: str | list[str] | None = None, path: str | Path | None = None) -> None:
-    """One question inside a notebook, at the moment it applies: the question and its options as text, then
-    one line on `answer` (an option's letter). Without an answer it says so and goes on: it never waits."""
-    question = next((q for q in load_quiz(path) if q.id == question_id), None)
-    if question is None:
-        raise QuizError(f"There is no quiz question {question_id!r} in {path or QUIZ_PATH}.")
-    print(f"❓ {question.text}")
-    for option in question.options:
-        print(f"   {option.key}) {option.text}")
-    letters = " or ".join(f'"{option.key}"' for option in question.options)
-    if answer is None or answer is ...:
-        print(f"Your answer: none yet. Set answer= to {letters} and run this cell again.")
-        return
-    chosen = [answer] if isinstance(answer, str) else list(answer)
-    feedback = check_answer(question, [str(key).strip().lower() for key in chosen])
-    if feedback.message.startswith("Unknown option"):
-        print(f"❌ {answer!r} is not one of the options: answer {letters}.")
-    elif question.multiple or len(chosen) != 1:
-        print(f"{'✅' if feedback.correct else '❌'} {feedback.message}")
-    else:
-        print(f"{'✅' if feedback.correct else '❌'} {question.option(chosen[0].strip().lower()).explanation}"
-              + ("" if feedback.correct else " Try another letter."))  # fmt: skip
+def ask(question_id: str, path: str | Path | None = None):
+    """One question of the quiz inside a notebook, at the moment it applies: its options, Check and the feedback.
+    Nothing waits for an answer, so Run All (and CI) goes straight on."""
+    import ipywidgets as widgets
+
+    questions = {question.id: question for question in load_quiz(path)}
+    if question_id not in questions:
+        raise QuizError(f"No question {question_id!r} in {path or QUIZ_PATH}.")
+    box = widgets.VBox([widgets.HTML(QUIZ_CSS), question_widget(questions[question_id], 1)])
+    box.add_class("pm25-quiz")
+    return box
