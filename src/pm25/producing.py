@@ -238,7 +238,8 @@ class GuardedProducer:
 
     def __init__(self, producer: KafkaProducer, report: DeliveryReport, check_every: int = 500):
         self._producer, self.report, self.check_every = producer, report, check_every
-        self._ctrl_c, self._held, self._last = ExitStack(), nullcontext(), None
+        self._ctrl_c, self._held = ExitStack(), nullcontext()
+        self._last: Reading | None = None  # the reading of the message handed out last
 
     def __enter__(self) -> GuardedProducer:
         self._held = self._ctrl_c.enter_context(ctrl_c_between_sends())
@@ -253,11 +254,13 @@ class GuardedProducer:
     def messages(self, readings: Iterable[Reading]) -> Iterator[Message]:
         """The readings as the messages the learner's loop sends: dicts, each knowing its reading."""
         for reading in readings:
-            self._last = Message(reading)
-            yield self._last
+            self._last = reading
+            yield Message(reading)
 
     def send(self, topic: str, key=None, value=None, **options) -> Future:
-        reading = value.reading if isinstance(value, Message) else self._last
+        reading = value.reading if isinstance(value, Message) else self._last  # a copy of a message: its reading
+        if reading is None:
+            raise TypeError("GuardedProducer.send() sends the messages of GuardedProducer.messages(readings)")
         with self._held:  # a Ctrl+C here waits until this message is counted
             try:
                 future = self._producer.send(topic, key=key, value=value, **options)
