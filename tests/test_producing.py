@@ -405,3 +405,78 @@ def test_ctrl_c_waits_holds_a_ctrl_c_back_until_its_single_block_is_done():
         os.kill(os.getpid(), signal.SIGINT)
         done.append("the rest of the block")
     assert done == ["the rest of the block"]
+
+
+def learners_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
+    """Step 2's producer with the learner's serializers: a plain to_json and the key as text."""
+    serializers = {"key_serializer": producing.TextKey(), "value_serializer": producing.FunctionSerializer(to_json)}
+    return notebook_producer(bootstrap_servers, **serializers | overrides)
+
+
+def to_json(message: dict) -> bytes:
+    return json.dumps(message).encode("utf-8")
+
+
+def send_readings(producer, topic, readings):
+    """The learner's loop, as the solution writes it."""
+    futures = [producer.send(topic, key=reading["boxId"], value=reading) for reading in readings]
+    producer.flush()
+    return sum(future.failed() for future in futures)
+
+
+def test_the_guarded_producer_counts_the_learners_sends_and_closes_the_producer(bootstrap_servers, topic):
+    with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
+        topics.ensure_topic(admin, topic)
+    producer = learners_producer(bootstrap_servers)
+    report = producing.DeliveryReport(show_first=0)
+    boxes = ((BOX, "Alpha"), ("c" * 24, "Gamma"))
+    sent = [reading(hours, box_id, name) for hours in range(5) for box_id, name in boxes]
+    with producing.GuardedProducer(producer, report) as guarded:
+        failed = send_readings(guarded, topic, guarded.messages(sent))
+    assert failed == 0
+    assert report.sent == report.acknowledged == len(sent)
+    assert set(report.partitions_by_box) == {"Alpha", "Gamma"}  # each send was counted for its own reading
+    assert all(len(partitions) == 1 for partitions in report.partitions_by_box.values())
+    assert producer._closed
+
+
+def test_a_send_the_producer_refuses_fails_in_the_learners_count_and_in_the_report(bootstrap_servers, topic):
+    producer = learners_producer(bootstrap_servers, max_request_size=100)  # smaller than one reading
+    report = producing.DeliveryReport(show_first=0)
+    with producing.GuardedProducer(producer, report) as guarded:
+        failed = send_readings(guarded, topic, guarded.messages([reading(0), reading(1)]))
+    assert failed == 2
+    assert (report.sent, report.failed, report.delivery_failures) == (2, 2, 0)
+
+
+def test_the_guarded_producer_stops_the_learners_loop_once_the_broker_stopped_acknowledging(topic):
+    broker = EmbeddedBroker().start()
+    try:
+        with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
+            topics.ensure_topic(admin, topic)
+        producer = learners_producer(broker.bootstrap_servers)
+        report = producing.DeliveryReport(show_first=0)
+        first = [reading(hours / 60) for hours in range(10)]
+        with producing.GuardedProducer(producer, report, check_every=10) as guarded:
+            send_readings(guarded, topic, guarded.messages(first))
+            broker.stop()
+
+            def forever():
+                for number in range(10**9):
+                    yield reading(1 + number / 60)
+
+            with pytest.raises(producing.BrokerStopped, match=f"The broker at {broker.bootstrap_servers} stopped"):
+                send_readings(guarded, topic, guarded.messages(forever()))
+    finally:
+        broker.stop()
+    assert report.acknowledged == 10 and report.delivery_failures > 0
+
+
+def test_disorder_counts_the_copies_of_its_latest_run_only():
+    readings = [reading(hours / 6, box_id) for hours in range(60) for box_id in (BOX, "c" * 24)]
+    disorder = producing.Disorder(late_share=0.2, duplicate_share=0.2)
+    first = list(disorder.apply(readings))
+    counted = (disorder.late, disorder.duplicates)
+    assert list(disorder.apply(readings)) == first  # the send cell run again sends the same
+    assert (disorder.late, disorder.duplicates) == counted
+    assert len(first) == len(readings) + sum(counted) and min(counted) > 0

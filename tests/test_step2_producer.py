@@ -6,13 +6,15 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import nbformat
 import pytest
 
-from pm25 import contract
+from pm25 import contract, tasks
+from pm25.detector import Detector
 from pm25.errors import LearnerError
 from pm25.readings import recording_readings
-from tests.faults.support import NotebookCells, read_topic
-from tests.notebooks import execute_notebook, stream_text
+from tests.faults.support import NotebookCells, random_walk_stream, read_topic, readings_csv
+from tests.notebooks import SRC, execute_notebook, run, stream_text, with_answer, with_solutions
 
 HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
 BOXES = {"a" * 24: "Alpha", "b" * 24: "Beta", "c" * 24: "Gamma Südviertel"}
@@ -165,3 +167,92 @@ def test_the_send_cell_run_again_after_it_closed_the_producer_says_to_run_the_pr
         cells.run(SEND_CELL)  # as the lag exercise of step 3 invites: only this cell again
     assert cells["report"].failed == 0  # no message is counted as failed, nothing blames the broker
     assert len(read_topic(bootstrap_servers, topic)) == len(valid)
+
+
+PRODUCER_TASK = "def send_readings("  # the learner's producer, task:producer
+PRODUCER_CHECK = "to_json, send_readings = tasks.check("
+
+
+def test_the_whole_send_goes_through_the_learners_to_json_and_step_3_decodes_every_message(
+    bootstrap_servers, topic, tmp_path
+):
+    # A right answer of the learner's own, byte for byte unlike the package's serializer (sorted, spaced keys).
+    own = tasks.solution("producer").replace("json.dumps(reading)", "json.dumps(reading, sort_keys=True, indent=1)")
+    assert own != tasks.solution("producer")
+    notebook = with_answer(with_solutions(nbformat.read(SRC / "step_2_producer.ipynb", as_version=4)), "producer", own)
+    valid, _ = write_csv_with_bad_rows(tmp_path)
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk"}
+    printed = stream_text(run(notebook, SRC, env))
+
+    assert "each box's on one partition, and the 1 send that failed was counted" in printed  # checked, not replaced
+    records = read_topic(bootstrap_servers, topic)
+    assert len(records) == len(valid)
+    readings = check_messages(records)  # the schema's fields, keyed by box, and step 3's decoder accepts each
+    for record, reading in zip(records, readings, strict=True):
+        assert record.value == json.dumps(reading.as_message(), sort_keys=True, indent=1).encode("utf-8")
+
+
+@pytest.mark.parametrize("key", ["sensorId", "timestamp"])
+def test_a_wrong_key_in_the_learners_send_readings_is_the_key_in_the_topic(
+    key, bootstrap_servers, topic, tmp_path, monkeypatch
+):
+    valid, _ = write_csv_with_bad_rows(tmp_path)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path),
+           "PM25_PRODUCER_MODE": "bulk"}  # fmt: skip
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    cells = NotebookCells("step_2_producer.ipynb")
+    wrong_key = tasks.solution("producer").replace('reading["boxId"]', f'reading["{key}"]')
+    cells.cells[cells.index(PRODUCER_TASK)] = wrong_key
+    cells.run_before(PRODUCER_CHECK)
+    with pytest.raises(tasks.WrongAnswer, match="not its box's id"):
+        cells.run(PRODUCER_CHECK)
+    for number in range(cells.index(PRODUCER_CHECK) + 1, cells.index(SEND_CELL) + 1):  # the learner runs on
+        cells._run(number)
+
+    records = read_topic(bootstrap_servers, topic)
+    assert len(records) == cells["report"].acknowledged == len(valid)
+    assert sorted(record.key for record in records) == sorted(
+        json.loads(record.value)[key].encode("utf-8") for record in records
+    )
+    assert {record.key for record in records} != {json.loads(record.value)["boxId"].encode() for record in records}
+
+
+def test_readings_sent_late_and_twice_on_purpose_are_counted_by_step_3s_detector(bootstrap_servers, topic, tmp_path):
+    readings = random_walk_stream(boxes=4, steps=60, seed=7)
+    (tmp_path / "pm25_readings.csv").write_text(readings_csv(readings), encoding="utf-8")
+    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk",
+           "PM25_LATE_SHARE": "0.1", "PM25_DUPLICATE_SHARE": "0.1"}  # fmt: skip
+    printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
+
+    said = re.search(r"^disorder: +(\d+) sent late, (\d+) sent twice", printed, re.MULTILINE)
+    assert said, printed
+    late, twice = map(int, said.groups())
+    assert late > 0 and twice > 0
+    records = read_topic(bootstrap_servers, topic)
+    assert len(records) == printed_count(printed, "acknowledged") == len(readings) + late + twice
+    detector = Detector()
+    for record in sorted(records, key=lambda record: (record.partition, record.offset)):  # each box in its order
+        detector.process(contract.decode(record.value))
+    assert (detector.counts["late"], detector.counts["duplicates"]) == (late, twice)
+    assert detector.counts["processed"] == len(readings)
+
+
+def test_live_mode_sends_the_latest_measurements_through_the_learners_code(
+    bootstrap_servers, topic, tmp_path, monkeypatch, replay_api
+):
+    monkeypatch.setattr(replay_api, "now", datetime(2023, 2, 27, tzinfo=UTC))  # restored after the test
+    write_csv_with_bad_rows(tmp_path)
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path),
+           "PM25_PRODUCER_MODE": "live", "OSEM_API_URL": replay_api.url, "OSEM_OFFLINE": "0"}  # fmt: skip
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    cells = NotebookCells("step_2_producer.ipynb")
+    cells.run_before(SEND_CELL)
+    cells.namespace["live_minutes"] = 0  # one poll, not five minutes of them
+    cells.run(SEND_CELL)
+
+    records = read_topic(bootstrap_servers, topic)
+    assert len(records) == cells["report"].acknowledged > 0
+    for reading in check_messages(records):  # keyed by box, decodable by step 3
+        assert reading.timestamp <= replay_api.now

@@ -1,5 +1,6 @@
-"""What step 2's producer loop needs besides Kafka itself: a delivery report,
-event-time pacing for `replay`, and new measurements from openSenseMap for `live`."""
+"""What step 2's producer loop needs besides Kafka itself: what production adds around the learner's send loop
+(a delivery report, Ctrl+C between sends, a stop when the broker stops acknowledging), event-time pacing for
+`replay`, disorder on purpose, and new measurements from openSenseMap for `live`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaTimeoutError
+from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kafka.future import Future
+from kafka.serializer import Serializer
 
 from pm25 import topics
 from pm25.contract import InvalidMessage, KeySerializer, Reading, ReadingSerializer, parse_timestamp
@@ -180,13 +182,108 @@ def flush_and_close(producer, timeout_s: float = 40) -> None:
     broker is gone (a batch that expires after it was sent makes it fetch a new producer id, and while it
     waits for one it stops expiring the other batches).
     """
+    _flush_within(producer, timeout_s)
+    producer.close(timeout=15)  # more than request_timeout_ms: the sender may be waiting on a connection
+
+
+def _flush_within(producer, timeout_s: float) -> None:
+    """flush(), but what is unanswered after `timeout_s` fails (see flush_and_close) instead of raising."""
     try:
         producer.flush(timeout=timeout_s)
     except KafkaTimeoutError:
         # kafka-python's close() flushes first, so it would raise the same before reaching its own force
         # close; left open, the producer raises again from __del__ and at exit. So force it here.
         producer._sender.force_close()  # fails what is unanswered and ends the sender thread
-    producer.close(timeout=15)  # more than request_timeout_ms: the sender may be waiting on a connection
+
+
+class FunctionSerializer(Serializer):
+    """A plain function, such as the learner's `to_json`, as a serializer (kafka-python warns about bare functions)."""
+
+    def __init__(self, function: Callable[[object], bytes]):
+        self.function = function
+
+    def serialize(self, topic, headers, data):
+        return self.function(data)
+
+
+class TextKey(Serializer):
+    """Any key as UTF-8 text: a key that is not the box id arrives in the topic as it is, to be seen there."""
+
+    def serialize(self, topic, headers, data):
+        return None if data is None else str(data).encode("utf-8")
+
+
+class Message(dict):
+    """A reading's message (the dict the learner's code sends) that remembers its Reading for the report."""
+
+    __slots__ = ("reading",)
+
+    def __init__(self, reading: Reading):
+        super().__init__(reading.as_message())
+        self.reading = reading
+
+
+class BrokerStopped(LearnerError):
+    """The broker stopped acknowledging during a send."""
+
+
+class GuardedProducer:
+    """What production adds around the learner's own send loop: hand it to `send_readings` instead of the producer.
+
+    Every send() is counted in `report`; a Ctrl+C waits until the message is handed over and counted; once sends
+    fail after the broker took them, the loop stops with BrokerStopped (checked every `check_every` sends, as
+    counting costs); flush() gives up after 40 s (longer than delivery_timeout_ms) without a traceback. Leaving
+    the `with` block flushes and closes the producer, however the loop ended.
+    """
+
+    def __init__(self, producer: KafkaProducer, report: DeliveryReport, check_every: int = 500):
+        self._producer, self.report, self.check_every = producer, report, check_every
+        self._ctrl_c, self._held = ExitStack(), nullcontext()
+        self._last: Reading | None = None  # the reading of the message handed out last
+
+    def __enter__(self) -> GuardedProducer:
+        self._held = self._ctrl_c.enter_context(ctrl_c_between_sends())
+        return self
+
+    def __exit__(self, *exception) -> None:
+        try:
+            flush_and_close(self._producer)
+        finally:
+            self._ctrl_c.close()  # Ctrl+C acts at once again
+
+    def messages(self, readings: Iterable[Reading]) -> Iterator[Message]:
+        """The readings as the messages the learner's loop sends: dicts, each knowing its reading."""
+        for reading in readings:
+            self._last = reading
+            yield Message(reading)
+
+    def send(self, topic: str, key=None, value=None, **options) -> Future:
+        reading = value.reading if isinstance(value, Message) else self._last  # a copy of a message: its reading
+        if reading is None:
+            raise TypeError("GuardedProducer.send() sends the messages of GuardedProducer.messages(readings)")
+        with self._held:  # a Ctrl+C here waits until this message is counted
+            try:
+                future = self._producer.send(topic, key=key, value=value, **options)
+            except IllegalStateError:  # the send cell ran before and closed the producer
+                raise LearnerError("The producer is closed: run the producer cell, then this one.") from None
+            except KafkaError as error:  # refused at once, e.g. larger than the broker accepts
+                self.report.refused(reading, error)
+                return Future().failure(error)
+            self.report.track(future, reading)
+        if self.report.sent % self.check_every == 0 and self.report.delivery_failures:
+            servers = self._producer.config["bootstrap_servers"]
+            raise BrokerStopped(
+                f"The broker at {servers if isinstance(servers, str) else ','.join(servers)} stopped acknowledging: "
+                f"sending stopped after {self.report.sent} messages; the report below lists what failed. "
+                "Is the broker still running?"
+            )
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        _flush_within(self._producer, 40 if timeout is None else timeout)  # 40 s: as flush_and_close
+
+    def __getattr__(self, name):
+        return getattr(self._producer, name)
 
 
 class HeldCtrlC:
@@ -297,6 +394,7 @@ class Disorder:
     def apply(self, readings: Iterable[Reading]) -> Iterator[Reading]:
         """The readings, each once and in their order, with the copies in between."""
         draw = random.Random(self.seed).random
+        self.late = self.duplicates = 0  # the copies of this run: a send run again starts afresh
         held: dict[str, Reading] = {}  # per box, the copy to re-send after the box's next, newer reading
         for reading in readings:
             yield reading

@@ -22,10 +22,10 @@ from fractions import Fraction
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
-from kafka.serializer import Serializer
 
 from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
 from pm25.detector import Detector, hundredths
+from pm25.producing import FunctionSerializer, TextKey
 from pm25.tasks import WrongAnswer
 from pm25.topics import ensure_topic
 
@@ -103,16 +103,6 @@ def _read_back(kafka_options: dict, topic: str, expected: int, timeout_s: float 
         return records
 
 
-class _FunctionSerializer(Serializer):
-    """The learner's plain function as a serializer (kafka-python warns about bare functions)."""
-
-    def __init__(self, function: Callable[[dict], bytes]):
-        self.function = function
-
-    def serialize(self, topic, headers, data):
-        return self.function(data)
-
-
 def key_hint(key: bytes, box_id: str) -> str:
     """Why a message's key is not its box's id."""
     if key == str(box_id.encode()).encode():
@@ -124,13 +114,6 @@ def key_hint(key: bytes, box_id: str) -> str:
         f"A message's key is {key!r}, not its box's id: with key=reading['boxId'] all readings of a box go to one "
         "partition and stay in order."
     )
-
-
-class _TextKey(Serializer):
-    """Any key as UTF-8 text, so a wrong key arrives and can be named instead of failing in send()."""
-
-    def serialize(self, topic, headers, data):
-        return None if data is None else str(data).encode("utf-8")
 
 
 class _WatchedProducer:
@@ -186,7 +169,7 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
         if decoded != messages[0]:
             raise WrongAnswer("to_json(reading) does not decode back to the same reading: use json.dumps(reading).")
         with practice_topic(kafka_options) as topic:
-            serializers = {"value_serializer": _FunctionSerializer(to_json), "key_serializer": _TextKey()}
+            serializers = {"value_serializer": FunctionSerializer(to_json), "key_serializer": TextKey()}
             producer = _WatchedProducer(KafkaProducer(**kafka_options, **serializers), failing=len(messages) // 2 + 1)
             try:
                 failed = send_readings(producer, topic, messages)  # an error in it: tasks.check names its line
@@ -212,7 +195,7 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
         keys = {record.key for record in records}
         if keys == {None}:
             raise WrongAnswer("Your messages have no key: send with key=reading['boxId'].")
-        partitions: dict[str, set[int]] = {}
+        partitions: dict[str, list[int]] = {}
         for record in records:
             box_id = json.loads(record.value)["boxId"]
             if record.key != box_id.encode():
