@@ -18,7 +18,7 @@ HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
 BOXES = {"a" * 24: "Alpha", "b" * 24: "Beta", "c" * 24: "Gamma Südviertel"}
 SENSOR = "d" * 24
 START = datetime(2024, 1, 15, tzinfo=UTC)
-SEND_CELL = "report = producing.DeliveryReport("  # step 2's send loop
+SEND_CELL = "send-loop"  # step 2's send loop
 
 # The bad rows, each with what the notebook must say about it. Line numbers count the header as line 1.
 INVALID_ROWS = [

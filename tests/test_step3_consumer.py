@@ -15,7 +15,7 @@ from pm25 import consuming
 from pm25.contract import Reading, encode
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
-from tests.notebooks import execute_notebook, small_readings, stream_text
+from tests.notebooks import cell_by_id, execute_notebook, small_readings, stream_text
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
 SENSOR = "d" * 24
@@ -270,6 +270,5 @@ def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, 
     assert 0 < len(mine) < 12
     for name in {r.box_name for r in readings}:  # the map shows this member's boxes, no other member's
         assert (json.dumps(escape(name))[1:-1] in page) == (name in mine), name
-    [status_cell] = [cell for cell in notebook.cells if "status_table = status.table(" in cell.source]
-    shown = status_cell.outputs[-1]["data"]["text/html"]  # the table under the cell, as the learner sees it
+    shown = cell_by_id(notebook, "status-table").outputs[-1]["data"]["text/html"]  # the table as the learner sees it
     assert {name for name in {r.box_name for r in readings} if f">{name}<" in shown} == mine

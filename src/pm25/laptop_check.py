@@ -94,7 +94,6 @@ def check_broker(venv_python: Path, port: int) -> Result:
     started = time.monotonic()
     broker = subprocess.Popen(
         [str(venv_python), "-m", "pm25.broker", "--port", str(port)],
-        cwd=REPO / "src",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -65,7 +65,6 @@ from pm25.errors import LearnerError
 
 EXCEEDED, RESOLVED = "exceeded", "resolved"
 ALERT_FIELDS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours"]
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/: where `python -m pm25....` finds the package
 HOUR_MS = 3_600_000
 # Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
 # and the embedded broker reports none unless a topic was given one.
@@ -353,7 +352,7 @@ def start_instance(
         "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
         "--min-hours", str(rule.min_hours), "--idle-timeout-s", str(idle_timeout_s),
     ]  # fmt: skip
-    environment = {**os.environ, **(env or {}), "PYTHONPATH": str(PACKAGE_ROOT), "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
