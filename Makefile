@@ -29,6 +29,7 @@ install: $(INSTALLED)
 
 lint: install
 	$(BIN)/ruff check --extend-exclude '*.ipynb' src tests benchmarks e2e
+	$(BIN)/mypy src/pm25
 	$(MAKE) --no-print-directory lint-notebooks
 
 # The notebooks as committed (git's index): lint-clean and without outputs. The working copies are the
@@ -106,4 +107,4 @@ launch-links:
 	@$(PYTHON) -I src/pm25/launch_links.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .hypothesis src/pm25.egg-info

@@ -98,6 +98,7 @@ def check_broker(venv_python: Path, port: int) -> Result:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert broker.stdout is not None  # stdout=PIPE
     try:
         # pm25.broker gives up by itself after its own start-up time-out, so this loop ends.
         ready = any(BROKER_READY in line for line in broker.stdout)
