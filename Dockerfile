@@ -10,26 +10,33 @@ FROM quay.io/jupyter/minimal-notebook:python-3.13.14
 # Everything below runs as the base image's notebook user jovyan (uid 1000), never as root:
 # pip writes into the conda env that jovyan owns.
 
+# Mount points for ./src and ./data, created by jovyan so they are writable without the mounts too.
+RUN mkdir -p "/home/${NB_USER}/work/src" "/home/${NB_USER}/work/data"
+
+# The server's root folder is the tutorial's folder, so the notebooks' links to ../README.md and ../img
+# open inside JupyterLab.
+WORKDIR /home/${NB_USER}/work
+
 # The same pinned requirements that `make test` installs in CI.
-COPY --chown=${NB_UID}:${NB_GID} requirements.txt /tmp/requirements.txt
+COPY --chown=${NB_UID}:${NB_GID} requirements.txt requirements.txt
 
 # No pip cache in the layer; fix-permissions keeps the env usable for any uid in group users.
-RUN pip install --no-cache-dir --requirement /tmp/requirements.txt && \
+RUN pip install --no-cache-dir --requirement requirements.txt && \
     fix-permissions "${CONDA_DIR}" && \
     fix-permissions "/home/${NB_USER}"
 
-# Mount points for ./src and ./data, created by jovyan so they are writable without the mounts too.
-RUN mkdir -p "/home/${NB_USER}/work/src" "/home/${NB_USER}/work/data"
+# The package in editable mode, as `make install` installs it (its dependencies: requirements.txt, above).
+# The install points at work/src, where the bind mount puts this folder's src/ at run time: the notebooks
+# import the package being edited, from any folder, without PYTHONPATH.
+COPY --chown=${NB_UID}:${NB_GID} pyproject.toml pyproject.toml
+COPY --chown=${NB_UID}:${NB_GID} src/pm25 src/pm25
+RUN pip install --no-cache-dir --no-deps --editable . && \
+    fix-permissions "${CONDA_DIR}"
 
 # JupyterLab (not the classic notebook); the token comes from JUPYTER_TOKEN and stays required.
 ENV DOCKER_STACKS_JUPYTER_CMD=lab
 
-# Notebooks `import pm25` from work/src, also in kernels started from another folder.
-ENV PYTHONPATH=/home/${NB_USER}/work/src
-
-# The server's root folder is the tutorial's folder, so the notebooks' links to ../README.md and ../img
-# open inside JupyterLab; the server opens on step 1.
-WORKDIR /home/${NB_USER}/work
+# The server opens on step 1.
 CMD ["start-notebook.py", "--LabApp.default_url=/lab/tree/src/step_1_data_prep.ipynb"]
 
 # Healthy once the running server answers on its own /api (the base image's script, brisker timing).

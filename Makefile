@@ -18,27 +18,31 @@ PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 .PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links kafka-jars test-kafka
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+# The package in editable mode: `import pm25` works from any folder, and edits to src/pm25 count at once.
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable .
 	touch $@
 
 install: $(INSTALLED)
 
 lint: install
 	$(BIN)/ruff check --extend-exclude '*.ipynb' src tests benchmarks e2e
+	$(BIN)/mypy src/pm25
 	$(MAKE) --no-print-directory lint-notebooks
 
 # The notebooks as committed (git's index): lint-clean and without outputs. The working copies are the
 # learner's: answers and outputs saved by JupyterLab must not make `make test` fail. Not a git checkout
 # (a ZIP download): nothing is committed from here, so nothing to check.
+# --keep-id: tests find cells by their descriptive ids, which plain nbstripout would renumber 0, 1, 2, ...
 lint-notebooks:
 	@if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 		echo "Not a git checkout: the committed notebooks are checked in CI."; exit 0; fi; \
 	for notebook in $$(git ls-files '*.ipynb'); do \
 		git show ":$$notebook" | $(BIN)/ruff check --quiet --stdin-filename "$$notebook" - || exit 1; \
-		git show ":$$notebook" | $(BIN)/nbstripout --verify >/dev/null || { \
-			echo "$$notebook as staged in git has outputs: run $(BIN)/nbstripout $$notebook, then git add it."; \
+		git show ":$$notebook" | $(BIN)/nbstripout --keep-id --verify >/dev/null || { \
+			echo "$$notebook as staged in git has outputs: run $(BIN)/nbstripout --keep-id $$notebook, then git add it."; \
 			exit 1; }; \
 	done; echo "Committed notebooks: lint-clean, no outputs."
 
@@ -52,10 +56,10 @@ test-faults: install
 	$(BIN)/python -m pytest -m faults tests
 
 lab: install
-	cd src && ../$(BIN)/python -m pm25.lab
+	$(BIN)/python -m pm25.lab
 
 broker: install
-	cd src && ../$(BIN)/python -m pm25.broker
+	$(BIN)/python -m pm25.broker
 
 # Real Apache Kafka as plain JVM processes: Kafka 3.9 + ZooKeeper (docker-compose.yml's Confluent 7.9)
 # and Kafka 4 KRaft (docker-compose.kraft.yml). Maven resolves each line's jars from maven/<line>/pom.xml
@@ -103,4 +107,4 @@ launch-links:
 	@$(PYTHON) -I src/pm25/launch_links.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .hypothesis src/pm25.egg-info

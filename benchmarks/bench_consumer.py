@@ -26,13 +26,12 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import streams  # benchmarks/streams.py, next to this script
 from brokers import broker_to_measure  # benchmarks/brokers.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25 import consuming, contract, latency  # from src/ (see the path above), not installed
+from pm25 import consuming, contract, latency
 from pm25.detector import Detector
 from pm25.status import StatusTracker
 

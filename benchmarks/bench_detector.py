@@ -28,18 +28,15 @@ import math
 import os
 import platform
 import random
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from figures import write_figures  # benchmarks/figures.py, next to this script
 
-from pm25.detector import Detector  # after the path: the package is used from src/, not installed
+from pm25.detector import Detector
 
 # 1,000 boxes, a city-sized network: 100,000 readings are then ~4 hours of stream (each box closes and
 # drops 4 hours), 1,000,000 are ~42 hours, longer than the window: a cost that grew with the stream would show.

@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import sys
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import streams  # benchmarks/streams.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25 import consuming, contract, latency, producing  # from src/ (see the path above), not installed
+from pm25 import consuming, contract, latency, producing
 from pm25.broker import EmbeddedBroker
 from pm25.detector import Detector
 from pm25.status import StatusTracker

@@ -26,14 +26,13 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import streams  # benchmarks/streams.py, next to this script
 from brokers import broker_to_measure  # benchmarks/brokers.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import __version__ as kafka_python_version
 
-from pm25 import contract, producing  # from src/ (see the path above), not installed
+from pm25 import contract, producing
 
 BULK_MESSAGES = 100_000
 FLUSH_EACH_MESSAGES = 2_000

@@ -14,7 +14,6 @@ import argparse
 import math
 import os
 import random
-import sys
 import tempfile
 import time
 import uuid
@@ -22,12 +21,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from figures import write_figures  # benchmarks/figures.py, next to this script
-
-from pm25.broker import EmbeddedBroker  # from src/ (see the path above), not installed
+from pm25.broker import EmbeddedBroker
 from pm25.config import Settings
 from pm25.contract import Reading, encode
 from pm25.stream_processor import DailyMeanRule, ReadingGate, build_application, prepare_readings_topic

@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from pm25.broker import EmbeddedBroker  # from src/ (see the path above), not installed
+from pm25.broker import EmbeddedBroker
 from tests.notebooks import execute_notebook
 from tests.osem_replay import ReplayServer
 

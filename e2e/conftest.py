@@ -28,7 +28,6 @@ import requests
 from pm25.broker import free_port, port_is_free
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
 CHROMIUM = os.environ.get("PM25_E2E_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = REPO / "build" / "screenshots"
 CHROMIUM_FLAGS = [
@@ -91,7 +90,7 @@ def lab() -> Iterator[Lab]:
         }
         log = (Path(scratch) / "lab.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "pm25.lab"], cwd=SRC, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pm25.lab"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:

@@ -67,6 +67,30 @@ def run(notebook: nbformat.NotebookNode, directory: Path, env: dict[str, str], t
     return notebook
 
 
+def cell_index(cells: list[nbformat.NotebookNode], cell_id: str) -> int:
+    """Where the cell with this id is in `cells`. Tests name a cell by its id (or a task's tag), never by its
+    text, so a cell's text lives in the notebook alone. Commit notebooks with `nbstripout --keep-id`."""
+    found = [number for number, cell in enumerate(cells) if cell.get("id") == cell_id]
+    assert len(found) == 1, f"{len(found)} cells have the id {cell_id!r}"
+    return found[0]
+
+
+def cell_by_id(notebook: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode:
+    """The notebook's cell with this id."""
+    return notebook.cells[cell_index(notebook.cells, cell_id)]
+
+
+def check_cell_id(task: str) -> str:
+    """The id of the cell that checks a task's answer: the task's name, then -check (message-key-check)."""
+    return task.replace("_", "-") + "-check"
+
+
+def check_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """The cells that check the tasks' answers (`tasks.check(...)`), in the notebook's order."""
+    found = sorted(cell_index(notebook.cells, check_cell_id(task)) for task in task_cells(notebook))
+    return [notebook.cells[number] for number in found]
+
+
 def task_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """The cells tagged `task:<name>`, by task name."""
     return {
@@ -92,10 +116,14 @@ def with_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def until_the_last_task_check(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of the notebook whose cells end with its last task check (`tasks.check(`)."""
-    checks = [number for number, cell in enumerate(notebook.cells) if "tasks.check(" in cell.source]
+    """A copy of the notebook whose cells end with its last task check."""
+    return until(notebook, check_cells(notebook)[-1].id)
+
+
+def until(notebook: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode:
+    """A copy of the notebook whose cells end with the one with this id."""
     cut = nbformat.from_dict(notebook)
-    cut.cells = cut.cells[: checks[-1] + 1]
+    cut.cells = cut.cells[: cell_index(cut.cells, cell_id) + 1]
     return cut
 
 
@@ -108,9 +136,11 @@ def learner_error(notebook: nbformat.NotebookNode, directory: Path, env: dict[st
     raise AssertionError("the notebook ran to the end without an error")
 
 
-def notebook_as_script(name: str, directory: Path) -> Path:
-    """src/<name> as a plain Python script (for running it as a process that a test can kill)."""
-    script, _ = PythonExporter().from_filename(str(SRC / name))
+def notebook_as_script(name: str, directory: Path, last_cell: str | None = None) -> Path:
+    """src/<name> as a plain Python script (for running it as a process that a test can kill), to the end or
+    up to and including the cell with the id `last_cell`."""
+    notebook = nbformat.read(SRC / name, as_version=4)
+    script, _ = PythonExporter().from_notebook_node(until(notebook, last_cell) if last_cell else notebook)
     path = directory / (Path(name).stem + ".py")
     path.write_text(script, encoding="utf-8")
     return path

@@ -35,6 +35,7 @@ from tests.faults.support import wait_until
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "binder" / "start"
 BINDER_REQUIREMENTS = REPO / "binder" / "requirements.txt"
+POST_BUILD = REPO / "binder" / "postBuild"
 STEPS = ("step_1_data_prep.ipynb", "step_2_producer.ipynb", "step_3_event_processing.ipynb")
 
 
@@ -89,6 +90,14 @@ def test_binder_python_is_the_one_ci_tests_with():
     assert (REPO / "binder" / "runtime.txt").read_text(encoding="utf-8").strip() == "python-{}.{}".format(
         *sys.version_info[:2]
     )
+
+
+def test_post_build_installs_the_package_in_editable_mode_as_make_install_does():
+    assert os.access(POST_BUILD, os.X_OK)
+    text = POST_BUILD.read_text(encoding="utf-8")
+    assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
+    assert "pip install --no-cache-dir --disable-pip-version-check --editable .\n" in text
+    assert "--editable ." in (REPO / "Makefile").read_text(encoding="utf-8")
 
 
 def test_start_script_is_executable_bash_and_keeps_the_token():
@@ -177,9 +186,11 @@ def test_start_reports_a_broker_that_cannot_start_and_does_not_run_the_command(t
 
 @pytest.fixture(scope="module")
 def binder_env() -> Path:
-    """A virtual environment with binder/requirements.txt and nothing else; its bin folder."""
+    """A virtual environment with binder/requirements.txt, then the package as binder/postBuild installs it
+    (from the repository folder, as repo2docker runs it), and nothing else; its bin folder."""
     digest = hashlib.sha256()
-    for path in (BINDER_REQUIREMENTS, REPO / "requirements.txt", REPO / "binder" / "runtime.txt"):
+    for path in (BINDER_REQUIREMENTS, POST_BUILD, REPO / "requirements.txt", REPO / "pyproject.toml",
+                 REPO / "binder" / "runtime.txt"):  # fmt: skip
         digest.update(path.read_bytes())
     env_dir = REPO / "build" / f"binder-env-{digest.hexdigest()[:12]}"
     ready = env_dir / ".installed"
@@ -190,8 +201,20 @@ def binder_env() -> Path:
              "--requirement", BINDER_REQUIREMENTS],
             check=True, timeout=900,
         )  # fmt: skip
+        subprocess.run([POST_BUILD], cwd=REPO, env=start_env({}, bin_dir=env_dir / "bin"), check=True, timeout=300)
         ready.touch()
     return env_dir / "bin"
+
+
+@pytest.mark.slow  # the fresh environment: a minute to build, once per change to the requirements
+def test_a_fresh_environment_imports_the_package_and_its_data_from_any_folder(binder_env, tmp_path):
+    probe = "import pm25, pm25.config as config; print(pm25.__file__); print(config.BUNDLED_DATA_DIR)"
+    shown = subprocess.run(
+        [binder_env / "python", "-c", probe], cwd=tmp_path, env=start_env({}, bin_dir=binder_env),
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.split()  # fmt: skip
+    assert shown == [str(REPO / "src" / "pm25" / "__init__.py"), str(REPO / "data")]
+    assert (Path(shown[1]) / "schema").is_dir()  # the data the package reads at run time are found
 
 
 class ServerKernel:

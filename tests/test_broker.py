@@ -13,7 +13,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from pm25.broker import BrokerError, EmbeddedBroker, free_port
 from pm25.jvm_brokers import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, missing, session_broker
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -59,7 +58,7 @@ def _wait_for_line(process, text, timeout_s=30):
 def test_the_command_prints_the_address_and_stops_cleanly(stop_signal):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pm25.broker", "--port", str(port)], cwd=SRC, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "pm25.broker", "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
     try:
         line = _wait_for_line(process, "Bootstrap servers")

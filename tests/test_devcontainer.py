@@ -65,3 +65,11 @@ def test_devcontainer_check_reports_what_the_stack_does_not_have(key, value):
     variant = copy.deepcopy(CONFIG)
     variant[key] = value
     assert checks.devcontainer_problems(variant, DEVCONTAINER_DIR)
+
+
+def test_the_codespace_edits_the_folder_the_image_installs_the_package_from():
+    # The image installs pm25 in editable mode from its WORKDIR (tests/test_docker_stack.py checks that),
+    # so an edit to src/pm25 in the Codespace is what the next import in a kernel gets.
+    dockerfile = (checks.REPO_DIR / "Dockerfile").read_text(encoding="utf-8")
+    workdirs = [args for keyword, args in checks.dockerfile_instructions(dockerfile) if keyword == "WORKDIR"]
+    assert CONFIG["workspaceFolder"] == workdirs[-1].replace("${NB_USER}", CONFIG["remoteUser"])

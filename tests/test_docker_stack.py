@@ -4,6 +4,8 @@ reports a broken variant of them."""
 from __future__ import annotations
 
 import copy
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -278,7 +280,7 @@ def test_image_is_built_from_the_repo_so_it_copies_the_requirements_make_install
         ("python-3.13.14", "python-3.13", "no Python patch release"),
         ("minimal-notebook:python-3.13.14", "minimal-notebook:2024-05-27", "does not name"),
         ("minimal-notebook:python-3.13.14", "minimal-notebook:latest", "moving tag"),
-        ("--requirement /tmp/requirements.txt", "jupyterlab==4.6.6", "pip install -r"),
+        ("--requirement requirements.txt", "jupyterlab==4.6.6", "pip install -r"),
         ("COPY --chown=${NB_UID}:${NB_GID} requirements.txt", "COPY --chown=${NB_UID}:${NB_GID} other.txt", "COPY"),
         ("pip install --no-cache-dir", "pip install", "no-cache-dir"),
         ("HEALTHCHECK", "# HEALTHCHECK", "HEALTHCHECK"),
@@ -289,6 +291,53 @@ def test_dockerfile_check_reports_a_broken_variant(old, new, reported):
     assert old in DOCKERFILE
     problems = checks.dockerfile_problems(DOCKERFILE.replace(old, new), (3, 11))
     assert any(reported in problem for problem in problems), problems
+
+
+def editable_install_problems(dockerfile: str, compose: dict) -> list[str]:
+    """The image installs the package in editable mode from the folder where compose mounts ./src, without
+    PYTHONPATH: the kernels then import the package in this folder's src/, from any working directory."""
+    problems, workdir, copied, projects = [], "/", set(), []
+    for keyword, args in checks.dockerfile_instructions(dockerfile.replace("${NB_USER}", "jovyan")):
+        if keyword == "WORKDIR":
+            workdir = os.path.join(workdir, args)
+        elif keyword == "COPY":
+            source, destination = args.split()[-2:]
+            copied.add((source, os.path.normpath(os.path.join(workdir, destination))))
+        elif keyword == "ENV" and "PYTHONPATH" in args:
+            problems.append("Dockerfile: sets PYTHONPATH; the editable install finds the package")
+        elif keyword == "RUN" and (found := re.search(r"pip install .*--editable[ =]\"?([^\s\"]+)", args)):
+            projects.append(os.path.normpath(os.path.join(workdir, found[1])))
+    if not projects:
+        return [*problems, "Dockerfile: no `pip install --editable` of the package"]
+    for source in ("pyproject.toml", "src/pm25"):
+        if (source, f"{projects[0]}/{source}") not in copied:
+            problems.append(f"Dockerfile: does not COPY {source} to {projects[0]}/{source} before installing it")
+    if f"./src:{projects[0]}/src" not in compose["services"]["jupyter"].get("volumes", []):
+        problems.append(f"compose: ./src is not mounted at {projects[0]}/src, where the package is installed from")
+    return problems
+
+
+def test_image_installs_the_package_editable_where_compose_mounts_src(compose):
+    assert editable_install_problems(DOCKERFILE, compose) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reported"),
+    [
+        ("--editable", "", "no `pip install --editable`"),
+        ("src/pm25 src/pm25", "src/pm25 /tmp/pm25", "src/pm25"),
+        ("ENV DOCKER_STACKS_JUPYTER_CMD=lab", "ENV PYTHONPATH=/home/jovyan/work/src", "PYTHONPATH"),
+    ],
+)
+def test_editable_install_check_reports_a_broken_variant(compose, old, new, reported):
+    assert old in DOCKERFILE
+    problems = editable_install_problems(DOCKERFILE.replace(old, new), compose)
+    assert any(reported in problem for problem in problems), problems
+
+
+def test_editable_install_check_reports_src_mounted_elsewhere(compose):
+    variant = broken(compose, lambda c: c["services"]["jupyter"].update(volumes=["./src:/home/jovyan/src"]))
+    assert any("not mounted" in problem for problem in editable_install_problems(DOCKERFILE, variant))
 
 
 def test_dockerfile_check_reports_an_image_python_older_than_ci():

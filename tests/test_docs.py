@@ -8,6 +8,8 @@ fetched: list them with `.venv/bin/python tests/test_docs.py`.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import re
 import unicodedata
@@ -178,3 +180,85 @@ def test_slug_follows_github():
 if __name__ == "__main__":
     for url in sorted({link.target for link in all_links() if is_external(link.target)}):
         print(url)
+
+
+# -- the package's names in the notebooks: every `pm25.…` a learner reads or runs exists ---------------------
+
+DOTTED = re.compile(r"(?<![\w.])(?P<first>[A-Za-z_]\w*)(?P<rest>(?:\.[A-Za-z_]\w*)+)")
+
+
+def package_names(notebook: Path) -> set[str]:
+    """The package's names a notebook uses or mentions, as `pm25.module.Name`: its imports from pm25, the
+    attributes it uses of the modules it imported (unless it binds the name to something else), and the
+    dotted names in backticks in its Markdown (`pm25.detector.Detector`, `producing.DeliveryReport`)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    names, modules, bound, used = set(), {"pm25": "pm25"}, set(), []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        lines = "".join(cell["source"]).splitlines()
+        tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pm25":
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
+                if node.module == "pm25":
+                    modules |= {alias.asname or alias.name: f"pm25.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                bound.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+                used.append(ast.unparse(node))
+    mentioned = [code for cell in cells if cell["cell_type"] == "markdown"
+                 for code in re.findall(r"`([^`\n]+)`", "".join(cell["source"]))]  # fmt: skip
+    for text in [*used, *mentioned]:
+        for found in DOTTED.finditer(text):
+            if found["first"] in modules and found["first"] not in bound:
+                names.add(modules[found["first"]] + found["rest"])
+    return names
+
+
+def missing_name(dotted: str) -> str | None:
+    """None if `dotted` (pm25.module.Name.attribute) names something in the package; else what is missing."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):  # the longest prefix that is a module, then attributes on it
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ModuleNotFoundError:
+            continue
+        for number, attribute in enumerate(parts[end:], start=end):
+            if not hasattr(found, attribute):
+                return f"{'.'.join(parts[:number])} has no {attribute!r}"
+            found = getattr(found, attribute)
+        return None
+    return f"no module {parts[0]!r}"
+
+
+@pytest.mark.parametrize("notebook", sorted((REPO / "src").glob("*.ipynb")), ids=lambda path: path.name)
+def test_every_package_name_a_notebook_mentions_exists(notebook):
+    names = package_names(notebook)
+    assert names, "the test found no pm25 name: is the pattern still right?"
+    assert {name: problem for name in sorted(names) if (problem := missing_name(name))} == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("The hardened version: `pm25.detector.Detektor`.", "pm25.detector.Detektor"),
+        ("What `producing.DeliveryRaport` counts", "pm25.producing.DeliveryRaport"),
+        ("report = producing.DeliveryRaport()", "pm25.producing.DeliveryRaport"),
+        ("from pm25.detector import Detektor", "pm25.detector.Detektor"),
+    ],
+)
+def test_a_misspelt_package_name_is_reported(tmp_path, text, name):
+    cells = [{"cell_type": "code", "source": ["from pm25 import producing"]},
+             {"cell_type": "markdown" if "`" in text else "code", "source": [text]}]  # fmt: skip
+    notebook = tmp_path / "step.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
+    assert name in package_names(notebook)
+    assert missing_name(name)
+
+
+def test_a_name_bound_in_the_notebook_is_not_taken_for_the_module(tmp_path):
+    notebook = tmp_path / "step.ipynb"
+    source = "from pm25 import status\nstatus = status.StatusTracker()\nstatus.table()"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": [source]}]}), encoding="utf-8")
+    assert package_names(notebook) == {"pm25.status"}  # the import, not status.table

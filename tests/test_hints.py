@@ -9,7 +9,7 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25.consuming import ProcessedOffsets
 from pm25.hints import CLOSED_CLIENT, hint
-from tests.notebooks import SRC, run, task_cells, with_answer
+from tests.notebooks import SRC, cell_by_id, run, task_cells, with_answer
 
 STEP_2 = SRC / "step_2_producer.ipynb"
 
@@ -19,14 +19,12 @@ STEP_2 = SRC / "step_2_producer.ipynb"
              "step_4_stream_processor.ipynb"],
 )  # fmt: skip
 def test_the_imports_cell_installs_the_hints(name):
-    imports = next(cell for cell in nbformat.read(SRC / name, as_version=4).cells if cell.cell_type == "code")
-    assert "hints.install()" in imports.source
+    assert "hints.install()" in cell_by_id(nbformat.read(SRC / name, as_version=4), "imports").source
 
 
 def test_a_field_name_without_quotes_is_answered_with_the_quotes(tmp_path):
     notebook = with_answer(nbformat.read(STEP_2, as_version=4), "message_key", "key_field = boxId")
-    imports = next(cell for cell in notebook.cells if "hints.install()" in cell.source)
-    notebook.cells = [imports, task_cells(notebook)["message_key"]]
+    notebook.cells = [cell_by_id(notebook, "imports"), task_cells(notebook)["message_key"]]
     with pytest.raises(CellExecutionError) as raised:
         run(notebook, SRC, {"PM25_DATA_DIR": str(tmp_path)})
     assert raised.value.ename == "NameError"

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient
 
 from pm25.broker import free_port, port_is_free
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+REPO = os.path.join(os.path.dirname(__file__), "..")  # where `make lab` runs it
 
 
 def _wait_until(condition, timeout_s=60):
@@ -37,7 +37,7 @@ def _lab(stderr=subprocess.PIPE, **variables):
     env = {**os.environ, "JUPYTER_TOKEN": "lab-test-token", **variables}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "pm25.lab"], cwd=SRC, env=env, stdout=subprocess.PIPE, stderr=stderr,
+        [sys.executable, "-m", "pm25.lab"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr,
         text=True, start_new_session=True,
     )  # fmt: skip
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
@@ -21,6 +22,7 @@ from kafka.future import Future
 from pm25 import contract, geo, producing, topics
 from pm25.broker import EmbeddedBroker
 from pm25.opensensemap import OpenSenseMapClient
+from tests.notebooks import cell_by_id
 from tests.osem_replay import Fault
 
 REPO = Path(__file__).resolve().parents[1]
@@ -366,9 +368,9 @@ def test_the_producer_settings_batch_within_what_apache_kafka_accepts(bootstrap_
 
 
 def test_step_2_takes_linger_and_batch_size_from_the_settings_the_benchmark_measures():
-    notebook = json.loads((REPO / "src" / "step_2_producer.ipynb").read_text(encoding="utf-8"))
-    producer_cell = next("".join(cell["source"]) for cell in notebook["cells"]
-                         if "KafkaProducer(" in "".join(cell["source"]) and cell["cell_type"] == "code")  # fmt: skip
+    notebook = nbformat.read(REPO / "src" / "step_2_producer.ipynb", as_version=4)
+    producer_cell = cell_by_id(notebook, "production-producer").source
+    assert "KafkaProducer(" in producer_cell
     assert "producing.LINGER_MS" in producer_cell and "producing.BATCH_SIZE" in producer_cell
     assert "producing.PRODUCER_SETTINGS" in (REPO / "benchmarks" / "bench_producer.py").read_text(encoding="utf-8")
 

@@ -12,7 +12,17 @@ from nbclient.exceptions import CellExecutionError
 from pm25.geo import Aoi, save_aoi
 from pm25.hints import hint
 from pm25.tasks import solution
-from tests.notebooks import SRC, execute_notebook, learner_error, run, stream_text, task_cells, with_answer
+from tests.notebooks import (
+    SRC,
+    cell_by_id,
+    check_cell_id,
+    execute_notebook,
+    learner_error,
+    run,
+    stream_text,
+    until,
+    with_answer,
+)
 from tests.test_goals import NAME, numbered_list, readme_goals
 from tests.test_reading_time import markdown_of
 
@@ -80,16 +90,14 @@ def test_a_wrong_answer_in_step_1_gets_its_hint(task, answer, hint, tmp_path):
 def test_a_learners_own_right_answer_is_confirmed_and_used(tmp_path):
     answer = "berlin_lat, berlin_lon = 52.5163, 13.3777"
     notebook = with_answer(nbformat.read(STEP_1, as_version=4), "city_centre", answer)
-    notebook.cells = notebook.cells[: notebook.cells.index(task_cells(notebook)["city_centre"]) + 2]
-    printed = stream_text(run(notebook, SRC, {"PM25_DATA_DIR": str(tmp_path)}))
+    printed = stream_text(run(until(notebook, check_cell_id("city_centre")), SRC, {"PM25_DATA_DIR": str(tmp_path)}))
     assert "✅ Right: (52.5163, 13.3777) is 1.9 km from the centre of Berlin." in printed
 
 
 def test_a_cell_run_before_the_cells_it_needs_says_so_in_one_line(tmp_path):
     notebook = nbformat.read(STEP_1, as_version=4)
-    imports = next(cell for cell in notebook.cells if "hints.install()" in cell.source)
-    bbox_check = next(cell for cell in notebook.cells if "check_bounding_box(aoi)" in cell.source)
-    notebook.cells = [imports, bbox_check]  # Task 3's check without Task 2's cell before it
+    # Task 3's check without Task 2's cell before it
+    notebook.cells = [cell_by_id(notebook, "imports"), cell_by_id(notebook, check_cell_id("bounding_box"))]
     with pytest.raises(CellExecutionError) as raised:
         run(notebook, SRC, {"PM25_DATA_DIR": str(tmp_path)})
     assert raised.value.ename == "NameError"

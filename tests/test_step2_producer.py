@@ -14,13 +14,13 @@ from pm25.detector import Detector
 from pm25.errors import LearnerError
 from pm25.readings import recording_readings
 from tests.faults.support import NotebookCells, random_walk_stream, read_topic, readings_csv
-from tests.notebooks import SRC, execute_notebook, run, stream_text, with_answer, with_solutions
+from tests.notebooks import SRC, cell_index, execute_notebook, run, stream_text, with_answer, with_solutions
 
 HEADER = "boxId,boxName,sensorId,lat,lon,timestamp,value"
 BOXES = {"a" * 24: "Alpha", "b" * 24: "Beta", "c" * 24: "Gamma Südviertel"}
 SENSOR = "d" * 24
 START = datetime(2024, 1, 15, tzinfo=UTC)
-SEND_CELL = "report = producing.DeliveryReport("  # step 2's send loop
+SEND_CELL = "send-loop"  # step 2's send loop
 
 # The bad rows, each with what the notebook must say about it. Line numbers count the header as line 1.
 INVALID_ROWS = [
@@ -169,8 +169,7 @@ def test_the_send_cell_run_again_after_it_closed_the_producer_says_to_run_the_pr
     assert len(read_topic(bootstrap_servers, topic)) == len(valid)
 
 
-PRODUCER_TASK = "def send_readings("  # the learner's producer, task:producer
-PRODUCER_CHECK = "to_json, send_readings = tasks.check("
+PRODUCER_TASK, PRODUCER_CHECK = "producer", "producer-check"  # the learner's producer and its check
 
 
 def test_the_whole_send_goes_through_the_learners_to_json_and_step_3_decodes_every_message(
@@ -203,11 +202,12 @@ def test_a_wrong_key_in_the_learners_send_readings_is_the_key_in_the_topic(
         monkeypatch.setenv(variable, value)
     cells = NotebookCells("step_2_producer.ipynb")
     wrong_key = tasks.solution("producer").replace('reading["boxId"]', f'reading["{key}"]')
-    cells.cells[cells.index(PRODUCER_TASK)] = wrong_key
+    cells.cells[cell_index(cells.cells, PRODUCER_TASK)].source = wrong_key
     cells.run_before(PRODUCER_CHECK)
     with pytest.raises(tasks.WrongAnswer, match="not its box's id"):
         cells.run(PRODUCER_CHECK)
-    for number in range(cells.index(PRODUCER_CHECK) + 1, cells.index(SEND_CELL) + 1):  # the learner runs on
+    checked, sent = (cell_index(cells.cells, cell_id) for cell_id in (PRODUCER_CHECK, SEND_CELL))
+    for number in range(checked + 1, sent + 1):  # the learner runs on
         cells._run(number)
 
     records = read_topic(bootstrap_servers, topic)

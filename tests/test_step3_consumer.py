@@ -17,7 +17,7 @@ from pm25.contract import Reading, encode
 from pm25.tasks import solution
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
-from tests.notebooks import SRC, execute_notebook, run, small_readings, stream_text, with_answer
+from tests.notebooks import SRC, cell_by_id, cell_index, execute_notebook, run, small_readings, stream_text, with_answer
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24
 SENSOR = "d" * 24
@@ -276,10 +276,10 @@ print("Map:", json.dumps({"states while sending": len({colours for _, colours in
 """
 
 
-def with_cell_after(notebook, marker: str, source: str, cell_id: str):
-    """A copy of the notebook with a code cell `source` after the first cell whose source holds `marker`."""
+def with_cell_after(notebook, after_id: str, source: str, cell_id: str):
+    """A copy of the notebook with a code cell `source` after the cell `after_id`."""
     changed = nbformat.from_dict(notebook)
-    after = next(number for number, cell in enumerate(changed.cells) if marker in cell.source)
+    after = cell_index(changed.cells, after_id)
     cell = nbformat.v4.new_code_cell(source)
     cell.id = cell_id
     changed.cells.insert(after + 1, cell)
@@ -291,8 +291,8 @@ def test_the_live_view_draws_the_map_while_readings_arrive_provisional_until_the
     env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
            "PM25_LIVE_SPEEDUP": "18000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
     notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
-    notebook = with_cell_after(notebook, "live_map = maps.LiveMap(", RECORD_THE_MAP, "record-the-map")
-    notebook = with_cell_after(notebook, "offsets.rewind()", REPORT_THE_MAP, "report-the-map")
+    notebook = with_cell_after(notebook, "live-map", RECORD_THE_MAP, "record-the-map")
+    notebook = with_cell_after(notebook, "poll-loop", REPORT_THE_MAP, "report-the-map")
     printed = stream_text(run(notebook, SRC, env))
 
     assert "'duplicates': 0, 'late': 0}" in printed  # a fresh topic: nothing sent before counts as late
@@ -354,6 +354,5 @@ def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, 
     assert 0 < len(mine) < 12
     for name in {r.box_name for r in readings}:  # the map shows this member's boxes, no other member's
         assert (json.dumps(escape(name))[1:-1] in page) == (name in mine), name
-    [status_cell] = [cell for cell in notebook.cells if "status_table = status.table(" in cell.source]
-    shown = status_cell.outputs[-1]["data"]["text/html"]  # the table under the cell, as the learner sees it
+    shown = cell_by_id(notebook, "status-table").outputs[-1]["data"]["text/html"]  # the table as the learner sees it
     assert {name for name in {r.box_name for r in readings} if f">{name}<" in shown} == mine

@@ -21,7 +21,6 @@ from pm25.detector import Detector
 from pm25.errors import LearnerError
 from pm25.stream_processor import (
     NEWEST_MS,
-    PACKAGE_ROOT,
     DailyMeanRule,
     RecoveryTimer,
     build_application,
@@ -210,10 +209,10 @@ def test_reading_a_topic_that_does_not_exist_gives_nothing_and_creates_nothing(b
         assert topic not in admin.list_topics()
 
 
-def test_importing_the_processor_shows_no_authlib_httpx_warning():
+def test_importing_the_processor_shows_no_authlib_httpx_warning(tmp_path):
     shown = subprocess.run(
         [sys.executable, "-W", "default", "-c", "import pm25.stream_processor"],
-        cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True,
+        cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stderr  # fmt: skip
     assert "httpx module is deprecated" not in shown
 

@@ -20,6 +20,7 @@ from tests import wrong_answers
 from tests.faults.support import create_topic, produce
 from tests.notebooks import (
     SRC,
+    check_cells,
     learner_error,
     run,
     small_readings,
@@ -224,7 +225,7 @@ def test_notebook_runs_with_the_solutions_filled_in(path, solutions_env):
     # Up to the last check: the cells after it are the committed notebook's, which nbmake runs.
     notebook = run(until_the_last_task_check(with_solutions(nbformat.read(path, as_version=4))), path.parent,
                    solutions_env)  # fmt: skip
-    checks = [printed(cell) for cell in notebook.cells if "tasks.check(" in cell.source]
+    checks = [printed(cell) for cell in check_cells(notebook)]
     assert len(checks) == len(task_cells(notebook))
     assert all("✅ Right" in said for said in checks), checks  # after what the answer printed (a failed commit)
 

@@ -99,6 +99,7 @@ class EmbeddedBroker:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
+        assert self._process is not None and self._process.stderr is not None  # start() made it, stderr=PIPE
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 message = self._process.stderr.read().decode(errors="replace").strip()

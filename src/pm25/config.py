@@ -203,7 +203,7 @@ class Settings:
 
     def kafka_options(self) -> dict:
         """Connection options shared by producer, consumer and admin client."""
-        options = {"bootstrap_servers": self.bootstrap_servers.split(",")}
+        options: dict[str, object] = {"bootstrap_servers": self.bootstrap_servers.split(",")}
         if self.security_protocol != "PLAINTEXT":
             options["security_protocol"] = self.security_protocol
         if self.sasl_mechanism:

@@ -84,7 +84,7 @@ def check_number(field: str, raw: Any) -> float:
     try:
         number = float(raw)
     except OverflowError:  # an int too big for a float; the range checks reject it
-        return math.inf if raw > 0 else -math.inf
+        return math.inf if raw > 0 else -math.inf  # type: ignore[operator]  # typeshed: Real has no <
     if not math.isfinite(number):
         raise InvalidMessage(f"{field} {number} is not a finite number")
     return number

@@ -12,6 +12,7 @@ step 3 after "close the consumer") says to run the cell that creates the client 
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 from kafka.errors import IllegalStateError
 
@@ -49,7 +50,7 @@ CLOSED_CLIENT = (
 )
 
 
-def _show(shell, kind: type, error: Exception, trace: TracebackType, tb_offset=None) -> None:
+def _show(shell, kind: type, error: Any, trace: TracebackType, tb_offset=None) -> None:  # Any: gets IPython's attribute
     if isinstance(error, IllegalStateError):
         if "closed" in str(error):
             error._render_traceback_ = lambda: [CLOSED_CLIENT]

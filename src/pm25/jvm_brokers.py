@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -156,12 +157,12 @@ class JvmProcess:
         return f"{self.main_class} exited with code {self.process.returncode}; its log is in {self.logs_dir}"
 
     def terminate(self) -> None:
-        if self.running:
+        if self.process is not None and self.running:
             self.process.terminate()
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no controlled shutdown."""
-        if self.running:
+        if self.process is not None and self.running:
             self.process.kill()
             self.process.wait()
 
@@ -270,6 +271,7 @@ class ZooKeeperKafka(JvmKafka):
     line = "zookeeper"
 
     def _start(self, data_dir: Path) -> None:
+        assert self.logs_dir is not None  # start() made it
         zookeeper_port = free_port()
         zoo_cfg = _write_properties(data_dir / "zoo.cfg", {
             "dataDir": str(data_dir / "zookeeper"),
@@ -325,6 +327,7 @@ class KRaftKafka(JvmKafka):
 
     @property
     def sasl_tls_bootstrap_servers(self) -> str:
+        assert self.sasl_tls is not None, "this cluster was made without sasl_tls"
         return f"{HOST}:{self.sasl_tls.port}"
 
     def _node_settings(self, node_id: int, data_dir: Path, voters: str, controller_port: int) -> dict[str, str]:
@@ -361,6 +364,7 @@ class KRaftKafka(JvmKafka):
         }
 
     def _start(self, data_dir: Path) -> None:
+        assert self.logs_dir is not None  # start() made it
         controller_ports = [free_port() for _ in range(self.nodes)]
         voters = ",".join(f"{node}@{HOST}:{port}" for node, port in enumerate(controller_ports, start=1))
         cluster_id = uuid.uuid4().hex[:22]
@@ -387,7 +391,9 @@ def KRaftCluster(nodes: int = 3, **options) -> KRaftKafka:
     return KRaftKafka(nodes=nodes, **options)
 
 
-BROKERS = {"zookeeper": ZooKeeperKafka, "kraft": KRaftKafka, "cluster": KRaftCluster}
+BROKERS: dict[str, Callable[..., JvmKafka]] = {
+    "zookeeper": ZooKeeperKafka, "kraft": KRaftKafka, "cluster": KRaftCluster,
+}
 SESSION_BROKERS = ("embedded", "zookeeper", "kraft")
 
 

@@ -94,11 +94,11 @@ def check_broker(venv_python: Path, port: int) -> Result:
     started = time.monotonic()
     broker = subprocess.Popen(
         [str(venv_python), "-m", "pm25.broker", "--port", str(port)],
-        cwd=REPO / "src",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert broker.stdout is not None  # stdout=PIPE
     try:
         # pm25.broker gives up by itself after its own start-up time-out, so this loop ends.
         ready = any(BROKER_READY in line for line in broker.stdout)

@@ -35,7 +35,7 @@ class LeafletNotFound(LearnerError):
 def leaflet_js() -> str:
     """Leaflet as one inline script (its licence first): it defines the global `L`."""
     listed = [json.loads(file.read_text())["packages"] for file in _bundle_files("third-party-licenses.json")]
-    leaflet = next((package for packages in listed for package in packages if package["name"] == "leaflet"), None)
+    leaflet: dict = next((package for packages in listed for package in packages if package["name"] == "leaflet"), {})
     for notice in _bundle_files("*.js.LICENSE.txt") if leaflet else []:
         if f"Leaflet {leaflet['versionInfo']}, a JS library" in notice.read_text(encoding="utf-8"):
             chunk = notice.with_name(notice.name.removesuffix(".LICENSE.txt")).read_text(encoding="utf-8")

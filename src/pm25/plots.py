@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from itertools import cycle
 from pathlib import Path
+from typing import Any
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
 from pm25.dataset import HUMID_RH
@@ -80,8 +81,8 @@ def alert_intervals(alerts: pd.DataFrame, stream_end: pd.Timestamp) -> pd.DataFr
 
 INTERVAL_COLUMNS = ["boxName", "start", "end", "plausible"]
 # An alert period: hatched and outlined in black; a dashed outline and crossed hatching when it is implausible.
-ALERT_MARK = {"hatch": "///", "linestyle": "-"}
-IMPLAUSIBLE_MARK = {"hatch": "xxx", "linestyle": "--"}
+ALERT_MARK: dict[str, Any] = {"hatch": "///", "linestyle": "-"}
+IMPLAUSIBLE_MARK: dict[str, Any] = {"hatch": "xxx", "linestyle": "--"}
 
 
 # Step 3's plot is a heatmap: one row per box, one column per UTC clock hour, coloured by the box's window
@@ -112,7 +113,7 @@ def most_important_first(means: pd.DataFrame, intervals: pd.DataFrame) -> pd.Dat
     return means.loc[order.sort_values(["alert", "median"], ascending=False).index]
 
 
-def level_colour_scale() -> tuple[ListedColormap, BoundaryNorm]:
+def level_colour_scale() -> tuple[Colormap, BoundaryNorm]:
     """The maps' PM2.5 bins (pm25.maps.LEVELS) as a matplotlib colour map; no data in the maps' grey."""
     *bins, (_, over, _) = LEVELS
     colour_map = ListedColormap([colour for _, colour, _ in bins]).with_extremes(over=over, bad=NO_DATA)

@@ -116,6 +116,7 @@ class StatusTracker:
     def _status(self, box: _BoxStatus | None) -> tuple[str, str]:
         if box is None:
             return "inactive", "no data"
+        assert box.last_seen is not None and self.stream_time is not None  # a box is made by its first reading
         active = box.last_seen > self.stream_time - self._period
         return ("active" if active else "stale"), ("suspect" if self._is_suspect(box) else "ok")
 
@@ -159,7 +160,7 @@ class StatusTracker:
 
     def _row(self, box_id, name, lat, lon, seen: _BoxStatus | None) -> list:
         status, quality = self._status(seen)
-        last_seen = format_timestamp(seen.last_seen) if seen else None
+        last_seen = format_timestamp(seen.last_seen) if seen and seen.last_seen else None
         last_value = seen.last_value if seen else math.nan
         return [box_id, name, lat, lon, status, quality, last_seen, last_value, *self.daily.summary(box_id)]
 

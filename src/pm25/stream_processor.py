@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -65,7 +66,6 @@ from pm25.errors import LearnerError
 
 EXCEEDED, RESOLVED = "exceeded", "resolved"
 ALERT_FIELDS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours"]
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/: where `python -m pm25....` finds the package
 HOUR_MS = 3_600_000
 # Kafka's own default (7 days). Quix copies the input topic's retention.ms to its changelog topics,
 # and the embedded broker reports none unless a topic was given one.
@@ -185,16 +185,17 @@ def build_application(
     alert_topic: str,
     rule: DailyMeanRule,
     exactly_once: bool = False,
-    loglevel: str = "WARNING",
+    loglevel: Literal["WARNING", "INFO"] = "WARNING",
     gate: ReadingGate | None = None,
 ) -> tuple[Application, ReadingGate]:
     """The Quix application and its pipeline: readings topic in, alerts topic out; the gate holds the counts."""
+    # pm25.config accepts only the protocols and mechanisms Quix names; pydantic makes the password a SecretStr.
     connection = ConnectionConfig(
         bootstrap_servers=settings.bootstrap_servers,
-        security_protocol=settings.security_protocol.lower(),
-        sasl_mechanism=settings.sasl_mechanism,
+        security_protocol=settings.security_protocol.lower(),  # type: ignore[arg-type]
+        sasl_mechanism=settings.sasl_mechanism,  # type: ignore[arg-type]
         sasl_username=settings.sasl_username,
-        sasl_password=settings.sasl_password,
+        sasl_password=settings.sasl_password,  # type: ignore[arg-type]
     )
     app = Application(
         broker_address=connection,
@@ -353,7 +354,7 @@ def start_instance(
         "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
         "--min-hours", str(rule.min_hours), "--idle-timeout-s", str(idle_timeout_s),
     ]  # fmt: skip
-    environment = {**os.environ, **(env or {}), "PYTHONPATH": str(PACKAGE_ROOT), "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
@@ -436,9 +437,9 @@ class CutTopic:
 
     def decide(self, alerts: pd.DataFrame, readings: list[tuple[str, str]]) -> pd.DataFrame:
         """The alerts that these readings decided (each alert once)."""
-        readings = set(readings)
+        wanted = set(readings)
         keys = zip(alerts["boxId"], alerts["timestamp"], strict=True)
-        decided = [self.deciding.get(key) in readings for key in keys]
+        decided = [self.deciding.get(key) in wanted for key in keys]
         return alerts[decided].drop_duplicates(["boxId", "event", "timestamp"])
 
 

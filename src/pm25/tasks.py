@@ -138,7 +138,7 @@ def _source(function) -> tuple[list[str], int] | None:
         return None
 
 
-def _parse(lines: list[str]) -> ast.AST | None:
+def _parse(lines: list[str]) -> ast.Module | None:
     try:
         return ast.parse(textwrap.dedent("".join(lines)))
     except SyntaxError:  # a lambda in the middle of a line
@@ -158,7 +158,7 @@ def _placeholder_lines(function) -> list[tuple[int, str, str]]:
     A `...` standing alone as a statement is compiled away, so it is looked for in the source."""
     source = _source(function)
     tree = source and _parse(source[0])
-    if not tree:
+    if not (source and tree):
         return []
     lines, first = source
     numbers = sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value is ...})

@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.contract import Reading, encode
 from pm25.dataset import READINGS_FILE
-from tests.notebooks import SRC, notebook_as_script, small_readings
+from tests.notebooks import SRC, cell_index, notebook_as_script, small_readings
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
 
@@ -192,66 +192,56 @@ def committed_total(bootstrap_servers: str, group: str, topic: str) -> int:
 class NotebookCells:
     """Step 3's code cells run one by one in one namespace, so a test can run a cell again, as a learner does.
 
-    Cells are named by a line they hold (nbstripout renumbers cell ids whenever a cell is added).
+    Cells are named by their ids (tests.notebooks.cell_index).
     """
 
     def __init__(self, name: str = "step_3_event_processing.ipynb"):
         notebook = nbformat.read(SRC / name, as_version=4)
-        self.cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+        self.cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
         self.namespace: dict = {"__name__": "__main__"}
 
-    def index(self, marker: str) -> int:
-        found = [number for number, source in enumerate(self.cells) if marker in source]
-        assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
-        return found[0]
+    def run(self, cell_id: str) -> None:
+        self._run(cell_index(self.cells, cell_id))
 
-    def run(self, marker: str) -> None:
-        self._run(self.index(marker))
-
-    def run_before(self, marker: str) -> None:
-        """Every code cell before the one holding `marker`."""
-        for number in range(self.index(marker)):
+    def run_before(self, cell_id: str) -> None:
+        """Every code cell before the one with this id."""
+        for number in range(cell_index(self.cells, cell_id)):
             self._run(number)
 
     def _run(self, number: int) -> None:
-        source, name = self.cells[number], f"<cell {number}>"
+        source, name = self.cells[number].source, f"<cell {number}>"
         # Like IPython, keep the cell's source where inspect finds it: pm25.tasks reads a task's source for `...`.
         linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
         exec(compile(source, name, "exec"), self.namespace)
 
-    def run_until(self, marker: str) -> None:
-        """Every code cell up to and including the one holding `marker`."""
-        self.run_before(marker)
-        self.run(marker)
+    def run_until(self, cell_id: str) -> None:
+        """Every code cell up to and including the one with this id."""
+        self.run_before(cell_id)
+        self.run(cell_id)
 
     def __getitem__(self, name: str):
         return self.namespace[name]
 
 
-DETECTOR_CELL = "detector = Hardened("  # step 3's detector (the learner's, Detector beside it), from the settings
-LOOP_CELL = "while not idle.expired"  # step 3's poll loop
-CLOSE_CELL = "consumer.close()"  # the consumer and the alert producer closed
+DETECTOR_CELL = "detector"  # step 3's detector (the learner's, Detector beside it), from the settings
+LOOP_CELL = "poll-loop"  # step 3's poll loop
+CLOSE_CELL = "close"  # the consumer and the alert producer closed
 
 
 # -- the notebooks as processes ------------------------------------------------------------------
 
 
 def consumer_script(directory: Path) -> Path:
-    """Step 3 as a script, up to and including the cell that writes alerts.csv and sensor_status.csv.
+    """Step 3 as a script, up to and including the review of its alerts: it writes alerts.csv,
+    sensor_status.csv and alert_review.csv.
 
     The cells after it only draw (a map and one plot per box: a minute for 100 boxes) and are left out.
     """
-    path = notebook_as_script("step_3_event_processing.ipynb", directory)
-    text = path.read_text(encoding="utf-8")
-    written = text.index("consuming.write_outputs(")
-    drawing = text.index("maps.status_map(", written)
-    cut = text.rindex("# In[", 0, drawing)
-    path.write_text(text[:cut], encoding="utf-8")
-    return path
+    return notebook_as_script("step_3_event_processing.ipynb", directory, last_cell="review")
 
 
 def script_env(**settings: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
     env.update(settings)
     return env
 
@@ -293,7 +283,7 @@ class QueuedKernel:
     """A notebook's code cells sent to a fresh kernel all at once, as JupyterLab's Run All sends them: the kernel
     runs them in order and, once one ends in an error, aborts those still queued (stop_on_error).
 
-    `insert` puts test-only code cells before the cell holding a marker; the messages are read from the
+    `insert` puts test-only code cells before the cell with an id; the messages are read from the
     kernel's output channel as they come, so a test can wait for a line a cell prints.
     """
 
@@ -301,11 +291,9 @@ class QueuedKernel:
         from jupyter_client import KernelManager
 
         notebook = nbformat.read(SRC / name, as_version=4)
-        self.cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
-        for marker, source in (insert or {}).items():
-            found = [number for number, cell in enumerate(self.cells) if marker in cell]
-            assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
-            self.cells.insert(found[0], source)
+        self.cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        for cell_id, source in (insert or {}).items():
+            self.cells.insert(cell_index(self.cells, cell_id), nbformat.v4.new_code_cell(source))
         self.manager = KernelManager(kernel_name="python3")
         self.manager.start_kernel(env=script_env(**env), cwd=str(SRC))
         self.client = self.manager.client()
@@ -314,19 +302,17 @@ class QueuedKernel:
         self.printed: dict[str, str] = {}  # request id -> what its cell printed
         self.queued: list[str] = []
 
-    def index(self, marker: str) -> int:
-        found = [number for number, source in enumerate(self.cells) if marker in source]
-        assert len(found) == 1, f"{len(found)} code cells hold {marker!r}"
-        return found[0]
+    def index(self, cell_id: str) -> int:
+        return cell_index(self.cells, cell_id)
 
     def run_all(self) -> list[str]:
         """Queue every cell; their request ids, in cell order."""
-        self.queued = [self.client.execute(source, stop_on_error=True) for source in self.cells]
+        self.queued = [self.client.execute(cell.source, stop_on_error=True) for cell in self.cells]
         return self.queued
 
-    def run(self, marker: str, timeout_s: float = 120) -> dict:
+    def run(self, cell_id: str, timeout_s: float = 120) -> dict:
         """Run one cell again (as Shift+Enter does) and return its reply."""
-        return self.reply(self.client.execute(self.cells[self.index(marker)], stop_on_error=True), timeout_s)
+        return self.reply(self.client.execute(self.cells[self.index(cell_id)].source, stop_on_error=True), timeout_s)
 
     def wait_for(self, text: str, timeout_s: float) -> None:
         """Read the kernel's output until some cell prints `text`."""

@@ -33,7 +33,7 @@ from tests.faults.support import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-OFFSETS_CELL = "offsets = consuming.ProcessedOffsets("
+OFFSETS_CELL = "subscribe"  # the consumer subscribes with a listener that commits what was processed
 
 BOXES, STEPS = 12, 150  # 1,800 readings: four batches of poll()
 
@@ -197,13 +197,13 @@ def test_a_refused_commit_is_reported_and_polling_goes_on_without_losing_a_readi
 def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detector_cell(step3, stream):
     step3.run_until(LOOP_CELL)
     step3.run(CLOSE_CELL)
-    for marker in ("group_id = settings.consumer_group or", "alert_producer = KafkaProducer(", "def process(record)"):
-        step3.run(marker)  # a learner runs the consumer's cells again, but not the detector's
+    for cell_id in ("consumer", "alert-producer", "process-record"):
+        step3.run(cell_id)  # a learner runs the consumer's cells again, but not the detector's
     with pytest.raises(LearnerError, match=r"count each as late\. Run the cells from `detector = Hardened"):
         step3.run(OFFSETS_CELL)  # the new member would re-read every reading into windows that hold it already
 
     step3.run(DETECTOR_CELL)  # as the message says
-    for marker in ("def process(record)", OFFSETS_CELL, LOOP_CELL):
-        step3.run(marker)
+    for cell_id in ("process-record", OFFSETS_CELL, LOOP_CELL):
+        step3.run(cell_id)
     assert step3["detector"].counts["late"] == 0
     assert step3["detector"].counts["processed"] == len(stream)

@@ -18,8 +18,8 @@ from tests.faults.support import NotebookCells, data_folder, random_walk_stream,
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-PRODUCER_CELL = "producer = KafkaProducer("
-SEND_CELL = "report = producing.DeliveryReport("
+PRODUCER_CELL = "production-producer"
+SEND_CELL = "send-loop"
 # 20 boxes every 10 minutes for 6 hours: 720 readings, replayed at the notebook's 3600x in 6 s.
 REPLAY = dict(boxes=20, steps=36, seed=3, every=timedelta(minutes=10))
 

@@ -32,7 +32,7 @@ class Member:
         with open(self.output, "w") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.realkafka.member", *args], cwd=REPO, stdout=output,
-                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
+                stderr=subprocess.STDOUT,
             )
 
     def lines(self) -> list[str]:

@@ -16,7 +16,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 from pm25.stream_processor import (
-    PACKAGE_ROOT,
     DailyMeanRule,
     Instance,
     committed,
@@ -38,7 +37,7 @@ def start_exactly_once(name: str, group: str, work_dir: Path, alert_topic: str, 
         "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
         "--min-hours", str(rule.min_hours), "--idle-timeout-s", "20", "--exactly-once",
     ]  # fmt: skip
-    environment = {**os.environ, **env, "PYTHONPATH": str(PACKAGE_ROOT), "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)

@@ -15,7 +15,7 @@ from tests.faults.support import wait_until
 from tests.realkafka.conftest import session_broker_line
 
 pytestmark = pytest.mark.realkafka
-SRC = Path(__file__).resolve().parents[2] / "src"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def running(pid: str) -> bool:
@@ -30,7 +30,7 @@ def running(pid: str) -> bool:
 def test_the_broker_command_stops_cleanly_and_leaves_no_jvm(stop):
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "pm25.jvm_brokers", session_broker_line(), "--port", str(port)],
-                               cwd=SRC, stdout=subprocess.PIPE, text=True)  # fmt: skip
+                               cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         ready = wait_until(lambda: process.stdout.readline(), 180, "the ready line")
         assert f"Bootstrap servers: 127.0.0.1:{port}" in ready
