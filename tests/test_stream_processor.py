@@ -19,15 +19,13 @@ from pm25.config import Settings
 from pm25.contract import Reading, encode
 from pm25.detector import Detector
 from pm25.errors import LearnerError
+from pm25.quix_instances import committed, describe, read_alerts
 from pm25.stream_processor import (
     NEWEST_MS,
     DailyMeanRule,
     RecoveryTimer,
     build_application,
-    committed,
-    describe,
     prepare_readings_topic,
-    read_alerts,
     signal_handlers_restored,
 )
 from tests.faults.support import create_topic

@@ -15,12 +15,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from pm25.stream_processor import (
-    DailyMeanRule,
-    Instance,
-    committed,
-    prepare_readings_topic,
-)
+from pm25.quix_instances import Instance, committed
+from pm25.stream_processor import DailyMeanRule, prepare_readings_topic
 from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
 
 pytestmark = pytest.mark.realkafka
