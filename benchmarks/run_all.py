@@ -105,7 +105,7 @@ def beside_real_kafka(figures: dict) -> dict[str, object]:
 
 
 def shown(value) -> str:
-    if value is None:
+    if value is None or value == (None, None):
         return ""
     if isinstance(value, tuple):
         return " / ".join(shown(one) for one in value)
