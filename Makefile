@@ -4,6 +4,7 @@
 # make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1 (KAFKA=kraft: real Kafka)
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
 # make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
+# make broker-dies - three real Kafka nodes, one killed while sending and reading: nothing lost (Java 17+)
 # make check - is this laptop ready for class? Under 2 minutes, says ready / not ready with the fix
 # make launch-links - the Binder and Codespaces links of this copy's GitHub remote
 PYTHON ?= python3
@@ -16,7 +17,7 @@ E2E_INSTALLED := $(VENV)/.installed-e2e
 # xdist_group (notebooks that must run in order) stay on one worker.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 
-.PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links kafka-jars test-kafka
+.PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links kafka-jars test-kafka broker-dies
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -90,6 +91,11 @@ test-kafka: install kafka-jars
 		echo "== $$line"; env -u KAFKA_BOOTSTRAP_SERVERS PM25_BROKER=$$line PM25_BROKER_EVICTS=1 \
 			$(BIN)/python -m pytest $(REAL_KAFKA_TESTS) || failed="$$failed $$line"; \
 	done; test -z "$$failed" || { echo "make test-kafka failed on:$$failed"; exit 1; }
+
+# "When a broker dies" (TEACHERS.md): three Kafka 4 nodes, the leader of a partition killed while a producer
+# sends and a consumer group reads; prints the leader move, the in-sync replicas shrinking and "lost 0".
+broker-dies: install kafka-jars
+	cd src && ../$(BIN)/python -m pm25.broker_dies
 
 $(E2E_INSTALLED): $(INSTALLED) requirements-e2e.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
