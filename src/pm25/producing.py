@@ -59,7 +59,7 @@ class NoBroker(LearnerError):
     def __init__(self, bootstrap_servers: str):
         if refusal := refused_logins.last_refusal():
             super().__init__(f"The Kafka broker at {bootstrap_servers} refused the login ({refusal}): "
-                             "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD.")
+                             "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM).")
         else:
             super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
 
