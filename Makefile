@@ -1,9 +1,10 @@
 # make test     - install everything into .venv, lint, the fast tier (docs/testing.md): under 10 minutes
-# make test-all - install, lint, the fast tier and the slow one (fault suite, Binder session)
+# make test-all - install, lint, the fast tier, the slow one (fault suite, Binder session) and real Kafka
 # make test-kafka - the notebooks and group/fault tests on real Apache Kafka (Java 17+, Maven; docs/real-kafka.md)
-# make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1
+# make lab   - the tutorial without Docker: embedded Kafka broker + JupyterLab on 127.0.0.1 (KAFKA=kraft: real Kafka)
 # make e2e   - run the notebooks in JupyterLab in headless Chromium, as a learner would
 # make bench - the performance figures: one table, build/bench.json, one more line in build/bench-history.jsonl
+# make broker-dies - three real Kafka nodes, one killed while sending and reading: nothing lost (Java 17+)
 # make check - is this laptop ready for class? Under 2 minutes, says ready / not ready with the fix
 # make launch-links - the Binder and Codespaces links of this copy's GitHub remote
 PYTHON ?= python3
@@ -16,7 +17,7 @@ E2E_INSTALLED := $(VENV)/.installed-e2e
 # xdist_group (notebooks that must run in order) stay on one worker.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 
-.PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links kafka-jars test-kafka
+.PHONY: install lint lint-notebooks test test-all test-faults lab broker e2e bench clean check launch-links kafka-jars test-kafka broker-dies
 
 # The package in editable mode: `import pm25` works from any folder, and edits to src/pm25 count at once.
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
@@ -48,15 +49,22 @@ lint-notebooks:
 
 test: lint
 	$(PYTEST) -m "not slow and not realkafka"
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then why="make test-all runs them"; \
+	else why="make test-all runs them; the real-Kafka tier needs Java 17+ and Maven, not found here"; fi; \
+	echo "Skipped: the slow tier and the real-Kafka tier ($$why)."
 
+# The real-Kafka tier is not skipped here: without Java or Maven, test-all fails and says which is missing.
 test-all: lint
 	$(PYTEST) -m "not realkafka"
+	$(MAKE) --no-print-directory test-kafka
 
 test-faults: install
 	$(BIN)/python -m pytest -m faults tests
 
-lab: install
-	$(BIN)/python -m pm25.lab
+# KAFKA=zookeeper or KAFKA=kraft: real Apache Kafka instead of the embedded broker (Java 17+, make kafka-jars).
+KAFKA ?= embedded
+lab: install $(if $(filter embedded,$(KAFKA)),,kafka-jars)
+	KAFKA=$(KAFKA) $(BIN)/python -m pm25.lab
 
 broker: install
 	$(BIN)/python -m pm25.broker
@@ -68,6 +76,7 @@ KAFKA_LINES := zookeeper kraft
 KAFKA_JARS := $(foreach line,$(KAFKA_LINES),build/kafka/$(line)/lib/.resolved)
 
 build/kafka/%/lib/.resolved: maven/%/pom.xml
+	@command -v mvn >/dev/null || { echo "make kafka-jars needs Maven and Java 17+: mvn is not on PATH."; exit 1; }
 	rm -rf $(@D)
 	mvn --batch-mode --quiet -f $< dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(@D)
 	touch $@
@@ -86,6 +95,11 @@ test-kafka: install kafka-jars
 		echo "== $$line"; env -u KAFKA_BOOTSTRAP_SERVERS PM25_BROKER=$$line PM25_BROKER_EVICTS=1 \
 			$(BIN)/python -m pytest $(REAL_KAFKA_TESTS) || failed="$$failed $$line"; \
 	done; test -z "$$failed" || { echo "make test-kafka failed on:$$failed"; exit 1; }
+
+# "When a broker dies" (TEACHERS.md): three Kafka 4 nodes, the leader of a partition killed while a producer
+# sends and a consumer group reads; prints the leader move, the in-sync replicas shrinking and "lost 0".
+broker-dies: install kafka-jars
+	$(BIN)/python -m pm25.broker_dies
 
 $(E2E_INSTALLED): $(INSTALLED) requirements-e2e.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt

@@ -11,6 +11,7 @@ readings (benchmarks/streams.py; the Berlin recording when present), then, each 
   memory is the peak RSS above the RSS before the first poll, so the interpreter and libraries are not counted;
 - sits idle on an empty topic for a few seconds, polling as step 3 does until its idle timer ends, once with
   pm25.latency.FETCH_MAX_WAIT_MS and once with Kafka's default 500 ms: its CPU in % of one core.
+--idle-only measures only the latter (run_all.py on real Kafka, where filling a million readings adds minutes).
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
     parser.add_argument("--messages", type=int, default=SIZES[-1], help="messages in the long run")
+    parser.add_argument("--idle-only", action="store_true", help="only the idle consumer's CPU")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -158,9 +160,9 @@ def main() -> int:
                                  for name in (topic, alert_topic, empty)})  # fmt: skip
         print(f"Broker: {broker}; filling a topic with {args.messages:,} readings from {streams.describe()}; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.", flush=True)  # fmt: skip
-        fill_s = fill(bootstrap, topic, args.messages)
+        fill_s = 0.0 if args.idle_only else fill(bootstrap, topic, args.messages)
         runs = []
-        for size in sizes:
+        for size in () if args.idle_only else sizes:
             runs.append(in_child("consume", bootstrap, topic, alert_topic, str(size)))
             print(f"  {size:>9,} messages: {runs[-1]['per_s']:>7,} msg/s, memory growth "
                   f"{runs[-1]['growth_kib'] / 1024:.1f} MiB; load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
@@ -168,6 +170,12 @@ def main() -> int:
         for wait_ms in (latency.FETCH_MAX_WAIT_MS, KAFKA_DEFAULT_FETCH_MAX_WAIT_MS):
             idles.append(in_child("idle", bootstrap, empty, str(wait_ms), str(IDLE_SECONDS)))
 
+    if args.idle_only:
+        for one in idles:
+            print(f"idle, fetch_max_wait_ms={one['fetch_max_wait_ms']:>3}: {one['cpu_percent_of_one_core']:.1f} % "
+                  f"of one core ({one['polls']} polls in {one['seconds']} s)")  # fmt: skip
+        write_figures(args.json, {"broker": broker, "idle": idles, "load_average_1min": os.getloadavg()[0]})
+        return 0
     small, large = runs
     ratio = large["growth_kib"] / max(small["growth_kib"], 1)
     idle_cpu = idles[0]["cpu_percent_of_one_core"]

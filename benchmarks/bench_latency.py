@@ -10,13 +10,14 @@ pm25.latency.SendToAlertLatency takes the time from the record's send stamp (Cre
 step 3 does. Unlike step 3's loop, this consumer is assigned its partitions without a group, commits nothing
 and does not wait for an alert's acknowledgement: its figures are a lower bound for step 3's latency. Both
 processes run on this machine, so they share the clock. For comparison, 1,000 readings/s are also measured
-with Kafka's default fetch wait (500 ms). It starts an embedded broker unless
-KAFKA_BOOTSTRAP_SERVERS is set.
+with Kafka's default fetch wait (500 ms). The broker: benchmarks/brokers.py (embedded unless KAFKA_BOOTSTRAP_SERVERS
+or PM25_BROKER say otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import time
@@ -24,11 +25,11 @@ import uuid
 from pathlib import Path
 
 import streams  # benchmarks/streams.py, next to this script
+from brokers import broker_to_measure  # benchmarks/brokers.py, next to this script
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25 import consuming, contract, latency, producing
-from pm25.broker import EmbeddedBroker
 from pm25.detector import Detector
 from pm25.status import StatusTracker
 
@@ -106,17 +107,12 @@ def main() -> None:
                         help="the consumer's fetch wait to measure (default: step 3's)")  # fmt: skip
     args = parser.parse_args()
 
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None if bootstrap else EmbeddedBroker().start()
-    bootstrap = bootstrap or broker.bootstrap_servers
     runs = [(rate, args.fetch_max_wait_ms) for rate in RATES] + [(RATES[-1], KAFKA_DEFAULT_FETCH_MAX_WAIT_MS)]
-    try:
+    with contextlib.ExitStack() as stack:
+        bootstrap, broker = broker_to_measure(stack)
         results = [measure(bootstrap, rate, args.seconds, wait) for rate, wait in runs]
-    finally:
-        if broker:
-            broker.stop()
-    print(f"Send-to-alert latency, replay at a fixed rate for {args.seconds:g} s, 3 partitions, producer "
-          f"linger_ms={producing.LINGER_MS}")  # fmt: skip
+    print(f"Send-to-alert latency on {broker}, replay at a fixed rate for {args.seconds:g} s, 3 partitions, "
+          f"producer linger_ms={producing.LINGER_MS}")  # fmt: skip
     header = ("rate/s", "fetch wait", "sent", "received", "p50 ms", "p99 ms", "max ms", "load")
     print("".join(f"{name:>{width}}" for name, width in zip(header, (8, 12, 8, 10, 8, 8, 8, 6), strict=True)))
     for r in results:
@@ -126,8 +122,8 @@ def main() -> None:
     met = top["received"] == top["sent"] and top["p50_ms"] < TARGET_P50_MS and top["p99_ms"] < TARGET_P99_MS
     print(f"at {top['rate_per_s']:,}/s: p50 {top['p50_ms']:.0f} ms (target < {TARGET_P50_MS:g}), p99 "
           f"{top['p99_ms']:.0f} ms (target < {TARGET_P99_MS:g}): " + ("met" if met else "NOT met"))  # fmt: skip
-    figures = {"readings": streams.describe(), "seconds_per_rate": args.seconds, "linger_ms": producing.LINGER_MS,
-               "fetch_max_wait_ms": args.fetch_max_wait_ms, "results": results,
+    figures = {"broker": broker, "readings": streams.describe(), "seconds_per_rate": args.seconds,
+               "linger_ms": producing.LINGER_MS, "fetch_max_wait_ms": args.fetch_max_wait_ms, "results": results,
                "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS}, "targets_met": met}  # fmt: skip
     write_figures(args.json, figures)
 

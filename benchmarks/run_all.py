@@ -7,7 +7,9 @@ Run from the repository root:  .venv/bin/python benchmarks/run_all.py [--full-na
 It runs bench_detector.py, bench_producer.py, bench_latency.py, bench_consumer.py and bench_stream_processor.py
 (step 4, on 100,000 readings; each with --json into build/), and times the three step notebooks executed headless
 in order (nbclient, a fresh kernel each) against an embedded broker and the local openSenseMap replay, after one
-untimed warm-up kernel (a warm environment).
+untimed warm-up kernel (a warm environment). Then, on each real Apache Kafka line (--real-kafka; a line without
+Java or jars is skipped with one line), one broker for bench_producer.py, bench_latency.py and bench_consumer.py
+--idle-only: the table puts those figures beside the embedded broker's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pm25.broker import EmbeddedBroker
+from pm25.jvm_brokers import BROKERS, NAMES, JvmKafka, missing
 from tests.notebooks import execute_notebook
 from tests.osem_replay import ReplayServer
 
@@ -60,14 +63,54 @@ def load() -> str:
     return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_bench(script: str, *extra: str) -> dict:
-    out = BUILD / f"{Path(script).stem}.json"
-    print(f"\n== {script} {' '.join(extra)} (load average {load()})", flush=True)
+def run_bench(script: str, *extra: str, broker: JvmKafka | None = None) -> dict:
+    """One benchmark script as a process, on the embedded broker it starts, or on `broker`."""
+    out = BUILD / f"{Path(script).stem}{f'_{broker.line}' if broker else ''}.json"
+    print(f"\n== {script} {' '.join(extra)} on {broker.name if broker else 'the embedded broker'} "
+          f"(load average {load()})", flush=True)  # fmt: skip
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers} if broker else None
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--json", str(out), *extra], cwd=REPO)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--json", str(out), *extra], cwd=REPO,
+                          env=env)  # fmt: skip
     figures = json.loads(out.read_text()) if done.returncode == 0 and out.exists() else {"error": done.returncode}
     figures["wall_s"] = round(time.monotonic() - started, 1)
     return figures
+
+
+def on_real_kafka(line: str) -> dict:
+    """The producer, latency and idle-consumer figures on one real broker line, one broker for all three."""
+    problem = missing(line)
+    if problem:
+        print(f"\n== {NAMES[line]} skipped: {problem}", flush=True)
+        return {"skipped": problem}
+    with BROKERS[line]() as broker:
+        return {"broker": broker.name, "producer": run_bench("bench_producer.py", broker=broker),
+                "latency": run_bench("bench_latency.py", broker=broker),
+                "consumer": run_bench("bench_consumer.py", "--idle-only", broker=broker)}  # fmt: skip
+
+
+def beside_real_kafka(figures: dict) -> dict[str, object]:
+    """The table's figures that every broker gives, by row name."""
+    lat = {(r["rate_per_s"], r["fetch_max_wait_ms"]): r for r in get(figures, "latency", "results", default=[])}
+    wait = get(figures, "latency", "fetch_max_wait_ms")
+    return {
+        "producer ceiling msg/s (same run)": get(figures, "producer", "ceiling", "per_s"),
+        "producer bulk msg/s": get(figures, "producer", "bulk", "per_s"),
+        "latency p50/p99 ms at 1,000/s": (get(lat, (1000, wait), "p50_ms"), get(lat, (1000, wait), "p99_ms")),
+        "  the same, fetch wait 500 ms": (get(lat, (1000, 500), "p50_ms"), get(lat, (1000, 500), "p99_ms")),
+        "idle step 3 consumer % of a core": get(figures, "consumer", "idle", 0, "cpu_percent_of_one_core"),
+        "  the same, fetch wait 500 ms (idle)": get(figures, "consumer", "idle", 1, "cpu_percent_of_one_core"),
+    }
+
+
+def shown(value) -> str:
+    if value is None or value == (None, None):
+        return ""
+    if isinstance(value, tuple):
+        return " / ".join(shown(one) for one in value)
+    if isinstance(value, float) and value <= 100:
+        return f"{value:.2f}"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
 
 
 def time_notebooks() -> dict:
@@ -110,6 +153,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full-naive", action="store_true", help="run the naive detector on all 10,000 readings "
                         "(about 6 minutes) instead of estimating it from 200 messages")  # fmt: skip
+    parser.add_argument("--real-kafka", nargs="*", default=["kraft", "zookeeper"], choices=["kraft", "zookeeper"],
+                        help="real Kafka lines to measure beside the embedded broker (default: both; none: only it)")
     args = parser.parse_args()
     BUILD.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -122,6 +167,7 @@ def main() -> int:
         "consumer": run_bench("bench_consumer.py"),
         "step4": run_bench("bench_stream_processor.py", "--readings", str(STEP4_READINGS)),
         "notebooks": time_notebooks(),
+        "real_kafka": {line: on_real_kafka(line) for line in args.real_kafka},
         "load_average_at_end": load(),
     }
     results["baselines"] = {
@@ -158,17 +204,22 @@ def main() -> int:
         ("step 4 pipeline msg/s (1e5)", get(results, "step4", "step4_readings_per_s"), "(vs step 3)", None),
         ("step 3 memory growth MiB 1e5 / 1e6", growth, "ratio <= 1.25", get(c, "met", "memory_flat")),
         ("idle step 3 consumer % of a core", idle, "< 5", get(c, "met", "idle_cpu")),
+        ("  the same, fetch wait 500 ms (idle)", get(c, "idle", 1, "cpu_percent_of_one_core"), "(Kafka default)",
+         None),
         ("step notebooks wall s (1+2+3)", n["total_s"], "< 60", n["targets_met"]),
     ]  # fmt: skip
     print(f"\nmachine: {results['machine']['cpu']}, {results['machine']['nproc']} CPUs, "
           f"{results['machine']['ram_gib']} GiB; load average {results['load_average_at_start']} at the start, "
           f"{results['load_average_at_end']} at the end")  # fmt: skip
-    print(f"\n{'figure':<38}{'value':<22}{'target':<16}met?")
+    real = {NAMES[line]: beside_real_kafka(figures) for line, figures in results["real_kafka"].items()
+            if "skipped" not in figures}  # fmt: skip
+    print(f"\n{'figure':<38}{'embedded':<18}" + "".join(f"{name:<24}" for name in real) + f"{'target':<16}met?")
     for name, value, target, met in rows:
-        shown = f"{value:,.0f}" if isinstance(value, int | float) and value > 100 else str(value)
-        shown = f"{value:.2f}" if isinstance(value, float) and value <= 100 else shown
-        print(f"{name:<38}{shown:<22}{target:<16}{'-' if met is None else 'yes' if met else 'NO'}")
-    results["table"] = [{"figure": r[0], "value": r[1], "target": r[2], "met": r[3]} for r in rows]
+        beside = "".join(f"{shown(figures.get(name)):<24}" for figures in real.values())
+        print(f"{name:<38}{shown(value):<18}{beside}{target:<16}{'-' if met is None else 'yes' if met else 'NO'}")
+    print("(targets and met? are the embedded broker's: the tutorial's default)")
+    results["table"] = [{"figure": r[0], "value": r[1], "target": r[2], "met": r[3],
+                         **{name: figures.get(r[0]) for name, figures in real.items()}} for r in rows]  # fmt: skip
     (BUILD / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     history = {"started": started.isoformat(timespec="seconds"), **commit(), "machine": results["machine"],
                "load_average_at_start": results["load_average_at_start"],

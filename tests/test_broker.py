@@ -11,7 +11,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.broker import BrokerError, EmbeddedBroker, free_port
-from pm25.jvm_brokers import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, missing, session_broker
+from pm25.jvm_brokers import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, ZooKeeperKafka, missing, session_broker
+from pm25.lab import chosen_broker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,3 +139,19 @@ def test_the_jvm_brokers_say_in_one_line_what_is_missing(monkeypatch, tmp_path):
 def test_an_unknown_pm25_broker_is_one_clear_error():
     with pytest.raises(BrokerError, match="PM25_BROKER='tansu' is not one of embedded, zookeeper, kraft"):
         session_broker("tansu")
+
+
+@pytest.mark.parametrize(("make_args", "expected"), [
+    ((), EmbeddedBroker), (("KAFKA=kraft",), KRaftKafka), (("KAFKA=zookeeper",), ZooKeeperKafka)])  # fmt: skip
+def test_make_lab_kafka_chooses_the_labs_broker(make_args, expected):
+    recipe = subprocess.run(["make", "--dry-run", "--no-print-directory", "lab", *make_args], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.splitlines()[-1]  # fmt: skip
+    assert recipe.endswith("-m pm25.lab"), recipe
+    env = dict(word.split("=", 1) for word in recipe.split() if word.startswith("KAFKA="))
+    broker = chosen_broker(env, port=9092)
+    assert type(broker) is expected and broker.bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_an_unknown_lab_kafka_is_one_clear_error():
+    with pytest.raises(ValueError, match="KAFKA='tansu' is not a broker: use embedded"):
+        chosen_broker({"KAFKA": "tansu"}, port=9092)

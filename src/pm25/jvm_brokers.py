@@ -98,7 +98,8 @@ def missing(line: str) -> str | None:
 
 
 # Loaded here, not in the forked child: between fork and exec the child should do as little as it can.
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+# Linux only; elsewhere (a Mac) a broker outlives a Python process killed by SIGKILL.
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
 PR_SET_PDEATHSIG = 1
 
 
@@ -144,7 +145,7 @@ class JvmProcess:
             # Its own session: a Ctrl+C in the terminal reaches pytest, which stops brokers in order.
             self.process = subprocess.Popen(
                 self.command(), stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=_die_with_parent if _PRCTL else None,
             )
 
     @property

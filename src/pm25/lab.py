@@ -4,7 +4,9 @@ JupyterLab's root folder is the repository, so the notebooks' links to README.md
 open inside it; it opens on step 1. JUPYTER_PORT (8888) and KAFKA_PORT (9092, the embedded broker) choose
 the ports; a port in use stops it with a message naming the variable that moves it. A broker named by
 KAFKA_BOOTSTRAP_SERVERS is used instead of starting one. The token comes from JUPYTER_TOKEN, or is made
-up fresh; either way it is printed with the address to open.
+up fresh; either way it is printed with the address to open. KAFKA=zookeeper or KAFKA=kraft (`make lab
+KAFKA=kraft`) starts real Apache Kafka instead of the embedded broker, for instructors with Java 17+ and
+`make kafka-jars` (docs/real-kafka.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from contextlib import ExitStack
 
 from pm25.broker import HOST, BrokerError, EmbeddedBroker, port_is_free
 from pm25.config import REPO_DIR
+from pm25.jvm_brokers import BROKERS, JvmKafka
 
 FIRST_NOTEBOOK = "src/step_1_data_prep.ipynb"
 DEFAULT_PORTS = {"JUPYTER_PORT": 8888, "KAFKA_PORT": 9092}
@@ -46,6 +49,16 @@ def chosen_port(env: dict[str, str], variable: str) -> int:
     return int(text)
 
 
+def chosen_broker(env: dict[str, str], port: int) -> EmbeddedBroker | JvmKafka:
+    """The broker KAFKA names, not started yet: the embedded one unless KAFKA=zookeeper or KAFKA=kraft."""
+    kind = (env.get("KAFKA") or "embedded").strip().lower()
+    if kind == "embedded":
+        return EmbeddedBroker(port=port)
+    if kind not in ("zookeeper", "kraft"):
+        raise ValueError(f"KAFKA={kind!r} is not a broker: use embedded (the default), zookeeper or kraft.")
+    return BROKERS[kind](port=port)
+
+
 def a_free_port_after(port: int) -> int:
     return next(candidate for candidate in range(port + 1, 65536) if port_is_free(candidate))
 
@@ -72,13 +85,14 @@ def main() -> int:
                 f" (a broker of the Docker stack or another make lab? Then use it: "
                 f"KAFKA_BOOTSTRAP_SERVERS={HOST}:{kafka_port} make lab)",
             )  # fmt: skip
-    except PortError as error:
+            broker = chosen_broker(env, kafka_port)
+    except ValueError as error:  # PortError, or KAFKA names no broker
         print(f"Error: {error}", file=sys.stderr)
         return 2
     with ExitStack() as services:
         if start_broker:
             try:
-                broker = services.enter_context(EmbeddedBroker(port=kafka_port))
+                services.enter_context(broker)
             except BrokerError as error:
                 print(f"Error: {error}", file=sys.stderr)
                 return 2

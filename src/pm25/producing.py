@@ -21,7 +21,7 @@ from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kafka.future import Future
 from kafka.serializer import Serializer
 
-from pm25 import topics
+from pm25 import refused_logins, topics
 from pm25.contract import InvalidMessage, KeySerializer, Reading, ReadingSerializer, parse_timestamp
 from pm25.errors import LearnerError
 from pm25.geo import Aoi
@@ -55,10 +55,15 @@ PRODUCER_SETTINGS = {
 
 
 class NoBroker(LearnerError):
-    """No Kafka broker answered at the bootstrap address."""
+    """No Kafka broker answered at the bootstrap address, or one refused the login (kafka-python raises the
+    same time-out for both)."""
 
     def __init__(self, bootstrap_servers: str):
-        super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
+        if refusal := refused_logins.last_refusal():
+            super().__init__(f"The Kafka broker at {bootstrap_servers} refused the login ({refusal}): "
+                             "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM).")
+        else:
+            super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
 
 
 @dataclass
