@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -105,7 +106,8 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """In the child before exec: a SIGTERM when the Python process that started it dies, even by SIGKILL."""
-    _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if _PRCTL is not None:  # started with it only where it exists; the check is for the type checker
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _write_properties(path: Path, settings: dict[str, str]) -> Path:
@@ -200,7 +202,7 @@ class JvmKafka:
     def bootstrap_servers(self) -> str:
         return f"{HOST}:{self.port}"
 
-    def start(self) -> JvmKafka:
+    def start(self) -> Self:
         problem = missing(self.line)
         if problem:
             raise BrokerError(problem)
@@ -259,7 +261,7 @@ class JvmKafka:
     def running(self) -> bool:
         return bool(self.processes) and all(process.running for process in self.processes)
 
-    def __enter__(self) -> JvmKafka:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, kind: type | None, error: BaseException | None, trace: TracebackType | None):
