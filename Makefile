@@ -64,10 +64,10 @@ test-faults: install
 # KAFKA=zookeeper or KAFKA=kraft: real Apache Kafka instead of the embedded broker (Java 17+, make kafka-jars).
 KAFKA ?= embedded
 lab: install $(if $(filter embedded,$(KAFKA)),,kafka-jars)
-	KAFKA=$(KAFKA) $(BIN)/python -m pm25.lab
+	KAFKA=$(KAFKA) $(BIN)/python -m pm25.classroom.lab
 
 broker: install
-	$(BIN)/python -m pm25.broker
+	$(BIN)/python -m pm25.brokers.embedded
 
 # Real Apache Kafka as plain JVM processes: Kafka 3.9 + ZooKeeper (docker-compose.yml's Confluent 7.9)
 # and Kafka 4 KRaft (docker-compose.kraft.yml). Maven resolves each line's jars from maven/<line>/pom.xml
@@ -99,7 +99,7 @@ test-kafka: install kafka-jars
 # "When a broker dies" (TEACHERS.md): three Kafka 4 nodes, the leader of a partition killed while a producer
 # sends and a consumer group reads; prints the leader move, the in-sync replicas shrinking and "lost 0".
 broker-dies: install kafka-jars
-	$(BIN)/python -m pm25.broker_dies
+	$(BIN)/python -m pm25.classroom.broker_dies
 
 $(E2E_INSTALLED): $(INSTALLED) requirements-e2e.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-e2e.txt
@@ -115,10 +115,10 @@ bench: install
 
 # Both run on the standard library of the system's Python (-I: isolated), so they work before `make install`.
 check:
-	@$(PYTHON) -I src/pm25/laptop_check.py
+	@$(PYTHON) -I src/pm25/classroom/laptop_check.py
 
 launch-links:
-	@$(PYTHON) -I src/pm25/launch_links.py
+	@$(PYTHON) -I src/pm25/classroom/launch_links.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache .hypothesis src/pm25.egg-info

@@ -16,8 +16,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from pm25.broker import BrokerError
-from pm25.jvm_brokers import session_broker
+from pm25.brokers.embedded import BrokerError
+from pm25.brokers.jvm import session_broker
 from tests.faults.support import FIGURES, Figures
 from tests.notebooks import execute_notebook, stream_text, worker_group
 from tests.osem_replay import ReplayServer

@@ -5,12 +5,12 @@ Run from the repository root:  .venv/bin/python benchmarks/bench_consumer.py [--
 It starts an embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), fills a 3-partition topic with 1,000,000 raw-rate
 readings (benchmarks/streams.py; the Berlin recording when present), then, each in a fresh subprocess:
 - reads the first 100,000 and then all 1,000,000 the way step 3's loop does: a consumer in a group with step 3's
-  settings (fetch_max_wait_ms from pm25.latency), poll, decode against the contract, Detector.process,
+  settings (fetch_max_wait_ms from pm25.streaming.latency), poll, decode against the contract, Detector.process,
   StatusTracker.update, publish each alert, and after each batch flush the alerts and commit the offsets.
   Messages per second count from the first message to the last (joining the group is not per-message work);
   memory is the peak RSS above the RSS before the first poll, so the interpreter and libraries are not counted;
 - sits idle on an empty topic for a few seconds, polling as step 3 does until its idle timer ends, once with
-  pm25.latency.FETCH_MAX_WAIT_MS and once with Kafka's default 500 ms: its CPU in % of one core.
+  pm25.streaming.latency.FETCH_MAX_WAIT_MS and once with Kafka's default 500 ms: its CPU in % of one core.
 --idle-only measures only the latter (run_all.py on real Kafka, where filling a million readings adds minutes).
 """
 
@@ -32,9 +32,10 @@ from brokers import broker_to_measure  # benchmarks/brokers.py, next to this scr
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25 import consuming, contract, latency
-from pm25.detector import Detector
-from pm25.status import StatusTracker
+from pm25.data import contract
+from pm25.rules.detector import Detector
+from pm25.rules.status import StatusTracker
+from pm25.streaming import consuming, latency
 
 SIZES = (100_000, 1_000_000)
 IDLE_SECONDS = 10.0

@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 from figures import write_figures  # benchmarks/figures.py, next to this script
 
-from pm25.detector import Detector
+from pm25.rules.detector import Detector
 
 # 1,000 boxes, a city-sized network: 100,000 readings are then ~4 hours of stream (each box closes and
 # drops 4 hours), 1,000,000 are ~42 hours, longer than the window: a cost that grew with the stream would show.
@@ -55,7 +55,7 @@ TARGET_TIME_RATIO = 12
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The four attributes the detector reads, as in pm25.contract.Reading."""
+    """The four attributes the detector reads, as in pm25.data.contract.Reading."""
 
     box_id: str
     box_name: str

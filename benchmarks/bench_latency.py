@@ -2,11 +2,11 @@
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_latency.py [--json PATH] [--seconds S]
 
-A producer process with step 2's settings (pm25.producing.PRODUCER_SETTINGS: acks="all", idempotence, its
+A producer process with step 2's settings (pm25.streaming.producing.PRODUCER_SETTINGS: acks="all", idempotence, its
 linger_ms and batch_size) sends readings at a fixed rate, 100 and then 1,000 readings/s. A consumer in this
-process, with step 3's fetch wait (pm25.latency.FETCH_MAX_WAIT_MS), does per message what step 3's loop does:
+process, with step 3's fetch wait (pm25.streaming.latency.FETCH_MAX_WAIT_MS), does per message what step 3's loop does:
 decode against the contract, Detector.process, StatusTracker.update, publish an alert when there is one; then
-pm25.latency.SendToAlertLatency takes the time from the record's send stamp (CreateTime) to that moment, as
+pm25.streaming.latency.SendToAlertLatency takes the time from the record's send stamp (CreateTime) to that moment, as
 step 3 does. Unlike step 3's loop, this consumer is assigned its partitions without a group, commits nothing
 and does not wait for an alert's acknowledgement: its figures are a lower bound for step 3's latency. Both
 processes run on this machine, so they share the clock. For comparison, 1,000 readings/s are also measured
@@ -29,9 +29,10 @@ from brokers import broker_to_measure  # benchmarks/brokers.py, next to this scr
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25 import consuming, contract, latency, producing
-from pm25.detector import Detector
-from pm25.status import StatusTracker
+from pm25.data import contract
+from pm25.rules.detector import Detector
+from pm25.rules.status import StatusTracker
+from pm25.streaming import consuming, latency, producing
 
 RATES = (100, 1_000)
 KAFKA_DEFAULT_FETCH_MAX_WAIT_MS = 500

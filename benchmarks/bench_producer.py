@@ -7,11 +7,11 @@ It starts an embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates 3-partit
 - ceiling: kafka-python with nothing of ours: pre-serialized key and value bytes, 1 MiB batches, no futures
   kept, no callbacks. The fastest this client goes on this broker and machine, with the same acks="all" and
   idempotence;
-- bulk: step 2's send loop as the notebook runs it: its producer settings (pm25.producing), the contract's
+- bulk: step 2's send loop as the notebook runs it: its producer settings (pm25.streaming.producing), the contract's
   serializers, a DeliveryReport that keeps every future, Ctrl+C safety around each send, one flush at the end;
 - flush after every message: the same producer and loop with a flush() after each send, the way the
   notebook warns against (the fair baseline: only the flush differs);
-- with --sweep: bulk with every pair of linger_ms and batch_size below, to choose pm25.producing's values.
+- with --sweep: bulk with every pair of linger_ms and batch_size below, to choose pm25.streaming.producing's values.
 The readings are raw-rate readings (benchmarks/streams.py). Every message must be acknowledged.
 """
 
@@ -32,7 +32,8 @@ from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import __version__ as kafka_python_version
 
-from pm25 import contract, producing
+from pm25.data import contract
+from pm25.streaming import producing
 
 BULK_MESSAGES = 100_000
 FLUSH_EACH_MESSAGES = 2_000
@@ -46,7 +47,7 @@ TARGET_RATIO = 30
 
 
 def make_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
-    """Step 2's producer: its settings come from pm25.producing, as the notebook's do."""
+    """Step 2's producer: its settings come from pm25.streaming.producing, as the notebook's do."""
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers.split(","),
         key_serializer=contract.KeySerializer(),

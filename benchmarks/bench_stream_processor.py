@@ -24,10 +24,10 @@ from pathlib import Path
 from figures import write_figures  # benchmarks/figures.py, next to this script
 from kafka import KafkaAdminClient, KafkaProducer
 
-from pm25.broker import EmbeddedBroker
+from pm25.brokers.embedded import EmbeddedBroker
 from pm25.config import Settings
-from pm25.contract import Reading, encode
-from pm25.stream_processor import DailyMeanRule, ReadingGate, build_application, prepare_readings_topic
+from pm25.data.contract import Reading, encode
+from pm25.streaming.stream_processor import DailyMeanRule, ReadingGate, build_application, prepare_readings_topic
 
 BOXES, EVERY = 48, timedelta(minutes=2)
 START = datetime(2023, 2, 26, tzinfo=UTC)

@@ -4,7 +4,7 @@
 import os
 from contextlib import ExitStack
 
-from pm25.jvm_brokers import session_broker
+from pm25.brokers.jvm import session_broker
 
 
 def broker_to_measure(stack: ExitStack) -> tuple[str, str]:

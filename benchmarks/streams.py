@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pm25 import contract
+from pm25.data import contract
 
 RECORDING = Path(__file__).resolve().parents[1] / "data" / "berlin_pm25_raw_2023-02-26.csv.gz"
 

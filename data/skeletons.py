@@ -1,6 +1,6 @@
 """The skeletons of the learner's tasks, as the notebooks' task cells hold them when committed.
 
-pm25.tasks compares an answer with its skeleton: an untouched skeleton falls back to the solution
+pm25.learning.tasks compares an answer with its skeleton: an untouched skeleton falls back to the solution
 (data/solutions.py), an edited one that still holds a `...` is a half-finished answer and gets a hint.
 tests/test_tasks.py checks that every notebook's task cell is exactly its skeleton here.
 """

@@ -1,6 +1,6 @@
 """The solutions of the learner's tasks: one cell per task, opened by `# %% task:<name>`.
 
-pm25.tasks uses a solution when its task is still unanswered, and the tests run every notebook
+pm25.learning.tasks uses a solution when its task is still unanswered, and the tests run every notebook
 with these cells in place of the cells tagged `task:<name>`. TEACHERS.md shows the same code
 (tests/test_tasks.py checks that it does). Each cell stands alone: it imports what it uses.
 """

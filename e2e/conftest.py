@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from pm25.broker import free_port, port_is_free
+from pm25.brokers.embedded import free_port, port_is_free
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("PM25_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -71,7 +71,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """`python -m pm25.lab`, as `make lab` runs it, with the session's broker (so it starts none of its own)."""
+    """`python -m pm25.classroom.lab`, as `make lab` runs it, with the session's broker (it starts none of its own)."""
     for variable in ("KAFKA_BOOTSTRAP_SERVERS", "OSEM_API_URL", "PM25_DATA_DIR"):
         assert os.environ.get(variable), f"{variable} is not set: run pytest from the repository root"
     port, token = free_port(), secrets.token_urlsafe(16)
@@ -90,7 +90,7 @@ def lab() -> Iterator[Lab]:
         }
         log = (Path(scratch) / "lab.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "pm25.lab"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pm25.classroom.lab"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:

@@ -19,7 +19,7 @@ from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from e2e.conftest import SCREENSHOTS
-from pm25.quiz import load_quiz
+from pm25.learning.quiz import load_quiz
 
 NOTEBOOK_TIMEOUT_S = float(os.environ.get("PM25_E2E_NOTEBOOK_TIMEOUT_S", "300"))
 # An error output is rendered like stderr; these are what tell it from a warning.

@@ -21,11 +21,12 @@ from e2e.test_browser import (
     snap,
     wait_until_executed,
 )
-from pm25 import config, topics
-from pm25.dataset import READINGS_FILE
-from pm25.maps import NO_DATA
-from pm25.readings import load_readings
-from pm25.tasks import solution
+from pm25 import config
+from pm25.data.dataset import READINGS_FILE
+from pm25.data.readings import load_readings
+from pm25.learning.tasks import solution
+from pm25.streaming import topics
+from pm25.views.maps import NO_DATA
 from tests.faults.support import produce
 from tests.notebooks import small_readings
 

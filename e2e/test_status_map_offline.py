@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from pm25 import maps
-from pm25.detector import Detector
-from pm25.readings import RECORDING_CSV, parse_readings_csv, recording_readings
-from pm25.status import StatusTracker
+from pm25.data.readings import RECORDING_CSV, parse_readings_csv, recording_readings
+from pm25.rules.detector import Detector
+from pm25.rules.status import StatusTracker
+from pm25.views import maps
 
 MARKERS = ".leaflet-overlay-pane path.leaflet-interactive"  # Leaflet draws a CircleMarker as an SVG path
 

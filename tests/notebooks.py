@@ -11,10 +11,10 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import PythonExporter
 
-from pm25.dataset import READINGS_FILE
+from pm25.data.dataset import READINGS_FILE
+from pm25.data.readings import recording_readings
 from pm25.files import write_csv
-from pm25.readings import recording_readings
-from pm25.tasks import TAG_PREFIX, solution
+from pm25.learning.tasks import TAG_PREFIX, solution
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from pm25.readings import RECORDING_CSV
+from pm25.data.readings import RECORDING_CSV
 
 DEFAULT_NOW = datetime(2023, 3, 1, 9, tzinfo=UTC)  # just after the recording ends
 

@@ -5,8 +5,8 @@ import json
 from ipyleaflet import GeoJSON
 
 from pm25.config import Settings
-from pm25.geo import Aoi, choose_aoi, default_aoi, save_aoi
-from pm25.maps import AreaPicker
+from pm25.data.geo import Aoi, choose_aoi, default_aoi, save_aoi
+from pm25.views.maps import AreaPicker
 
 CENTRE = (52.52, 13.405)
 

@@ -28,7 +28,7 @@ import requests
 import websocket
 from kafka import KafkaAdminClient
 
-from pm25.broker import free_port, port_is_free
+from pm25.brokers.embedded import free_port, port_is_free
 from tests import stack_checks as checks
 from tests.faults.support import wait_until
 
@@ -138,7 +138,7 @@ def test_command_keeps_its_standard_input_and_the_broker_ends_with_it():
     )  # fmt: skip
     try:
         address = wait_until(lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker")[1]
-        # pm25.broker, Tansu, and the command, which starts just after the address is printed
+        # pm25.brokers.embedded, Tansu, and the command, which starts just after the address is printed
         children = wait_until(lambda: len(descendants(process.pid)) >= 3 and descendants(process.pid), 30, "command")
         process.stdin.write("typed in\n")
         process.stdin.close()  # the command reads to the end and ends

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25.broker import BrokerError, EmbeddedBroker, free_port
-from pm25.jvm_brokers import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, ZooKeeperKafka, missing, session_broker
-from pm25.lab import chosen_broker
+from pm25.brokers.embedded import BrokerError, EmbeddedBroker, free_port
+from pm25.brokers.jvm import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, ZooKeeperKafka, missing, session_broker
+from pm25.classroom.lab import chosen_broker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,10 @@ def _wait_for_line(process, text, timeout_s=30):
 def test_the_command_prints_the_address_and_stops_cleanly(stop_signal):
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "pm25.broker", "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "pm25.brokers.embedded", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = _wait_for_line(process, "Bootstrap servers")
@@ -98,7 +101,7 @@ def test_the_broker_listens_on_loopback_only():
         assert addresses == [f"127.0.0.1:{broker.port}"]
 
 
-# -- real Kafka (pm25.jvm_brokers): the same broker settings as the compose files ----------------------
+# -- real Kafka (pm25.brokers.jvm): the same broker settings as the compose files ----------------------
 
 COMPOSE_ONLY = {"broker.id", "node.id", "cluster.id", "zookeeper.connect", "process.roles"}
 
@@ -146,7 +149,7 @@ def test_an_unknown_pm25_broker_is_one_clear_error():
 def test_make_lab_kafka_chooses_the_labs_broker(make_args, expected):
     recipe = subprocess.run(["make", "--dry-run", "--no-print-directory", "lab", *make_args], cwd=REPO,
                             capture_output=True, text=True, check=True).stdout.splitlines()[-1]  # fmt: skip
-    assert recipe.endswith("-m pm25.lab"), recipe
+    assert recipe.endswith("-m pm25.classroom.lab"), recipe
     env = dict(word.split("=", 1) for word in recipe.split() if word.startswith("KAFKA="))
     broker = chosen_broker(env, port=9092)
     assert type(broker) is expected and broker.bootstrap_servers == "127.0.0.1:9092"

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pm25 import consuming, contract
-from pm25.contract import Reading
+from pm25.data import contract
+from pm25.data.contract import Reading
+from pm25.streaming import consuming
 
 BOX = "a" * 24
 MOMENT = datetime(2023, 2, 26, 12, tzinfo=UTC)

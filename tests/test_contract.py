@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from kafka.serializer import Serializer
 
-from pm25 import dataset, plots
 from pm25.config import REPO_DIR
-from pm25.contract import (
+from pm25.data import dataset
+from pm25.data.contract import (
     SCHEMA,
     InvalidMessage,
     KeySerializer,
@@ -27,7 +27,8 @@ from pm25.contract import (
     format_timestamp,
     validate,
 )
-from pm25.readings import RECORDING_CSV, parse_readings_csv, recording_readings
+from pm25.data.readings import RECORDING_CSV, parse_readings_csv, recording_readings
+from pm25.views import plots
 
 BOX_ID = "591f578c51d34600116a8ea5"
 SENSOR_ID = "59458624a4ad590011186665"

@@ -1,4 +1,4 @@
-"""Daily means of pm25.daily: valid days (>= 18 hourly means) and days above the WHO and EU limits."""
+"""Daily means of pm25.rules.daily: valid days (>= 18 hourly means) and days above the WHO and EU limits."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pm25.daily import COLUMNS, DailyMeans
+from pm25.rules.daily import COLUMNS, DailyMeans
 
 T0 = datetime(2023, 2, 26, tzinfo=UTC)  # a midnight, UTC
 

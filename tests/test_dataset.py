@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from pm25 import dataset, files
+from pm25 import files
 from pm25.config import DEFAULT_BBOX, DEFAULT_FROM, DEFAULT_TO, Settings
+from pm25.data import dataset
+from pm25.data.geo import Aoi, default_aoi
+from pm25.data.opensensemap import OpenSenseMapClient, OpenSenseMapError
+from pm25.data.readings import COLUMNS, load_readings, recording_readings
 from pm25.files import write_atomically
-from pm25.geo import Aoi, default_aoi
-from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError
-from pm25.readings import COLUMNS, load_readings, recording_readings
 from tests.osem_replay import Fault
 
 DAYS = (DEFAULT_FROM, DEFAULT_TO)

@@ -1,4 +1,5 @@
-"""The 24-hour-mean alert rule of pm25.detector, decided on closed hours: case by case and against an exact oracle."""
+"""The 24-hour-mean alert rule of pm25.rules.detector, decided on closed hours: case by case and against an exact
+oracle."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pm25.contract import SATURATED
-from pm25.detector import Alert, Detector, Hardened, is_valid_value, naive_last_rows_alerts
+from pm25.data.contract import SATURATED
+from pm25.rules.detector import Alert, Detector, Hardened, is_valid_value, naive_last_rows_alerts
 
 T0 = datetime(2023, 2, 26, tzinfo=UTC)
 
@@ -500,7 +501,7 @@ def test_ties_are_decided_exactly_in_the_default_rule(hour_values):
 
 def learners_window_detector():
     """The class the learner writes in step 3 (its example answer)."""
-    from pm25.tasks import solved_values
+    from pm25.learning.tasks import solved_values
 
     return solved_values("window_detector")["WindowDetector"]
 

@@ -10,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25 import config, consuming, contract, maps, producing, topics
-from pm25.broker import EmbeddedBroker
-from pm25.detector import Detector
+from pm25 import config
+from pm25.brokers.embedded import EmbeddedBroker
+from pm25.data import contract
+from pm25.rules.detector import Detector
+from pm25.streaming import consuming, producing, topics
+from pm25.views import maps
 from tests.notebooks import execute_notebook, small_readings, stream_text
 
 START = datetime(2024, 1, 15, tzinfo=UTC)

@@ -190,7 +190,7 @@ DOTTED = re.compile(r"(?<![\w.])(?P<first>[A-Za-z_]\w*)(?P<rest>(?:\.[A-Za-z_]\w
 def package_names(notebook: Path) -> set[str]:
     """The package's names a notebook uses or mentions, as `pm25.module.Name`: its imports from pm25, the
     attributes it uses of the modules it imported (unless it binds the name to something else), and the
-    dotted names in backticks in its Markdown (`pm25.detector.Detector`, `producing.DeliveryReport`)."""
+    dotted names in backticks in its Markdown (`pm25.rules.detector.Detector`, `producing.DeliveryReport`)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     names, modules, bound, used = set(), {"pm25": "pm25"}, set(), []
     for cell in cells:
@@ -201,8 +201,7 @@ def package_names(notebook: Path) -> set[str]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pm25":
                 names |= {f"{node.module}.{alias.name}" for alias in node.names}
-                if node.module == "pm25":
-                    modules |= {alias.asname or alias.name: f"pm25.{alias.name}" for alias in node.names}
+                modules |= {alias.asname or alias.name: f"{node.module}.{alias.name}" for alias in node.names}
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 bound.add(node.id)
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
@@ -242,14 +241,14 @@ def test_every_package_name_a_notebook_mentions_exists(notebook):
 @pytest.mark.parametrize(
     ("text", "name"),
     [
-        ("The hardened version: `pm25.detector.Detektor`.", "pm25.detector.Detektor"),
-        ("What `producing.DeliveryRaport` counts", "pm25.producing.DeliveryRaport"),
-        ("report = producing.DeliveryRaport()", "pm25.producing.DeliveryRaport"),
-        ("from pm25.detector import Detektor", "pm25.detector.Detektor"),
+        ("The hardened version: `pm25.rules.detector.Detektor`.", "pm25.rules.detector.Detektor"),
+        ("What `producing.DeliveryRaport` counts", "pm25.streaming.producing.DeliveryRaport"),
+        ("report = producing.DeliveryRaport()", "pm25.streaming.producing.DeliveryRaport"),
+        ("from pm25.rules.detector import Detektor", "pm25.rules.detector.Detektor"),
     ],
 )
 def test_a_misspelt_package_name_is_reported(tmp_path, text, name):
-    cells = [{"cell_type": "code", "source": ["from pm25 import producing"]},
+    cells = [{"cell_type": "code", "source": ["from pm25.streaming import producing"]},
              {"cell_type": "markdown" if "`" in text else "code", "source": [text]}]  # fmt: skip
     notebook = tmp_path / "step.ipynb"
     notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
@@ -259,6 +258,6 @@ def test_a_misspelt_package_name_is_reported(tmp_path, text, name):
 
 def test_a_name_bound_in_the_notebook_is_not_taken_for_the_module(tmp_path):
     notebook = tmp_path / "step.ipynb"
-    source = "from pm25 import status\nstatus = status.StatusTracker()\nstatus.table()"
+    source = "from pm25.rules import status\nstatus = status.StatusTracker()\nstatus.table()"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": [source]}]}), encoding="utf-8")
-    assert package_names(notebook) == {"pm25.status"}  # the import, not status.table
+    assert package_names(notebook) == {"pm25.rules.status"}  # the import, not status.table

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pm25.detector import Detector, naive_last_rows_alerts
-from pm25.readings import load_readings, recording_readings
+from pm25.data.readings import load_readings, recording_readings
+from pm25.rules.detector import Detector, naive_last_rows_alerts
 
 TEACHERS = Path(__file__).resolve().parents[1] / "TEACHERS.md"
 SECTION = "## Expected results on the default data"

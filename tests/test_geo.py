@@ -4,10 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pm25.checks import api_time_range, check_bounding_box, check_city_centre, check_time_range, choose_time_range
 from pm25.config import Settings
-from pm25.geo import Aoi, AoiError, check_coordinates, choose_aoi, default_aoi, save_aoi
-from pm25.tasks import WrongAnswer
+from pm25.data.geo import Aoi, AoiError, check_coordinates, choose_aoi, default_aoi, save_aoi
+from pm25.learning.checks import (
+    api_time_range,
+    check_bounding_box,
+    check_city_centre,
+    check_time_range,
+    choose_time_range,
+)
+from pm25.learning.tasks import WrongAnswer
 
 SQUARE = {"type": "Polygon", "coordinates": [[[7.6, 51.9], [7.7, 51.9], [7.7, 52.0], [7.6, 52.0], [7.6, 51.9]]]}
 

@@ -9,9 +9,9 @@ import nbformat
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25 import consuming
 from pm25.errors import LearnerError
-from pm25.group import (
+from pm25.streaming import consuming
+from pm25.streaming.group import (
     GroupError,
     GroupMember,
     group_table,
@@ -21,7 +21,7 @@ from pm25.group import (
     wait_until,
     wait_until_settled,
 )
-from pm25.topics import ensure_topic
+from pm25.streaming.topics import ensure_topic
 from tests.faults.support import create_topic, produce, random_walk_stream
 from tests.notebooks import SRC, run, stream_text
 
@@ -103,7 +103,7 @@ def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_f
 
 
 class Clock:
-    """time.monotonic for pm25.consuming, moved on by the test."""
+    """time.monotonic for pm25.streaming.consuming, moved on by the test."""
 
     def __init__(self):
         self.now = 1000.0

@@ -7,8 +7,8 @@ import pytest
 from kafka import KafkaConsumer
 from nbclient.exceptions import CellExecutionError
 
-from pm25.consuming import ProcessedOffsets
-from pm25.hints import CLOSED_CLIENT, hint
+from pm25.learning.hints import CLOSED_CLIENT, hint
+from pm25.streaming.consuming import ProcessedOffsets
 from tests.notebooks import SRC, cell_by_id, run, task_cells, with_answer
 
 STEP_2 = SRC / "step_2_producer.ipynb"
@@ -41,7 +41,7 @@ def test_an_unknown_name_is_still_sent_to_the_cells_above():
 def test_a_loop_run_again_after_its_consumer_was_closed_gets_one_line(bootstrap_servers):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
-        nbformat.v4.new_code_cell("from kafka import KafkaConsumer\nfrom pm25 import hints\nhints.install()"),
+        nbformat.v4.new_code_cell("from kafka import KafkaConsumer\nfrom pm25.learning import hints\nhints.install()"),
         nbformat.v4.new_code_cell(f"consumer = KafkaConsumer(bootstrap_servers={bootstrap_servers!r})\n"
                                   "consumer.close()"),
         nbformat.v4.new_code_cell("consumer.poll(timeout_ms=100)"),  # the loop cell, run again after the close

@@ -12,7 +12,7 @@ import pytest
 import requests
 from kafka import KafkaAdminClient
 
-from pm25.broker import free_port, port_is_free
+from pm25.brokers.embedded import free_port, port_is_free
 
 REPO = os.path.join(os.path.dirname(__file__), "..")  # where `make lab` runs it
 
@@ -37,7 +37,7 @@ def _lab(stderr=subprocess.PIPE, **variables):
     env = {**os.environ, "JUPYTER_TOKEN": "lab-test-token", **variables}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "pm25.lab"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr,
+        [sys.executable, "-m", "pm25.classroom.lab"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr,
         text=True, start_new_session=True,
     )  # fmt: skip
 

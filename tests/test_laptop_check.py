@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from pm25 import laptop_check
-from pm25.broker import free_port
-from pm25.readings import RECORDING_COLUMNS, RECORDING_CSV
+from pm25.brokers.embedded import free_port
+from pm25.classroom import laptop_check
+from pm25.data.readings import RECORDING_COLUMNS, RECORDING_CSV
 from tests.test_docs import REPO
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25 import latency
+from pm25.streaming import latency
 
 LOG_APPEND_TIME = 1
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from pm25.launch_links import github_repository, launch_links
+from pm25.classroom.launch_links import github_repository, launch_links
 from tests.test_docs import REPO, all_links
 
 LAUNCHERS = {"mybinder.org", "codespaces.new", "gitpod.io", "colab.research.google.com"}

@@ -6,8 +6,8 @@ from importlib.metadata import PackageNotFoundError
 
 import pytest
 
-from pm25 import leaflet_assets
 from pm25.errors import LearnerError
+from pm25.views import leaflet_assets
 
 
 def test_leaflet_script_starts_with_its_licence():

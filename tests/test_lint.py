@@ -91,9 +91,9 @@ def test_nothing_puts_src_on_the_import_path_by_hand():
     [
         'pythonpath = ["src", "."]',
         "ENV PYTHONPATH=/home/${NB_USER}/work/src",
-        "\tcd src && ../$(BIN)/python -m pm25.lab",
+        "\tcd src && ../$(BIN)/python -m pm25.classroom.lab",
         'sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))',
-        '(cd "$src" && exec python -m pm25.broker)',
+        '(cd "$src" && exec python -m pm25.brokers.embedded)',
     ],
 )
 def test_the_path_check_reports_what_the_repository_did_before_the_editable_install(line):

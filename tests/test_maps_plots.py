@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
-from pm25 import maps, plots
-from pm25.detector import Detector, naive_last_rows_alerts
-from pm25.readings import recording_readings
-from pm25.status import StatusTracker
+from pm25.data.readings import recording_readings
+from pm25.rules.detector import Detector, naive_last_rows_alerts
+from pm25.rules.status import StatusTracker
+from pm25.views import maps, plots
 
 matplotlib.use("Agg")
 T0 = datetime(2023, 2, 26, tzinfo=UTC)

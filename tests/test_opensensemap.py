@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pm25 import opensensemap
 from pm25.config import DEFAULT_FROM, DEFAULT_TO
-from pm25.opensensemap import (
+from pm25.data import opensensemap
+from pm25.data.opensensemap import (
     RAW_COLUMNS,
     ApiRefused,
     ApiUnavailable,

@@ -19,9 +19,10 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 from kafka.future import Future
 
-from pm25 import contract, geo, producing, topics
-from pm25.broker import EmbeddedBroker
-from pm25.opensensemap import OpenSenseMapClient
+from pm25.brokers.embedded import EmbeddedBroker
+from pm25.data import contract, geo
+from pm25.data.opensensemap import OpenSenseMapClient
+from pm25.streaming import producing, topics
 from tests.notebooks import cell_by_id
 from tests.osem_replay import Fault
 

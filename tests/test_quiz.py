@@ -14,9 +14,7 @@ import pytest
 import yaml
 
 from pm25.config import REPO_DIR
-from pm25.daily import DailyMeans
-from pm25.detector import Detector
-from pm25.quiz import (
+from pm25.learning.quiz import (
     QUIZ_CSS,
     QUIZ_PATH,
     Option,
@@ -30,6 +28,8 @@ from pm25.quiz import (
     show_quiz,
     validate,
 )
+from pm25.rules.daily import DailyMeans
+from pm25.rules.detector import Detector
 
 REQUIRED_CHAPTERS = {"iot", "streams", "workflow", "kafka", "pm25"}  # the notebooks point learners to these
 GOAL = re.compile(r"^\d+\. \*\*(?P<name>[^*]+?)\.\*\* ", re.MULTILINE)
@@ -178,7 +178,7 @@ def test_the_valid_bbox_is_longitude_first_south_west_corner_first(questions):
     assert (13 < west < east < 14, 52 < south < north < 53) == (True, True)
 
 
-# The rule questions say what pm25.detector does (decision 2: the 24-hour mean of hourly means, >= 18 hours)
+# The rule questions say what pm25.rules.detector does (decision 2: the 24-hour mean of hourly means, >= 18 hours)
 
 T0 = datetime(2023, 2, 26, 0, tzinfo=UTC)
 needs_24_hour_detector = pytest.mark.skipif(

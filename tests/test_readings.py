@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pm25.contract import Reading, validate
-from pm25.readings import COLUMNS, RECORDING_CSV, load_readings, parse_readings_csv, recording_readings
+from pm25.data.contract import Reading, validate
+from pm25.data.readings import COLUMNS, RECORDING_CSV, load_readings, parse_readings_csv, recording_readings
 
 HEADER = ",".join(COLUMNS)
 GOOD_ROW = (

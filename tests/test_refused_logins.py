@@ -8,7 +8,7 @@ from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 from kafka.net.connection import KafkaConnection
 from kafka.protocol.broker_version_data import BrokerVersionData
 
-from pm25 import producing, refused_logins
+from pm25.streaming import producing, refused_logins
 
 
 def test_no_broker_names_the_credentials_after_a_refused_login(monkeypatch):

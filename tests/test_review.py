@@ -1,4 +1,4 @@
-"""The plausibility review of pm25.review: its definition at its edges, and the bundled recording's alerts."""
+"""The plausibility review of pm25.rules.review: its definition at its edges, and the bundled recording's alerts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from pm25 import review
-from pm25.detector import Alert, Detector
-from pm25.readings import load_readings, recording_readings
+from pm25.data.readings import load_readings, recording_readings
+from pm25.rules import review
+from pm25.rules.detector import Alert, Detector
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)  # a Monday in Münster's winter: nothing here is Berlin's
 

@@ -12,10 +12,10 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from pm25 import selfcheck
 from pm25.config import BUNDLED_DATA_DIR
-from pm25.contract import Reading
-from pm25.tasks import WrongAnswer, solved_values
+from pm25.data.contract import Reading
+from pm25.learning import selfcheck
+from pm25.learning.tasks import WrongAnswer, solved_values
 from tests import wrong_answers
 
 RECORDING = BUNDLED_DATA_DIR / "berlin_pm25_raw_2023-02-26.csv.gz"

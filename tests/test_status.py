@@ -1,4 +1,4 @@
-"""Sensor status and quality of pm25.status: active, stale, inactive, and the stuck-sensor rule."""
+"""Sensor status and quality of pm25.rules.status: active, stale, inactive, and the stuck-sensor rule."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from pm25.config import REPO_DIR
-from pm25.detector import Detector
-from pm25.status import COLUMNS, StatusTracker
+from pm25.rules.detector import Detector
+from pm25.rules.status import COLUMNS, StatusTracker
 
 T0 = datetime(2024, 1, 15, tzinfo=UTC)
 BERLIN = REPO_DIR / "data" / "berlin_pm25_raw_2023-02-26.csv.gz"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from pm25.geo import Aoi, save_aoi
-from pm25.hints import hint
-from pm25.tasks import solution
+from pm25.data.geo import Aoi, save_aoi
+from pm25.learning.hints import hint
+from pm25.learning.tasks import solution
 from tests.notebooks import (
     SRC,
     cell_by_id,

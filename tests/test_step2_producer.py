@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import nbformat
 import pytest
 
-from pm25 import contract, tasks
-from pm25.detector import Detector
+from pm25.data import contract
+from pm25.data.readings import recording_readings
 from pm25.errors import LearnerError
-from pm25.readings import recording_readings
+from pm25.learning import tasks
+from pm25.rules.detector import Detector
 from tests.faults.support import NotebookCells, random_walk_stream, read_topic, readings_csv
 from tests.notebooks import SRC, cell_index, execute_notebook, run, stream_text, with_answer, with_solutions
 

@@ -12,9 +12,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from nbclient.exceptions import CellExecutionError
 
-from pm25 import consuming
-from pm25.contract import Reading, encode
-from pm25.tasks import solution
+from pm25.data.contract import Reading, encode
+from pm25.learning.tasks import solution
+from pm25.streaming import consuming
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
 from tests.notebooks import SRC, cell_by_id, cell_index, execute_notebook, run, small_readings, stream_text, with_answer

@@ -16,11 +16,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from pm25.config import Settings
-from pm25.contract import Reading, encode
-from pm25.detector import Detector
+from pm25.data.contract import Reading, encode
 from pm25.errors import LearnerError
-from pm25.quix_instances import committed, describe, read_alerts
-from pm25.stream_processor import (
+from pm25.rules.detector import Detector
+from pm25.streaming.quix_instances import committed, describe, read_alerts
+from pm25.streaming.stream_processor import (
     NEWEST_MS,
     DailyMeanRule,
     RecoveryTimer,
@@ -209,7 +209,7 @@ def test_reading_a_topic_that_does_not_exist_gives_nothing_and_creates_nothing(b
 
 def test_importing_the_processor_shows_no_authlib_httpx_warning(tmp_path):
     shown = subprocess.run(
-        [sys.executable, "-W", "default", "-c", "import pm25.stream_processor"],
+        [sys.executable, "-W", "default", "-c", "import pm25.streaming.stream_processor"],
         cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stderr  # fmt: skip
     assert "httpx module is deprecated" not in shown

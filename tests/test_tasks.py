@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from pm25 import tasks
+from pm25.data.readings import load_readings
 from pm25.errors import LearnerError
-from pm25.readings import load_readings
-from pm25.tasks import WrongAnswer
+from pm25.learning import tasks
+from pm25.learning.tasks import WrongAnswer
 from tests import wrong_answers
 from tests.faults.support import create_topic, produce
 from tests.notebooks import (

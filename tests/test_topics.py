@@ -6,7 +6,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import InvalidTopicError
 
-from pm25 import topics
+from pm25.streaming import topics
 
 
 def test_ensure_topic_creates_the_topic_with_three_partitions(bootstrap_servers, topic):

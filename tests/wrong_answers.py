@@ -7,7 +7,7 @@ notebook cell would and returns its WindowDetector.
 
 from __future__ import annotations
 
-from pm25 import tasks
+from pm25.learning import tasks
 
 SOLUTION = tasks.solution("window_detector")
 

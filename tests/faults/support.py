@@ -22,8 +22,8 @@ import nbformat
 import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25.contract import Reading, encode
-from pm25.dataset import READINGS_FILE
+from pm25.data.contract import Reading, encode
+from pm25.data.dataset import READINGS_FILE
 from tests.notebooks import SRC, cell_index, notebook_as_script, small_readings
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
@@ -210,7 +210,8 @@ class NotebookCells:
 
     def _run(self, number: int) -> None:
         source, name = self.cells[number].source, f"<cell {number}>"
-        # Like IPython, keep the cell's source where inspect finds it: pm25.tasks reads a task's source for `...`.
+        # Like IPython, keep the cell's source where inspect finds it: pm25.learning.tasks reads a task's source
+        # for `...`.
         linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
         exec(compile(source, name, "exec"), self.namespace)
 
@@ -362,7 +363,7 @@ def interrupt_when_reached(patch: str) -> str:
     interrupt lands exactly there. A loop that holds ■ until its message is done sees it right after."""
     return (
         "import threading\n"
-        "from pm25 import producing as _producing\n"
+        "from pm25.streaming import producing as _producing\n"
         "_interrupted, _on_sigint = threading.Event(), _producing.HeldCtrlC.on_sigint\n"
         "def _noting(self, number, frame):\n"
         "    _interrupted.set()\n"

@@ -9,9 +9,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from pm25 import contract
-from pm25.consuming import AlertNotDelivered, AlertSerializer, ProcessedOffsets
-from pm25.detector import Alert
+from pm25.data import contract
+from pm25.rules.detector import Alert
+from pm25.streaming.consuming import AlertNotDelivered, AlertSerializer, ProcessedOffsets
 from tests.faults.support import read_topic, wait_until
 
 pytestmark = pytest.mark.faults

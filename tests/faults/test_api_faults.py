@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPLAY_KEY
-from pm25 import dataset
 from pm25.config import RESOLUTIONS, Settings
-from pm25.geo import Aoi
-from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError
+from pm25.data import dataset
+from pm25.data.geo import Aoi
+from pm25.data.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError
 from tests.osem_replay import Fault
 
 pytestmark = pytest.mark.faults

@@ -11,8 +11,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from nbclient.exceptions import CellExecutionError
 
-from pm25 import contract, producing, topics
-from pm25.broker import EmbeddedBroker, free_port
+from pm25.brokers.embedded import EmbeddedBroker, free_port
+from pm25.data import contract
+from pm25.streaming import producing, topics
 from tests.faults.support import (
     consumer_script,
     data_folder,

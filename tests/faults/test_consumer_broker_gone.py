@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from pm25.broker import EmbeddedBroker
-from pm25.consuming import ProcessedOffsets
+from pm25.brokers.embedded import EmbeddedBroker
 from pm25.errors import LearnerError
+from pm25.streaming.consuming import ProcessedOffsets
 from tests.faults.support import wait_until
 
 pytestmark = pytest.mark.faults

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from kafka import KafkaConsumer
 
-from pm25.broker import EmbeddedBroker
+from pm25.brokers.embedded import EmbeddedBroker
 from tests.faults.support import (
     committed_total,
     consumer_script,

@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pm25 import checks, config, geo, readings
+from pm25 import config
 from pm25.config import ConfigError
-from pm25.contract import InvalidMessage
-from pm25.geo import AoiError
-from pm25.tasks import WrongAnswer
+from pm25.data import geo, readings
+from pm25.data.contract import InvalidMessage
+from pm25.data.geo import AoiError
+from pm25.learning import checks
+from pm25.learning.tasks import WrongAnswer
 
 pytestmark = pytest.mark.faults
 

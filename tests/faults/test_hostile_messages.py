@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pm25 import consuming, contract
-from pm25.detector import Detector
-from pm25.status import StatusTracker
+from pm25.data import contract
+from pm25.rules.detector import Detector
+from pm25.rules.status import StatusTracker
+from pm25.streaming import consuming
 
 pytestmark = pytest.mark.faults
 

@@ -16,8 +16,8 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
 
-from pm25.detector import Detector
 from pm25.errors import LearnerError, StoppedByYou
+from pm25.rules.detector import Detector
 from tests.faults.support import (
     CLOSE_CELL,
     DETECTOR_CELL,

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from kafka import KafkaProducer
 
-from pm25 import contract, producing
+from pm25.data import contract
+from pm25.streaming import producing
 from tests.faults.support import (
     consumer_script,
     create_topic,

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from kafka import KafkaProducer
 
-from pm25.broker import EmbeddedBroker
+from pm25.brokers.embedded import EmbeddedBroker
 from pm25.errors import StoppedByYou
 from tests.faults.support import NotebookCells, data_folder, random_walk_stream, read_topic, readings_csv, wait_until
 

@@ -63,7 +63,7 @@ def test_stop_during_run_all_stops_step_3_and_the_loop_cell_goes_on_when_run_aga
     )  # fmt: skip
     halfway = len(stream) // 2
     patch = (
-        "from pm25.detector import Detector\n"
+        "from pm25.rules.detector import Detector\n"
         "_process, _calls = Detector.process, [0]\n"
         "def _counted(self, reading):\n"
         "    _calls[0] += 1\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pm25 import lab
-from pm25.broker import EmbeddedBroker
+from pm25.brokers.embedded import EmbeddedBroker
+from pm25.classroom import lab
 
 pytestmark = pytest.mark.faults
 

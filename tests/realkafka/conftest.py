@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pm25.jvm_brokers import missing
+from pm25.brokers.jvm import missing
 
 
 def session_broker_line() -> str:

@@ -1,12 +1,12 @@
 """The three-node KRaft cluster: a partition's leader dies while step 2's producer sends with acks=all and a
-consumer group reads (pm25.broker_dies, also `make broker-dies`)."""
+consumer group reads (pm25.classroom.broker_dies, also `make broker-dies`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pm25 import broker_dies
-from pm25.jvm_brokers import KRaftCluster
+from pm25.brokers.jvm import KRaftCluster
+from pm25.classroom import broker_dies
 
 pytestmark = pytest.mark.realkafka
 SENT = 6000

@@ -15,8 +15,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from pm25.quix_instances import Instance, committed
-from pm25.stream_processor import DailyMeanRule, prepare_readings_topic
+from pm25.streaming.quix_instances import Instance, committed
+from pm25.streaming.stream_processor import DailyMeanRule, prepare_readings_topic
 from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
 
 pytestmark = pytest.mark.realkafka
@@ -29,7 +29,7 @@ def start_exactly_once(name: str, group: str, work_dir: Path, alert_topic: str, 
     """What `start_instance` starts, with --exactly-once (transactions) and a 20 s idle time-out."""
     rule = DailyMeanRule()
     command = [
-        sys.executable, "-m", "pm25.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
+        sys.executable, "-m", "pm25.streaming.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
         "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
         "--min-hours", str(rule.min_hours), "--idle-timeout-s", "20", "--exactly-once",
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""`python -m pm25.jvm_brokers`: ready line, a clean stop on Ctrl+C or SIGTERM, no broker left behind even
+"""`python -m pm25.brokers.jvm`: ready line, a clean stop on Ctrl+C or SIGTERM, no broker left behind even
 when the Python process that started it is SIGKILLed (as a test run killed by CI's time limit)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pm25.broker import free_port
+from pm25.brokers.embedded import free_port
 from tests.faults.support import wait_until
 from tests.realkafka.conftest import session_broker_line
 
@@ -29,7 +29,7 @@ def running(pid: str) -> bool:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])  # SIGTERM takes the SIGINT path
 def test_the_broker_command_stops_cleanly_and_leaves_no_jvm(stop):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "pm25.jvm_brokers", session_broker_line(), "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "pm25.brokers.jvm", session_broker_line(), "--port", str(port)],
                                cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         ready = wait_until(lambda: process.stdout.readline(), 180, "the ready line")

@@ -11,9 +11,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from pm25 import producing, refused_logins
+from pm25.brokers.jvm import KRaftKafka, SaslTls
 from pm25.config import Settings
-from pm25.jvm_brokers import KRaftKafka, SaslTls
+from pm25.streaming import producing, refused_logins
 from tests.faults.support import wait_until
 from tests.realkafka.certificates import broker_keystore
 from tests.realkafka.conftest import skip_unless_kraft_session

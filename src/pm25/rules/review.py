@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pm25.contract import format_timestamp
-from pm25.detector import Alert, is_valid_value
+from pm25.data.contract import format_timestamp
 from pm25.files import write_csv
+from pm25.rules.detector import Alert, is_valid_value
 
 MIN_BOXES = 5
 RATIO = 3.0

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 RECORDING = REPO / "data" / "berlin_pm25_raw_2023-02-26.csv.gz"
 RECORDING_HEADER = "boxId,boxName,exposure,sensorId,sensorType,lat,lon,createdAt,value"
@@ -64,7 +64,7 @@ def check_installed(venv_python: Path = VENV_PYTHON) -> Result:
     return Result(True, "Installed: .venv has every package the notebooks import")
 
 
-# As in pm25.broker, which this check cannot import: it runs before `make install`, on the standard library.
+# As in pm25.brokers.embedded, which this check cannot import: it runs before `make install`, on the standard library.
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((HOST, port)) != 0
@@ -93,14 +93,14 @@ def check_broker(venv_python: Path, port: int) -> Result:
     fix = "make install, then make check again; if it says the same, show this line to your teacher"
     started = time.monotonic()
     broker = subprocess.Popen(
-        [str(venv_python), "-m", "pm25.broker", "--port", str(port)],
+        [str(venv_python), "-m", "pm25.brokers.embedded", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert broker.stdout is not None  # stdout=PIPE
     try:
-        # pm25.broker gives up by itself after its own start-up time-out, so this loop ends.
+        # pm25.brokers.embedded gives up by itself after its own start-up time-out, so this loop ends.
         ready = any(BROKER_READY in line for line in broker.stdout)
     finally:
         broker.terminate()

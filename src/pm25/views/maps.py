@@ -15,9 +15,9 @@ from ipyleaflet import CircleMarker, DrawControl, GeoJSON, LayersControl, Map, W
 from ipywidgets import HTML, Output, VBox
 from jinja2 import Template
 
-from pm25.geo import Aoi, AoiError, load_aoi, save_aoi
-from pm25.leaflet_assets import leaflet_css, leaflet_js
-from pm25.status import mean_column
+from pm25.data.geo import Aoi, AoiError, load_aoi, save_aoi
+from pm25.rules.status import mean_column
+from pm25.views.leaflet_assets import leaflet_css, leaflet_js
 
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
 # PM2.5 colours by the WHO 2021 levels for a 24-hour mean: the guideline level (15) and the interim targets
@@ -48,7 +48,7 @@ TILES = {
     },
 }
 NO_TILES_NOTE = "No map tiles: they need internet. The markers are on a plain background."
-# An alert of a box out of line with its neighbours (pm25.review): a dashed ring instead of a solid one.
+# An alert of a box out of line with its neighbours (pm25.rules.review): a dashed ring instead of a solid one.
 IMPLAUSIBLE_OUTLINE = {"color": "black", "weight": 4, "dashArray": "6 4"}
 
 
@@ -252,7 +252,7 @@ def status_map(
     """The final state of every box, saved as a stand-alone folium page: active, stale or inactive.
 
     `status` is StatusTracker.table(boxes, detector); its mean column is the one of `window_hours`. With
-    `review` (pm25.review.review_alerts), a box whose latest alert is implausible gets a dashed ring. The
+    `review` (pm25.rules.review.review_alerts), a box whose latest alert is implausible gets a dashed ring. The
     page carries Leaflet itself, so its markers show without internet; only the background tiles need it
     (without them, the markers stand on a plain background and a line says why).
     """

@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.colors import BoundaryNorm, Colormap, ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
-from pm25.dataset import HUMID_RH
-from pm25.maps import LEVELS, NO_DATA
+from pm25.data.dataset import HUMID_RH
+from pm25.views.maps import LEVELS, NO_DATA
 
 # Okabe-Ito colours (told apart with any colour vision), each combined with a line style and a
 # marker, so every line of a legend can also be found by its shape. Its black is left out: black is the threshold's.
@@ -38,7 +38,7 @@ def readings_plot(
     """Step 1's overview: each box's hourly mean PM2.5 (boxName, timestamp, value columns), one line per
     box told apart by colour, line style and marker, and the threshold as a dashed line.
 
-    `humid_hours` (from pm25.dataset.humid_hours) are shaded: in them optical sensors read high."""
+    `humid_hours` (from pm25.data.dataset.humid_hours) are shaded: in them optical sensors read high."""
     series = readings.assign(time=pd.to_datetime(readings["timestamp"], utc=True, format="ISO8601").dt.floor("h"))
     hourly = series.groupby(["boxName", "time"])["value"].mean()
     boxes = sorted(hourly.index.get_level_values("boxName").unique())
@@ -60,7 +60,7 @@ def readings_plot(
 
 def alert_intervals(alerts: pd.DataFrame, stream_end: pd.Timestamp) -> pd.DataFrame:
     """From 'exceeded' to the next 'resolved' of the same box (or to the end of the stream). `plausible` is
-    the review's verdict on the 'exceeded' alert (pm25.review) where `alerts` has one, else True."""
+    the review's verdict on the 'exceeded' alert (pm25.rules.review) where `alerts` has one, else True."""
     intervals = []
     verdicts = alerts["plausible"] if "plausible" in alerts else pd.Series(True, index=alerts.index)
     alerts = alerts.assign(plausible=verdicts.fillna(True).astype(bool))
@@ -114,7 +114,7 @@ def most_important_first(means: pd.DataFrame, intervals: pd.DataFrame) -> pd.Dat
 
 
 def level_colour_scale() -> tuple[Colormap, BoundaryNorm]:
-    """The maps' PM2.5 bins (pm25.maps.LEVELS) as a matplotlib colour map; no data in the maps' grey."""
+    """The maps' PM2.5 bins (pm25.views.maps.LEVELS) as a matplotlib colour map; no data in the maps' grey."""
     *bins, (_, over, _) = LEVELS
     colour_map = ListedColormap([colour for _, colour, _ in bins]).with_extremes(over=over, bad=NO_DATA)
     return colour_map, BoundaryNorm([0.0] + [upper for upper, _, _ in bins], len(bins))
@@ -124,7 +124,7 @@ def rolling_mean_plot(
     history: pd.DataFrame, alerts: pd.DataFrame, threshold: float, window_hours: float, path: Path
 ) -> plt.Figure:
     """`history` has boxName, timestamp and mean (the box's window mean after each reading); `alerts` has
-    boxName, event and timestamp, and may have the review's plausible (pm25.review). Saved to `path` as a PNG."""
+    boxName, event and timestamp, and may have the review's plausible (pm25.rules.review). Saved to `path` as a PNG."""
     history = history.assign(timestamp=pd.to_datetime(history["timestamp"], utc=True, format="ISO8601"))
     means = hourly_window_means(history)
     plot_end = means.columns[-1] + pd.Timedelta(hours=1)  # an alert still open lasts to the plot's right edge

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from pm25.contract import InvalidMessage, decode
+from pm25.data.contract import InvalidMessage, decode
 from pm25.errors import LearnerError
 
 # How long a member that stopped answering keeps its partitions, and on Tansu how long a group's first join

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from pm25.config import Settings
+from pm25.data.geo import CITY, Aoi
+from pm25.data.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, humidity_sensor, is_pm25
+from pm25.data.readings import COLUMNS, recording_readings
 from pm25.files import write_atomically, write_csv
-from pm25.geo import CITY, Aoi
-from pm25.opensensemap import ApiUnavailable, OpenSenseMapClient, OpenSenseMapError, humidity_sensor, is_pm25
-from pm25.readings import COLUMNS, recording_readings
 
 READINGS_FILE = "pm25_readings.csv"
 BOXES_FILE = "senseboxes.geojson"

@@ -1,6 +1,6 @@
 """A cell run before the cells it needs: one line that says what to do, instead of a NameError traceback.
 
-    from pm25 import hints
+    from pm25.learning import hints
     hints.install()   # in a notebook's first code cell
 
 Only names looked up in the notebook's own namespace get the hint; a NameError inside a library keeps
@@ -16,7 +16,7 @@ from typing import Any
 
 from kafka.errors import IllegalStateError
 
-from pm25.contract import SCHEMA
+from pm25.data.contract import SCHEMA
 
 READING_FIELDS = frozenset(SCHEMA["properties"])
 

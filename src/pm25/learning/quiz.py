@@ -1,6 +1,6 @@
 """Self-test questions for the tutorial: load them, check them, and show them as widgets.
 
-    from pm25.quiz import show_quiz
+    from pm25.learning.quiz import show_quiz
     show_quiz("kafka")          # one chapter; show_quiz() shows all
 
 The questions live in data/quiz.yaml. Each names the learning goal of TEACHERS.md it checks, has

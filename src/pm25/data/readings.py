@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from pm25.config import BUNDLED_DATA_DIR
-from pm25.contract import (
+from pm25.data.contract import (
     EXAMPLE_TIMESTAMP,
     InvalidMessage,
     Reading,
@@ -170,7 +170,7 @@ def recording_readings(recording_csv: Path = RECORDING_CSV) -> pd.DataFrame:
     """The bundled raw Berlin recording in COLUMNS, ready to be written as pm25_readings.csv.
 
     One row per measurement, sorted by time, then box, as a live stream would bring them.
-    (Step 1 clips it to the area and time range like an API answer: see pm25.dataset.from_recording.)
+    (Step 1 clips it to the area and time range like an API answer: see pm25.data.dataset.from_recording.)
     """
     table = pd.read_csv(recording_csv, dtype={"boxId": str, "boxName": str, "sensorId": str, "createdAt": str})
     missing = [column for column in RECORDING_COLUMNS if column not in table.columns]

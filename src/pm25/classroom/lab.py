@@ -17,9 +17,9 @@ import subprocess
 import sys
 from contextlib import ExitStack
 
-from pm25.broker import HOST, BrokerError, EmbeddedBroker, port_is_free
+from pm25.brokers.embedded import HOST, BrokerError, EmbeddedBroker, port_is_free
+from pm25.brokers.jvm import BROKERS, JvmKafka
 from pm25.config import REPO_DIR
-from pm25.jvm_brokers import BROKERS, JvmKafka
 
 FIRST_NOTEBOOK = "src/step_1_data_prep.ipynb"
 DEFAULT_PORTS = {"JUPYTER_PORT": 8888, "KAFKA_PORT": 9092}

@@ -20,7 +20,7 @@ The rule, per box, for each reading in arrival order:
 
 The threshold defaults to 15 µg/m³, the WHO 2021 guideline *level* for a 24-hour mean. A rolling mean at one
 low-cost sensor is a screening indicator: not the WHO guideline itself (the 99th percentile of a year's daily
-means), not the EU limit (calendar days, 18 a year), not an official measurement. pm25.review checks each alert
+means), not the EU limit (calendar days, 18 a year), not an official measurement. pm25.rules.review checks each alert
 against the other boxes.
 
 Exact at ties: openSenseMap and the message contract carry two decimals, so each value is held as
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from pm25.contract import SATURATED, VALUE_LIMIT, format_timestamp
+from pm25.data.contract import SATURATED, VALUE_LIMIT, format_timestamp
 
 EXCEEDED = "exceeded"
 RESOLVED = "resolved"

@@ -1,6 +1,6 @@
 """Self-checks for the Kafka code the learner writes: they run it and say, in plain words, what differs.
 
-Each `*_check(...)` returns a checker for pm25.tasks.check: it takes the learner's answer, returns a
+Each `*_check(...)` returns a checker for pm25.learning.tasks.check: it takes the learner's answer, returns a
 sentence confirming it, or raises WrongAnswer with the first thing that is wrong and how to fix it.
 The producer and consumer-loop checks run the learner's code on a practice topic of their own
 (created with 3 partitions, deleted afterwards), so the tutorial's topics never see practice data.
@@ -23,11 +23,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetad
 from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 
-from pm25.contract import VALUE_LIMIT, Reading, format_timestamp
-from pm25.detector import Detector, hundredths
-from pm25.producing import FunctionSerializer, TextKey
-from pm25.tasks import WrongAnswer
-from pm25.topics import ensure_topic
+from pm25.data.contract import VALUE_LIMIT, Reading, format_timestamp
+from pm25.learning.tasks import WrongAnswer
+from pm25.rules.detector import Detector, hundredths
+from pm25.streaming.producing import FunctionSerializer, TextKey
+from pm25.streaming.topics import ensure_topic
 
 EVENTS = ("exceeded", "resolved", None)
 PRACTICE_PARTITIONS = 3
@@ -464,7 +464,7 @@ def window_detector_check(
         for case in cases:  # a difference that no hint names: the first one
             _compare(WindowDetector, reference, case.readings, settings)
         return (
-            f"same alerts as pm25.detector.Detector on {len(readings):,} readings: "
+            f"same alerts as pm25.rules.detector.Detector on {len(readings):,} readings: "
             f"{events['exceeded']} exceeded, {events['resolved']} resolved"
             + (f", and the same on {len(cases)} hand-made boxes ({', '.join(case.shows for case in cases)})."
                if cases else ".")

@@ -1,7 +1,7 @@
 """Daily means per senseBox: the days (UTC) that count for the WHO and EU daily limits.
 
 A day's mean is the mean of its hourly means (each clock hour's mean of its readings), valid with
-data in at least `min_hours` of its 24 hours (18: the usual 75% data capture), as in pm25.detector.
+data in at least `min_hours` of its 24 hours (18: the usual 75% data capture), as in pm25.rules.detector.
 Each valid day is compared with two limits for a daily mean:
   above_who      above 15 µg/m³, the WHO 2021 24-hour guideline (a few such days a year at most);
   above_eu_2030  above 25 µg/m³, the EU daily limit from 2030 (Directive (EU) 2024/2881; at most
@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import pandas as pd
 
-from pm25.detector import clock_hour, hundredths, is_valid_value
+from pm25.rules.detector import clock_hour, hundredths, is_valid_value
 
 WHO_24H = 15.0
 EU_DAILY_2030 = 25.0

@@ -17,12 +17,12 @@ from kafka.errors import CommitFailedError, IllegalStateError, KafkaError, Kafka
 from kafka.future import Future
 from kafka.serializer import Serializer
 
-from pm25 import contract
-from pm25.contract import Reading
-from pm25.detector import Alert
+from pm25.data import contract
+from pm25.data.contract import Reading
 from pm25.errors import LearnerError
 from pm25.files import write_csv
-from pm25.topics import REPLAY_FROM_STEP_3
+from pm25.rules.detector import Alert
+from pm25.streaming.topics import REPLAY_FROM_STEP_3
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 REJECTED_COLUMNS = ["topic", "partition", "offset", "reason", "value"]

@@ -1,4 +1,4 @@
-"""Self-checks for the learner's tasks in step 1, for pm25.tasks.check: each returns a sentence that
+"""Self-checks for the learner's tasks in step 1, for pm25.learning.tasks.check: each returns a sentence that
 confirms the answer, or raises WrongAnswer with what is wrong and how to fix it, never a stack trace."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pm25.config import Settings
-from pm25.geo import CITY, CITY_CENTRE, Aoi, distance_km
-from pm25.tasks import WrongAnswer
+from pm25.data.geo import CITY, CITY_CENTRE, Aoi, distance_km
+from pm25.learning.tasks import WrongAnswer
 
 API_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 NEAR_KM = 10  # an answer this close to the city's centre is right

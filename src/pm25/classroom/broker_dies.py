@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from pm25.broker import BrokerError
-from pm25.jvm_brokers import KRaftCluster, KRaftKafka
-from pm25.producing import PRODUCER_SETTINGS
+from pm25.brokers.embedded import BrokerError
+from pm25.brokers.jvm import KRaftCluster, KRaftKafka
+from pm25.streaming.producing import PRODUCER_SETTINGS
 
 PARTITIONS = 3
 

@@ -1,9 +1,9 @@
 """Step 3's rule on Quix Streams: a stream-processing library keeps the windows, not our code.
 
-    python -m pm25.stream_processor --group NAME --state-dir DIR [--idle-timeout-s 10]
+    python -m pm25.streaming.stream_processor --group NAME --state-dir DIR [--idle-timeout-s 10]
 
 runs one instance of the application (the notebook starts two of them as processes, with
-`pm25.quix_instances`). The rule is decision 2 of the tutorial, the one `pm25.detector.Detector`
+`pm25.streaming.quix_instances`). The rule is decision 2 of the tutorial, the one `pm25.rules.detector.Detector`
 implements, in three steps:
 
 1. `ReadingGate` (stateful filter): drop messages that break the contract (a key that is not the
@@ -57,9 +57,9 @@ with warnings.catch_warnings():
     from quixstreams.models.topics import TopicConfig
 
 from pm25.config import Settings
-from pm25.contract import SATURATED, InvalidMessage, decode, format_timestamp
-from pm25.detector import hundredths
+from pm25.data.contract import SATURATED, InvalidMessage, decode, format_timestamp
 from pm25.errors import LearnerError
+from pm25.rules.detector import hundredths
 
 EXCEEDED, RESOLVED = "exceeded", "resolved"
 ALERT_FIELDS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours"]

@@ -21,11 +21,11 @@ from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from kafka.future import Future
 from kafka.serializer import Serializer
 
-from pm25 import refused_logins, topics
-from pm25.contract import InvalidMessage, KeySerializer, Reading, ReadingSerializer, parse_timestamp
+from pm25.data.contract import InvalidMessage, KeySerializer, Reading, ReadingSerializer, parse_timestamp
+from pm25.data.geo import Aoi
+from pm25.data.opensensemap import OpenSenseMapClient, OpenSenseMapError, is_pm25
 from pm25.errors import LearnerError
-from pm25.geo import Aoi
-from pm25.opensensemap import OpenSenseMapClient, OpenSenseMapError, is_pm25
+from pm25.streaming import refused_logins, topics
 
 HOW_TO_START_A_BROKER = (
     "Start one with `docker compose up -d` (the Docker stack) or `make lab` (no Docker), "

@@ -1,0 +1,1 @@
+"""Brokers to run against: the embedded Kafka-compatible one and real Apache Kafka on the JVM."""

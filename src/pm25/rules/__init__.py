@@ -1,0 +1,1 @@
+"""What the readings mean: the alert rule, daily means, sensor status and the plausibility review."""
