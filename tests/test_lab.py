@@ -115,3 +115,16 @@ def test_a_port_that_is_not_a_number_is_named():
     process = _lab(JUPYTER_PORT="eighty")
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 2 and "JUPYTER_PORT='eighty' is not a port" in errors
+
+
+def test_lab_does_not_ask_about_jupyter_news_yet_keeps_the_users_config_folders(monkeypatch, tmp_path):
+    # JupyterLab asks "get notified about official Jupyter news?" on first open while fetchNews is "none".
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    from pm25 import lab
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", lab.jupyter_config_path({"JUPYTER_CONFIG_PATH": str(tmp_path)}))
+    overrides, error = _get_overrides(str(tmp_path / "no app settings"))
+    assert not error
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert os.environ["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(tmp_path)
