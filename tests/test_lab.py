@@ -88,6 +88,9 @@ def test_lab_is_rooted_at_the_repository_and_opens_on_step_1():
             assert requests.get(f"{base}/api/contents/{linked}", params=token, timeout=5).status_code == 200, linked
         home = requests.get(f"{base}/", params=token, timeout=5, allow_redirects=False)
         assert home.headers["Location"].startswith("/lab/tree/src/step_1_data_prep.ipynb")
+        notification = f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+        schema = requests.get(notification, params=token, timeout=5).json()["schema"]
+        assert schema["properties"]["fetchNews"]["default"] == "false"  # no question about Jupyter news
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
