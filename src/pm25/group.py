@@ -277,7 +277,7 @@ def _topic_partitions(members: list[GroupMember], timeout_s: float) -> int:
 
 def wait_until_caught_up(lag: Callable[[], pd.DataFrame], what: str, timeout_s: float) -> None:
     """Return once lag() is 0 on every partition, showing the group's total lag while it waits."""
-    total = {"lag": None}
+    total: dict[str, int] = {}  # the lag seen by the latest check, for the progress line
 
     def caught_up() -> bool:
         total["lag"] = int(lag()["lag"].sum())
