@@ -261,3 +261,24 @@ def test_a_name_bound_in_the_notebook_is_not_taken_for_the_module(tmp_path):
     source = "from pm25.rules import status\nstatus = status.StatusTracker()\nstatus.table()"
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": [source]}]}), encoding="utf-8")
     assert package_names(notebook) == {"pm25.rules.status"}  # the import, not status.table
+
+
+STEP_NOTEBOOKS = {"1": "step_1_data_prep.ipynb", "2": "step_2_producer.ipynb",
+                  "3": "step_3_event_processing.ipynb", "3b": "step_3b_consumer_group.ipynb"}  # fmt: skip
+
+
+def test_one_time_plan_in_the_readme_the_lesson_plan_and_each_notebook():
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    plan = re.search(r"\*\*Time\.\*\* 90 minutes, (.*?)\*\*", readme).group(1)
+    minutes = dict(re.findall(r"\bstep (\w+) (\d+)\b", plan))
+    background = int(re.search(r"(\d+) minutes of background", plan).group(1))
+    wrap_up = int(re.search(r"(\d+) to wrap up", plan).group(1))
+    assert minutes.keys() == STEP_NOTEBOOKS.keys()
+    assert background + sum(map(int, minutes.values())) + wrap_up == 90
+    teachers = (REPO / "TEACHERS.md").read_text(encoding="utf-8")
+    for step, name in STEP_NOTEBOOKS.items():
+        notebook = json.loads((REPO / "src" / name).read_text(encoding="utf-8"))
+        text = "".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+        assert re.findall(r"\*\*Time:\*\* (\d+) minutes", text) == [minutes[step]], name
+        lesson_plan = re.findall(rf"^\| [\d–]+ \| Step {step}: [^|]*\((\d+) min\)", teachers, re.MULTILINE)
+        assert lesson_plan == [minutes[step]], f"TEACHERS.md's lesson plan, step {step}"

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from types import SimpleNamespace
 
 import nbformat
+import pandas as pd
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25.errors import LearnerError
-from pm25.streaming import consuming
+from pm25.streaming import consuming, group
 from pm25.streaming.group import (
     GroupError,
     GroupMember,
+    check_split,
     group_table,
     holders,
     require_topic,
     settled,
     wait_until,
+    wait_until_caught_up,
     wait_until_settled,
 )
 from pm25.streaming.topics import ensure_topic
@@ -165,6 +169,52 @@ def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch)
     clock.now += 2
     with pytest.raises(LearnerError, match="new group id, or restart make lab"):
         idle.observe({}, offsets)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A clock that group's waits read and that their pause moves on: no real time passes."""
+    clock = Clock()
+    monkeypatch.setattr(group.time, "monotonic", clock)
+    monkeypatch.setattr(group.time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
+    return clock
+
+
+def test_a_long_wait_shows_what_it_waits_for_on_one_line_rewritten_in_place(clock, capsys):
+    # Step 3b's wait for the group to catch up took 96 s in the learner trial, without a word.
+    start = clock.now
+
+    def lag():  # the group's lag falls by 100 a second, to 0 after 10 s
+        return pd.DataFrame({"lag": [max(0, round(1000 - 100 * (clock.now - start))), 0]})
+
+    wait_until_caught_up(lag, "the group to catch up", timeout_s=60)
+    printed = capsys.readouterr().out
+    updates = printed.split("\r")[1:]
+    assert updates[0].startswith("Waiting for the group to catch up: 1 s (lag 9")
+    assert len(updates) >= 4 and printed.count("\n") == 1 and printed.endswith("\n")  # one line, updated
+    assert updates[-1].rstrip() == "Waited 10 s for the group to catch up: done."
+    lags = [int(number.replace(",", "")) for number in re.findall(r"\(lag ([\d,]+)\)", printed)]
+    assert lags == sorted(lags, reverse=True) and lags[-1] > 0
+
+
+def test_a_short_wait_prints_nothing_and_a_vain_one_ends_its_line_before_the_error(clock, capsys):
+    start = clock.now
+    wait_until(lambda: clock.now - start > 0.5, "a short wait")
+    assert capsys.readouterr().out == ""
+    with pytest.raises(GroupError, match="Waited 5 s for the members, in vain"):
+        wait_until(lambda: False, "the members", timeout_s=5)
+    printed = capsys.readouterr().out
+    assert printed.startswith("\rWaiting for the members: 1 s") and printed.endswith("\n") and printed.count("\n") == 1
+
+
+def test_a_wrong_split_says_the_real_one_and_how_to_check_again():
+    # Step 3b's checks have cells of their own (check-split-of-two, -four): a retry restarts no member.
+    members = [SimpleNamespace(name="first", running=True, partitions=[0, 2]),
+               SimpleNamespace(name="second", running=True, partitions=[1])]  # fmt: skip
+    wrong = check_split([3, 0], members)
+    assert wrong.startswith("❌ You predicted [3, 0]; the group gave first [0, 2], second [1]")
+    assert "Change `split`, run it, then this cell again." in wrong
+    assert check_split([1, 2], members) == "✅ As you predicted: first [0, 2], second [1]."
 
 
 def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled(kafka_options, readings_topic):

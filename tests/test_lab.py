@@ -88,6 +88,9 @@ def test_lab_is_rooted_at_the_repository_and_opens_on_step_1():
             assert requests.get(f"{base}/api/contents/{linked}", params=token, timeout=5).status_code == 200, linked
         home = requests.get(f"{base}/", params=token, timeout=5, allow_redirects=False)
         assert home.headers["Location"].startswith("/lab/tree/src/step_1_data_prep.ipynb")
+        notification = f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+        schema = requests.get(notification, params=token, timeout=5).json()["schema"]
+        assert schema["properties"]["fetchNews"]["default"] == "false"  # no question about Jupyter news
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -115,3 +118,16 @@ def test_a_port_that_is_not_a_number_is_named():
     process = _lab(JUPYTER_PORT="eighty")
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 2 and "JUPYTER_PORT='eighty' is not a port" in errors
+
+
+def test_lab_does_not_ask_about_jupyter_news_yet_keeps_the_users_config_folders(monkeypatch, tmp_path):
+    # JupyterLab asks "get notified about official Jupyter news?" on first open while fetchNews is "none".
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    from pm25.classroom import lab
+
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", lab.jupyter_config_path({"JUPYTER_CONFIG_PATH": str(tmp_path)}))
+    overrides, error = _get_overrides(str(tmp_path / "no app settings"))
+    assert not error
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert os.environ["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(tmp_path)

@@ -6,7 +6,7 @@ the ports; a port in use stops it with a message naming the variable that moves 
 KAFKA_BOOTSTRAP_SERVERS is used instead of starting one. The token comes from JUPYTER_TOKEN, or is made
 up fresh; either way it is printed with the address to open. KAFKA=zookeeper or KAFKA=kraft (`make lab
 KAFKA=kraft`) starts real Apache Kafka instead of the embedded broker, for instructors with Java 17+ and
-`make kafka-jars` (docs/real-kafka.md).
+`make kafka-jars` (docs/real-kafka.md). Lab never asks about Jupyter news (lab_config/).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 from pm25.brokers.embedded import HOST, BrokerError, EmbeddedBroker, port_is_free
 from pm25.brokers.jvm import BROKERS, JvmKafka
@@ -23,6 +24,8 @@ from pm25.config import REPO_DIR
 
 FIRST_NOTEBOOK = "src/step_1_data_prep.ipynb"
 DEFAULT_PORTS = {"JUPYTER_PORT": 8888, "KAFKA_PORT": 9092}
+# Lab's setting defaults for the class (a learner's own settings still win): no news prompt on first open.
+LAB_CONFIG_DIR = Path(__file__).parent / "lab_config"
 
 
 class PortError(ValueError):
@@ -40,6 +43,11 @@ def jupyter_command(port: int) -> list[str]:
     if os.geteuid() == 0:  # CI and some containers run as root; Jupyter refuses root without this
         command.append("--allow-root")
     return command
+
+
+def jupyter_config_path(env: dict[str, str]) -> str:
+    """JUPYTER_CONFIG_PATH with the tutorial's Lab defaults added after any folders the user named."""
+    return os.pathsep.join(filter(None, [env.get("JUPYTER_CONFIG_PATH"), str(LAB_CONFIG_DIR)]))
 
 
 def chosen_port(env: dict[str, str], variable: str) -> int:
@@ -74,6 +82,7 @@ def check_free(port: int, variable: str, used_by: str) -> None:
 def main() -> int:
     env = dict(os.environ)
     env["JUPYTER_TOKEN"] = env.get("JUPYTER_TOKEN") or secrets.token_urlsafe(24)
+    env["JUPYTER_CONFIG_PATH"] = jupyter_config_path(env)
     start_broker = not env.get("KAFKA_BOOTSTRAP_SERVERS")
     try:
         port = chosen_port(env, "JUPYTER_PORT")

@@ -29,6 +29,8 @@ from pm25.errors import LearnerError
 SESSION_TIMEOUT_MS = 6000
 MEMBER_COLUMNS = ["member", "partition", "processed", "next offset", "boxes"]
 SETTLE_TIMEOUT_S = 60.0
+PROGRESS_AFTER_S = 1.0  # a wait longer than this shows one line, updated in place, of what it waits for
+PROGRESS_EVERY_S = 2.0
 STUCK = (
     "If a member left while another joined, the embedded broker of `make lab` keeps the group frozen for good: "
     "run the cell that makes `group_id` again (a new group), then the members' cells; or restart `make lab`."
@@ -37,8 +39,8 @@ _members: dict[str, GroupMember] = {}  # the members started in this kernel, by 
 
 
 def work_ms_per_record() -> float:
-    """The pretended work per record in ms: PM25_WORK_MS_PER_RECORD, 1 by default (tests set 0)."""
-    text = os.environ.get("PM25_WORK_MS_PER_RECORD", "1")
+    """The pretended work per record in ms: PM25_WORK_MS_PER_RECORD, 0.5 by default (tests set 0)."""
+    text = os.environ.get("PM25_WORK_MS_PER_RECORD", "0.5")
     try:
         value = float(text)
     except ValueError:
@@ -65,7 +67,7 @@ class GroupMember(ConsumerRebalanceListener):
 
     Processing a record here means reading it and counting it per partition and box: enough to see
     who handled what. `work_ms` pretends each record takes that long to process, so that a topic of
-    100,000 readings takes minutes, not a second, and the group's members can be watched at work.
+    100,000 readings takes about a minute, not a second, and the group's members can be watched at work.
     The rebalance callbacks record which partitions the group gave this member.
     """
 
@@ -246,7 +248,8 @@ def check_split(prediction, members: Iterable[GroupMember]) -> str:
     if predicted == sorted(counts, reverse=True):
         return f"✅ As you predicted: {shares}."
     return (f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
-            "can, and each partition has exactly one owner in the group.")  # fmt: skip
+            "can, and each partition has exactly one owner in the group. Change `split`, run it, then this cell "
+            "again.")  # fmt: skip
 
 
 def holders(members: Iterable[GroupMember]) -> str:
@@ -272,15 +275,61 @@ def _topic_partitions(members: list[GroupMember], timeout_s: float) -> int:
     return max(member.topic_partitions or 0 for member in members)
 
 
+def wait_until_caught_up(lag: Callable[[], pd.DataFrame], what: str, timeout_s: float) -> None:
+    """Return once lag() is 0 on every partition, showing the group's total lag while it waits."""
+    total: dict[str, int] = {}  # the lag seen by the latest check, for the progress line
+
+    def caught_up() -> bool:
+        total["lag"] = int(lag()["lag"].sum())
+        return total["lag"] == 0
+
+    wait_until(caught_up, what, timeout_s, lambda: f"lag {total['lag']:,}")
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = SETTLE_TIMEOUT_S,
                state: Callable[[], str] | None = None) -> None:  # fmt: skip
-    """Return once condition() holds; a GroupError naming `what`, the state and the way out if not within timeout_s."""
-    deadline = time.monotonic() + timeout_s
+    """Return once condition() holds; a GroupError naming `what`, the state and the way out if not within timeout_s.
+
+    A wait of more than PROGRESS_AFTER_S shows one line, rewritten every PROGRESS_EVERY_S: what it waits for,
+    for how long, and the state."""
+    start = time.monotonic()
+    progress = _Progress(what, start, state)
     while not condition():
-        if time.monotonic() > deadline:
+        if time.monotonic() > start + timeout_s:
+            progress.end()
             now = f" ({state()})" if state else ""
             raise GroupError(f"Waited {timeout_s:.0f} s for {what}, in vain{now}. {STUCK}")
+        progress.show(time.monotonic())
         time.sleep(0.1)  # how often the condition is looked at; nothing depends on this pause
+    progress.end(f"Waited {time.monotonic() - start:.0f} s for {what}: done.")
+
+
+class _Progress:
+    """One line that says what a wait waits for, rewritten in place ("\\r"), ended by a line break."""
+
+    def __init__(self, what: str, start: float, state: Callable[[], str] | None):
+        self.what, self.start, self.state = what, start, state
+        self.shown_at: float | None = None
+        self.width = 0
+
+    def show(self, now: float) -> None:
+        due = self.start + PROGRESS_AFTER_S if self.shown_at is None else self.shown_at + PROGRESS_EVERY_S
+        if now < due:
+            return
+        state = f" ({self.state()})" if self.state else ""
+        self._write(f"Waiting for {self.what}: {now - self.start:.0f} s{state}")
+        self.shown_at = now
+
+    def end(self, last_line: str = "") -> None:
+        """Done (or given up): the last line, if a line was shown, then a line break."""
+        if self.shown_at is not None:
+            if last_line:
+                self._write(last_line)
+            print(flush=True)
+
+    def _write(self, line: str) -> None:
+        print("\r" + line.ljust(self.width), end="", flush=True)  # pads out the longer line it replaces
+        self.width = len(line)
 
 
 def group_table(members: Iterable[GroupMember]) -> pd.DataFrame:
