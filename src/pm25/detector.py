@@ -262,12 +262,21 @@ class Hardened:
         self.your_alerts: list[Alert] = []
         self.package_alerts: list[Alert] = []
         self._exceeded: set[str] = set()
+        self._failed: tuple | None = None  # (reading, package's alert): Detector took it, yours raised on it
 
     def process(self, reading) -> Alert | None:
-        package_alert = self.package.process(reading)
-        if not self.package.last_accepted:
-            return None
-        event = self.yours.process(reading)
+        if self._failed is not None and self._failed[0] == reading:  # given again after yours raised on it
+            package_alert = self._failed[1]
+        else:
+            package_alert = self.package.process(reading)
+            if not self.package.last_accepted:
+                return None
+        try:
+            event = self.yours.process(reading)
+        except Exception:
+            self._failed = (reading, package_alert)  # so that the reading is not a duplicate when it comes again
+            raise
+        self._failed = None
         if package_alert:
             self.package_alerts.append(package_alert)
         if event is None:
