@@ -373,6 +373,11 @@ class Stream:
         return self._batch
 
     def process(self, record) -> None:
+        if not hasattr(record, "offset"):
+            raise LearnerError(
+                f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
+                "{partition: [records]}: loop over batch.values(), then over the records in each list."
+            )
         with self._held:
             reading = self._process(record)
             self.offsets.processed(record, reading)
@@ -417,7 +422,7 @@ class Stream:
             except LearnerError:
                 raise
             except Exception as error:
-                where = tasks._learners_line(error, yours)
+                where = None if self._called_back(error, yours) else tasks._learners_line(error, yours)
                 if where is None:
                     raise  # not in the learner's code: its traceback is what helps
                 self.offsets.commit()
@@ -432,6 +437,19 @@ class Stream:
                 self.offsets.rewind()  # back to the first message polled but not processed
 
 
+    @staticmethod
+    def _called_back(error: BaseException, yours) -> bool:
+        """Whether `error` came from this class, called by the learner's code (a poll that redrew the map)."""
+        learners = {code for answer in yours for code in tasks._code_objects(answer)}
+        ours = {method.__code__ for method in (Stream.poll, Stream.process, Stream.commit, Stream.stop)}
+        called_back, trace = False, error.__traceback__
+        while trace is not None:
+            code = trace.tb_frame.f_code
+            called_back = (called_back or code in ours) and code not in learners
+            trace = trace.tb_next
+        return called_back
+
+
 class _QuietLine:
     """One line while the stream is quiet ("no new readings for 4 s; stopping in 6 s"), redrawn in place."""
 
@@ -441,13 +459,16 @@ class _QuietLine:
         self._handle = None
         self._shown = ""
 
-    def show(self, idle: IdleTimer | None) -> None:
+    @classmethod
+    def text(cls, idle: IdleTimer | None) -> str:
         """The line for how long `idle` has been quiet; none once it expired, or for None (the loop ended)."""
         quiet = idle.quiet_s if idle is not None else 0.0
-        text = ""
-        if idle is not None and quiet >= self.AFTER_S and not idle.expired:
-            text = (f"No new readings for {quiet:.0f} s; stopping in {max(idle.seconds - quiet, 0):.0f} s "
-                    "(■ to stop now).")  # fmt: skip
+        if idle is None or quiet < cls.AFTER_S or idle.expired:
+            return ""
+        return f"No new readings for {quiet:.0f} s; stopping in {max(idle.seconds - quiet, 0):.0f} s (■ to stop now)."
+
+    def show(self, idle: IdleTimer | None) -> None:
+        text = self.text(idle)
         if text == self._shown:
             return
         self._shown = text

@@ -8,6 +8,7 @@ interrupt is a real SIGINT, raised at the k-th call of the step where it lands.
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import signal
 from collections import Counter
@@ -207,3 +208,44 @@ def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detecto
         step3.run(cell_id)
     assert step3["detector"].counts["late"] == 0
     assert step3["detector"].counts["processed"] == len(stream)
+
+
+# The learner's class, with a slip that only one reading in the middle of the stream reaches.
+RAISES_ON_ONE_READING = """
+class WindowDetector(WindowDetector):
+    fixed, seen = False, []
+
+    def process(self, reading):
+        if reading == FAILING and not self.fixed:
+            return reading.value - timedelta(hours=1)
+        self.seen.append(reading)
+        return super().process(reading)
+"""
+
+
+def test_an_error_in_the_learners_detector_on_the_stream_is_one_line_and_a_rerun_after_the_fix_goes_on(
+    step3, stream, bootstrap_servers, topic, capsys
+):
+    step3.run_until("window-detector-check")
+    cell = "<the learner's cell>"
+    linecache.cache[cell] = (len(RAISES_ON_ONE_READING), None, RAISES_ON_ONE_READING.splitlines(True), cell)
+    step3.namespace["FAILING"] = stream[len(stream) // 2]
+    exec(compile(RAISES_ON_ONE_READING, cell, "exec"), step3.namespace)
+    step3.run_from_until(DETECTOR_CELL, "live-map")
+
+    with pytest.raises(LearnerError) as stopped:
+        step3.run(LOOP_CELL)
+    message = str(stopped.value)
+    assert message.startswith("Your code stopped at line 7 of its cell, `return reading.value - timedelta(hours=1)`, "
+                              "with TypeError: unsupported operand"), message  # fmt: skip
+    assert "\n" not in message
+    processed = step3["offsets"].messages_read
+    assert 0 < processed < len(stream)
+    assert committed_total(bootstrap_servers, f"{topic}_group", topic) == processed  # what was processed is kept
+
+    step3["WindowDetector"].fixed = True  # the learner fixes the line
+    step3.run(LOOP_CELL)  # and runs the loop again: it goes on from the reading that failed
+    assert Counter(step3["WindowDetector"].seen) == Counter(stream)  # the learner's class got every reading once
+    assert "Alerts: yours: " in capsys.readouterr().out
+    assert step3["detector"].compare().endswith("the same.")
+    assert_every_reading_once(step3, stream, bootstrap_servers, topic, capsys)
