@@ -249,3 +249,49 @@ def test_an_error_in_the_learners_detector_on_the_stream_is_one_line_and_a_rerun
     assert "Alerts: yours: " in capsys.readouterr().out
     assert step3["detector"].compare().endswith("the same.")
     assert_every_reading_once(step3, stream, bootstrap_servers, topic, capsys)
+
+
+# The learner's loop, with a slip that only its second batch reaches.
+LOOP_THAT_FAILS_ON_ITS_SECOND_BATCH = """
+def run_loop(consumer, process, stop):
+    batches = 0
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    process(record)
+            if batch:
+                batches += 1
+                if batches == 2 and not FIXED:
+                    consumer.comit()
+                consumer.commit()
+    finally:
+        consumer.close()
+"""
+
+
+def test_an_error_in_the_learners_loop_on_the_stream_is_one_line_and_a_rerun_after_the_fix_goes_on(
+    step3, stream, bootstrap_servers, topic, capsys
+):
+    step3.run_until("consumer-loop-check")
+    cell = "<the learner's loop cell>"
+    source = LOOP_THAT_FAILS_ON_ITS_SECOND_BATCH
+    linecache.cache[cell] = (len(source), None, source.splitlines(True), cell)
+    step3.namespace["FIXED"] = False
+    exec(compile(source, cell, "exec"), step3.namespace)
+    step3.run_from_until("consumer", "live-map")
+
+    with pytest.raises(LearnerError) as stopped:
+        step3.run(LOOP_CELL)
+    message = str(stopped.value)
+    assert message.startswith("Your code stopped at line 13 of its cell, `consumer.comit()`, with AttributeError: "
+                              "'KafkaConsumer' object has no attribute 'comit'"), message  # fmt: skip
+    assert "\n" not in message
+    processed = step3["offsets"].messages_read
+    assert 0 < processed < len(stream)
+    assert committed_total(bootstrap_servers, f"{topic}_group", topic) == processed  # what was processed is kept
+
+    step3.namespace["FIXED"] = True  # the learner fixes the line
+    step3.run(LOOP_CELL)  # and runs the loop again: it goes on from there
+    assert_every_reading_once(step3, stream, bootstrap_servers, topic, capsys)
