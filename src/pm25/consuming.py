@@ -436,7 +436,6 @@ class Stream:
                 self._quiet.show(None)
                 self.offsets.rewind()  # back to the first message polled but not processed
 
-
     @staticmethod
     def _called_back(error: BaseException, yours) -> bool:
         """Whether `error` came from this class, called by the learner's code (a poll that redrew the map)."""
