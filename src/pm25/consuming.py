@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -464,7 +465,8 @@ class _QuietLine:
         quiet = idle.quiet_s if idle is not None else 0.0
         if idle is None or quiet < cls.AFTER_S or idle.expired:
             return ""
-        return f"No new readings for {quiet:.0f} s; stopping in {max(idle.seconds - quiet, 0):.0f} s (■ to stop now)."
+        left = max(math.ceil(idle.seconds - quiet), 0)
+        return f"No new readings for {int(quiet)} s; stopping in {left} s (■ to stop now)."
 
     def show(self, idle: IdleTimer | None) -> None:
         text = self.text(idle)
