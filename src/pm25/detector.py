@@ -265,10 +265,11 @@ class Hardened:
         self._failed: tuple | None = None  # (reading, package's alert): Detector took it, yours raised on it
 
     def process(self, reading) -> Alert | None:
-        retried = self._failed is not None and self._failed[0] == reading  # given again after yours raised on it
-        if retried:
-            package_alert = self._failed[1]
+        failed, self._failed = self._failed, None
+        if failed is not None and failed[0] == reading:  # given again after yours raised on it
+            package_alert = failed[1]
         else:
+            self._failed = failed  # kept until that reading comes again
             package_alert = self.package.process(reading)
             if not self.package.last_accepted:
                 return None
@@ -277,8 +278,6 @@ class Hardened:
         except Exception:
             self._failed = (reading, package_alert)  # so that the reading is not a duplicate when it comes again
             raise
-        if retried:
-            self._failed = None
         if package_alert:
             self.package_alerts.append(package_alert)
         if event is None:
