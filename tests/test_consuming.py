@@ -43,3 +43,18 @@ def test_the_members_summary_says_how_many_messages_it_processed_again():
         "This member processed 3 messages from all 1 partitions, and 2 of them again (re-read after a rebalance "
         "to rebuild its windows)."
     )
+
+
+def test_a_quiet_stream_shows_how_long_until_the_loop_stops_once_it_has_its_partitions(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(consuming.time, "monotonic", lambda: now[0])
+    idle = consuming.IdleTimer(10)
+    joined = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
+    assert consuming._QuietLine.text(idle) == ""  # joining the group is not quiet
+    idle.observe({}, joined)
+    now[0] += 1
+    assert consuming._QuietLine.text(idle) == ""  # a pause between batches
+    now[0] += 3
+    assert consuming._QuietLine.text(idle) == "No new readings for 4 s; stopping in 6 s (■ to stop now)."
+    now[0] += 7
+    assert idle.expired and consuming._QuietLine.text(idle) == ""

@@ -537,3 +537,30 @@ def test_hardened_names_the_first_alert_where_the_learners_detector_differs():
     hardened.forget({"a"})
     assert hardened.state("a") == "ok" and hardened.box_ids() == [] and "a" not in hardened.yours.hours
     assert hardened.compare() == "Alerts: yours: 0 alerts, package: 0 alerts, the same."
+
+
+def test_hardened_gives_a_reading_the_learners_detector_raised_on_to_its_fixed_class_when_it_comes_again():
+    Solved = learners_window_detector()
+    stream = sorted(hourly([30] * 24, "a") + hourly([20] * 24, "b", minute=40), key=lambda r: r.timestamp)
+    failing = stream.index(reading(20 + 40 / 60, 20, "b"))
+
+    class RaisesOnOne(Solved):  # a slip that one reading reaches
+        def process(self, item):
+            if item == stream[failing]:
+                raise TypeError("unsupported operand type(s) for -: 'int' and 'datetime.timedelta'")
+            return super().process(item)
+
+    hardened = Hardened(RaisesOnOne(15.0, 24, 18))
+    for item in stream[:failing]:
+        hardened.process(item)
+    with pytest.raises(TypeError):
+        hardened.process(stream[failing])
+    hardened.follow(Solved)  # the learner fixes the class; the consumer goes back to the reading that failed,
+    for item in [stream[failing + 1], stream[failing], *stream[failing + 2 :]]:  # after one of another partition
+        hardened.process(item)
+    reference = Solved(15.0, 24, 18)
+    for item in stream:
+        reference.process(item)
+    assert hardened.yours.hours == reference.hours
+    assert type(hardened.yours) is Solved
+    assert hardened.counts["duplicates"] == hardened.counts["late"] == 0

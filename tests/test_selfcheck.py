@@ -313,6 +313,16 @@ def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_server
     assert "went on after the commit the check made fail" in message
 
 
+def test_consumer_loop_check_says_before_the_loop_runs_that_it_makes_a_commit_fail(bootstrap_servers, capsys):
+    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    message = check(**{name: solved_values("consumer_loop")[name] for name in ("make_consumer", "run_loop")})
+    printed = capsys.readouterr().out
+    announced = printed.find("The check makes your loop's first commit fail on purpose")
+    assert 0 <= announced < printed.index("The commit failed; polling goes on."), printed
+    commits = int(re.search(r"committed (\d+) time", message)[1])
+    assert f"committed {commits} time{'' if commits == 1 else 's'}, each after a batch" in message
+
+
 def loop(commit_every_poll=False, catch=True, close=True):
     """The consumer loop of the solution, with one of its parts left out."""
 

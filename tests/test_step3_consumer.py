@@ -160,6 +160,40 @@ def test_the_stream_runs_the_learners_detector_and_consumer_with_detector_beside
     assert read_topic(bootstrap_servers, f"{topic}_alerts") == []  # and published
 
 
+# A learner's loop that says what it does, so that its lines show whose loop ran on the stream.
+LOOP_THAT_COUNTS_ITS_BATCHES = """
+
+def run_loop(consumer, process, stop):
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    process(record)
+            if batch:
+                print(f"The learner's loop: {sum(map(len, batch.values()))} records")
+                try:
+                    consumer.commit()
+                except CommitFailedError:
+                    print("The commit failed; polling goes on.")
+    finally:
+        consumer.close()
+"""
+
+
+def test_the_stream_runs_the_learners_loop_and_commits_what_it_processed(prepared, bootstrap_servers, topic):
+    env, _ = prepared
+    notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
+    notebook = with_answer(notebook, "consumer_loop", solution("consumer_loop") + LOOP_THAT_COUNTS_ITS_BATCHES)
+    loop_cell = cell_by_id(run(notebook, SRC, env), "poll-loop")
+    printed = "".join(output.get("text", "") for output in loop_cell.outputs if output.output_type == "stream")
+
+    batches = [int(count) for count in re.findall(r"The learner's loop: (\d+) records", printed)]
+    assert sum(batches) == len(known_stream()), printed
+    assert committed_total(bootstrap_servers, f"{topic}_group", topic) == len(known_stream())
+    assert "Alerts: yours: 2 alerts, package: 2 alerts, the same." in printed
+
+
 def test_a_rerun_in_the_same_group_rebuilds_state_without_publishing_alerts_again(prepared, bootstrap_servers, topic):
     env, data_dir = prepared
     execute_notebook("step_3_event_processing.ipynb", env)

@@ -215,6 +215,11 @@ class NotebookCells:
         linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
         exec(compile(source, name, "exec"), self.namespace)
 
+    def run_from_until(self, first_id: str, last_id: str) -> None:
+        """The code cells from the one with id `first_id` up to and including the one with `last_id`."""
+        for number in range(cell_index(self.cells, first_id), cell_index(self.cells, last_id) + 1):
+            self._run(number)
+
     def run_until(self, cell_id: str) -> None:
         """Every code cell up to and including the one with this id."""
         self.run_before(cell_id)

@@ -8,6 +8,7 @@ interrupt is a real SIGINT, raised at the k-th call of the step where it lands.
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import signal
 from collections import Counter
@@ -207,3 +208,89 @@ def test_a_new_consumer_with_the_last_ones_detector_says_to_run_from_the_detecto
         step3.run(cell_id)
     assert step3["detector"].counts["late"] == 0
     assert step3["detector"].counts["processed"] == len(stream)
+
+
+# The learner's class, with a slip that only one reading in the middle of the stream reaches, and fixed.
+RAISES_ON_ONE_READING = """
+class WindowDetector(Solved):
+    def process(self, reading):
+        if reading == FAILING:
+            return reading.value - timedelta(hours=1)
+        SEEN.append(reading)
+        return super().process(reading)
+"""
+DETECTOR_FIXED = RAISES_ON_ONE_READING.replace("reading == FAILING", "False")
+
+
+def learners_cell(step3, source: str, cell: str) -> None:
+    """Run `source` as a learner's cell: its lines where inspect and pm25.learning.tasks find them."""
+    linecache.cache[cell] = (len(source), None, source.splitlines(True), cell)
+    exec(compile(source, cell, "exec"), step3.namespace)
+
+
+def test_an_error_in_the_learners_detector_on_the_stream_is_one_line_and_a_rerun_after_the_fix_goes_on(
+    step3, stream, bootstrap_servers, topic, capsys
+):
+    step3.run_until("window-detector-check")
+    step3.namespace.update(Solved=step3["WindowDetector"], FAILING=stream[len(stream) // 2], SEEN=[])
+    learners_cell(step3, RAISES_ON_ONE_READING, "<the learner's cell>")
+    step3.run_from_until(DETECTOR_CELL, "live-map")
+
+    with pytest.raises(LearnerError) as stopped:
+        step3.run(LOOP_CELL)
+    message = str(stopped.value)
+    assert message.startswith("Your code stopped at line 5 of its cell, `return reading.value - timedelta(hours=1)`, "
+                              "with TypeError: unsupported operand"), message  # fmt: skip
+    assert "\n" not in message
+    processed = step3["offsets"].messages_read
+    assert 0 < processed < len(stream)
+    assert committed_total(bootstrap_servers, f"{topic}_group", topic) == processed  # what was processed is kept
+
+    learners_cell(step3, DETECTOR_FIXED, "<the learner's cell, fixed>")  # the learner fixes the line, runs the cell
+    step3.run(LOOP_CELL)  # and the loop again: it goes on from the reading that failed
+    assert Counter(step3["SEEN"]) == Counter(stream)  # the learner's class got every reading once
+    assert step3["detector"].compare().endswith("the same.")
+    assert_every_reading_once(step3, stream, bootstrap_servers, topic, capsys)
+
+
+# The learner's loop, with a slip that only its second batch reaches.
+LOOP_THAT_FAILS_ON_ITS_SECOND_BATCH = """
+def run_loop(consumer, process, stop):
+    batches = 0
+    try:
+        while not stop():
+            batch = consumer.poll(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    process(record)
+            if batch:
+                batches += 1
+                if batches == 2:
+                    consumer.comit()
+                consumer.commit()
+    finally:
+        consumer.close()
+"""
+
+
+def test_an_error_in_the_learners_loop_on_the_stream_is_one_line_and_a_rerun_after_the_fix_goes_on(
+    step3, stream, bootstrap_servers, topic, capsys
+):
+    step3.run_until("consumer-loop-check")
+    learners_cell(step3, LOOP_THAT_FAILS_ON_ITS_SECOND_BATCH, "<the learner's loop cell>")
+    step3.run_from_until("consumer", "live-map")
+
+    with pytest.raises(LearnerError) as stopped:
+        step3.run(LOOP_CELL)
+    message = str(stopped.value)
+    assert message.startswith("Your code stopped at line 13 of its cell, `consumer.comit()`, with AttributeError: "
+                              "'KafkaConsumer' object has no attribute 'comit'"), message  # fmt: skip
+    assert "\n" not in message
+    processed = step3["offsets"].messages_read
+    assert 0 < processed < len(stream)
+    assert committed_total(bootstrap_servers, f"{topic}_group", topic) == processed  # what was processed is kept
+
+    fixed = LOOP_THAT_FAILS_ON_ITS_SECOND_BATCH.replace("consumer.comit()", "pass")
+    learners_cell(step3, fixed, "<the learner's loop cell, fixed>")  # the learner fixes the line, runs the cell
+    step3.run(LOOP_CELL)  # and the loop again: it goes on from there
+    assert_every_reading_once(step3, stream, bootstrap_servers, topic, capsys)

@@ -333,6 +333,8 @@ def consumer_loop_check(
                     )
                 watched.processed.append((record.partition, record.offset))
 
+            print("The check makes your loop's first commit fail on purpose, as a rebalance does; your loop "
+                  "should say so and go on.")  # fmt: skip
             try:
                 run_loop(watched, process, stop)
                 stopped = None
@@ -431,8 +433,8 @@ def _judge_loop(watched: _WatchedConsumer, committed: int, sent: int, stopped: C
         )
     return (
         f"the loop processed all {sent} records on {PRACTICE_PARTITIONS} partitions, went on after the commit the "
-        f"check made fail, committed {watched.commits} times, each time after a batch: the group's committed "
-        f"offsets add up to {committed}. It closed the consumer."
+        f"check made fail, committed {watched.commits} time{'s' * (watched.commits != 1)}, each after a batch: the "
+        f"group's committed offsets add up to {committed}. It closed the consumer."
     )
 
 

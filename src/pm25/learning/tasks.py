@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import linecache
 import re
 import textwrap
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 
 from pm25.config import BUNDLED_DATA_DIR
 from pm25.errors import LearnerError
+from pm25.learners_code import learners_line, methods
 
 SOLUTIONS_FILE = BUNDLED_DATA_DIR / "solutions.py"
 SKELETONS_FILE = BUNDLED_DATA_DIR / "skeletons.py"
@@ -87,7 +87,7 @@ def is_unanswered(answer: Any) -> bool:
     if answer is ... or answer is None:
         return True
     if inspect.isclass(answer):  # a class's own source cannot be found in a notebook, its methods' can
-        return any(is_unanswered(member) for member in _methods(answer).values())
+        return any(is_unanswered(member) for member in methods(answer).values())
     if not inspect.isfunction(answer):
         return False
     return _holds_ellipsis(answer.__code__) or bool(_placeholder_lines(answer))
@@ -102,7 +102,7 @@ def is_skeleton(name: str, key: str, answer: Any) -> bool:
     definition = _skeleton_definitions(name).get(key)
     if inspect.isclass(answer) and isinstance(definition, ast.ClassDef):
         expected = {node.name: ast.dump(node) for node in definition.body if isinstance(node, ast.FunctionDef)}
-        return {name: _syntax(method) for name, method in _methods(answer).items()} == expected
+        return {name: _syntax(method) for name, method in methods(answer).items()} == expected
     if inspect.isfunction(answer) and isinstance(definition, ast.FunctionDef):
         syntax = _syntax(answer)
         return is_unanswered(answer) if syntax is None else syntax == ast.dump(definition)  # None: no source kept
@@ -113,16 +113,12 @@ def placeholders(name: str, key: str, answer: Any) -> list[str]:
     """Where the answer to task `name` still holds a `...`, each as a phrase: which line, and what belongs there."""
     if answer is ... or answer is None:
         return [f"`{key}` is still `{'...' if answer is ... else None}`: give it a value too"]
-    functions = _methods(answer).values() if inspect.isclass(answer) else [answer]
+    functions = methods(answer).values() if inspect.isclass(answer) else [answer]
     spots = sorted(spot for function in functions for spot in _placeholder_lines(function))
     if not spots and is_unanswered(answer):
         return [f"`{key}` still holds a `...`"]
     comments = _skeleton_comments(name)
     return [_describe(number, line, following, comments) for number, line, following in spots]
-
-
-def _methods(cls: type) -> dict[str, Any]:
-    return {name: member for name, member in vars(cls).items() if inspect.isfunction(member)}
 
 
 def _holds_ellipsis(code) -> bool:
@@ -242,7 +238,7 @@ def check(name: str, checker: Callable[..., str], **answers: Any) -> Any:
         except WrongAnswer as wrong:
             raise WrongAnswer(f"{wrong} (Stuck? tasks.reveal({name!r}) shows the example answer.)") from None
         except Exception as error:
-            where = _learners_line(error, answers.values())
+            where = learners_line(error, answers.values())
             if where is None:
                 raise  # not in the learner's code: its traceback is what helps
             raise WrongAnswer(
@@ -278,32 +274,6 @@ def _task_cell_failed(answers: dict[str, Any]) -> bool:
         return False  # the check itself, run again
     return any(re.search(rf"^\s*(def|class)\s+{key}\b|^\s*{key}\s*(,[\w\s,]*)?=[^=]", source, re.MULTILINE)
                for key in answers)  # fmt: skip
-
-
-def _learners_line(error: BaseException, answers) -> str | None:
-    """Where in the learner's own code `error` was raised (or called what raised it): "line N of its cell, `code`"."""
-    codes = {code for answer in answers for code in _code_objects(answer)}
-    frame = None
-    trace = error.__traceback__
-    while trace is not None:
-        if trace.tb_frame.f_code in codes:
-            frame = trace
-        trace = trace.tb_next
-    if frame is None:
-        return None
-    line = linecache.getline(frame.tb_frame.f_code.co_filename, frame.tb_lineno).strip()
-    return f"line {frame.tb_lineno} of its cell" + (f", `{line}`" if line else "")
-
-
-def _code_objects(answer: Any) -> list:
-    """The code of a function, of a class's methods, and of what they define inside (lambdas, comprehensions)."""
-    functions = _methods(answer).values() if inspect.isclass(answer) else [answer]
-    found, todo = [], [function.__code__ for function in functions if inspect.isfunction(function)]
-    while todo:
-        code = todo.pop()
-        found.append(code)
-        todo += [const for const in code.co_consts if inspect.iscode(const)]
-    return found
 
 
 def _solution_instead(name: str, answers: dict[str, Any]) -> dict[str, Any]:

@@ -262,12 +262,22 @@ class Hardened:
         self.your_alerts: list[Alert] = []
         self.package_alerts: list[Alert] = []
         self._exceeded: set[str] = set()
+        self._failed: tuple | None = None  # (reading, package's alert): Detector took it, yours raised on it
 
     def process(self, reading) -> Alert | None:
-        package_alert = self.package.process(reading)
-        if not self.package.last_accepted:
-            return None
-        event = self.yours.process(reading)
+        failed, self._failed = self._failed, None
+        if failed is not None and failed[0] == reading:  # given again after yours raised on it
+            package_alert = failed[1]
+        else:
+            self._failed = failed  # kept until that reading comes again
+            package_alert = self.package.process(reading)
+            if not self.package.last_accepted:
+                return None
+        try:
+            event = self.yours.process(reading)
+        except Exception:
+            self._failed = (reading, package_alert)  # so that the reading is not a duplicate when it comes again
+            raise
         if package_alert:
             self.package_alerts.append(package_alert)
         if event is None:
@@ -285,6 +295,11 @@ class Hardened:
             self._exceeded.discard(reading.box_id)
         self.your_alerts.append(alert)
         return alert
+
+    def follow(self, cls: type) -> None:
+        """Run the learner's class as last defined: a fix made after an error goes on with the windows so far."""
+        if type(self.yours) is not cls:
+            self.yours.__class__ = cls
 
     @property
     def last_accepted(self) -> bool:

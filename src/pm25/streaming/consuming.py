@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,11 @@ from kafka.serializer import Serializer
 
 from pm25.data import contract
 from pm25.data.contract import Reading
-from pm25.errors import LearnerError
+from pm25.errors import LearnerError, StoppedByYou
 from pm25.files import write_csv
+from pm25.learners_code import code_objects, learners_line
 from pm25.rules.detector import Alert
+from pm25.streaming import latency, producing
 from pm25.streaming.topics import REPLAY_FROM_STEP_3
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
@@ -332,8 +335,157 @@ class IdleTimer:
             )
 
     @property
+    def quiet_s(self) -> float:
+        """Seconds without news, counted once the group has handed out its partitions."""
+        return 0.0 if self._waiting_since is not None else time.monotonic() - self._last
+
+    @property
     def expired(self) -> bool:
         return self._waiting_since is None and time.monotonic() - self._last > self.seconds
+
+
+class Stream:
+    """The consumer as the learner's run_loop(consumer, process, stop) sees it on the stream, with what production adds.
+
+    - poll() is the consumer's; after each batch the map is redrawn (`after_batch(newest reading per box)`) and
+      the idle clock told; the latency meter starts once the group has handed out its partitions;
+    - process(record) runs the notebook's `process` with an interrupt held back until the record is done and
+      noted as processed (ProcessedOffsets);
+    - commit() commits the offsets of the processed records (and first their alerts), whatever was polled;
+    - close() leaves the consumer open: running the cell again goes on with it;
+    - stop() says yes after `idle_timeout_s` without news, with one line, redrawn in place, while it is quiet.
+    `running(*yours)` around the loop: ■, or an exception raised in the learner's code (`yours`: functions and
+    classes), commits what was processed, goes back to the first record not processed and ends with one line.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, offsets: ProcessedOffsets, process: Callable,
+                 idle_timeout_s: float, after_batch: Callable[[dict], None] = lambda newest: None):  # fmt: skip
+        self._consumer, self.offsets, self._process, self.after_batch = consumer, offsets, process, after_batch
+        self.idle = IdleTimer(idle_timeout_s)
+        self.meter: latency.SendToAlertLatency | None = None
+        self._held = contextlib.nullcontext()
+        self._batch: dict | None = None  # polled, not yet redrawn and shown to the idle clock
+        self._newest: dict[str, Reading] = {}  # the newest reading of each box in that batch, for the map
+        self._quiet = _QuietLine()
+
+    def poll(self, *args, **kwargs) -> dict:
+        self._after_batch()
+        self._batch = self._consumer.poll(*args, **kwargs)
+        if self.meter is None and self.offsets.joined:
+            self.meter = latency.SendToAlertLatency()  # what was sent before now waited as backlog
+        return self._batch
+
+    def process(self, record) -> None:
+        if not hasattr(record, "offset"):
+            raise LearnerError(
+                f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
+                "{partition: [records]}: loop over batch.values(), then over the records in each list."
+            )
+        with self._held:
+            reading = self._process(record)
+            self.offsets.processed(record, reading)
+            if self.meter is not None:
+                self.meter.observe(record)
+        if reading:
+            self._newest[reading.box_id] = reading
+
+    def commit(self, offsets: dict | None = None) -> None:
+        self.offsets.commit()  # what was processed, not the position poll() moved to
+
+    def close(self, *args, **kwargs) -> None:
+        """Kept open: the cell may run again, and the cells below close it."""
+
+    def stop(self) -> bool:
+        self._after_batch()
+        self._quiet.show(self.idle)
+        return self.idle.expired
+
+    def _after_batch(self) -> None:
+        if self._batch is None:
+            return
+        if self._newest:
+            self.after_batch(self._newest)
+            self._newest = {}
+        self.idle.observe(self._batch, self.offsets)  # idle: no new message, everything committed
+        self._batch = None
+
+    def __getattr__(self, name):
+        return getattr(self._consumer, name)
+
+    @contextlib.contextmanager
+    def running(self, *yours):
+        with producing.ctrl_c_between_sends() as held:
+            self._held = held
+            try:
+                yield self
+                self.offsets.commit()
+            except KeyboardInterrupt:
+                self.offsets.commit()  # what was processed: a long pause must not make the group read it again
+                raise StoppedByYou("Stopped by you. Run this cell again to go on where it stopped.") from None
+            except LearnerError:
+                raise
+            except Exception as error:
+                where = None if self._called_back(error, yours) else learners_line(error, yours)
+                if where is None:
+                    raise  # not in the learner's code: its traceback is what helps
+                self.offsets.commit()
+                raise LearnerError(
+                    f"Your code stopped at {where}, with {type(error).__name__}: {error}. What was processed is "
+                    "committed. Fix that line, run its cell and its check, then this cell: it goes on from there "
+                    "(%tb in a new cell shows the full traceback)."
+                ) from error
+            finally:
+                self._held = contextlib.nullcontext()
+                self._quiet.show(None)
+                self.offsets.rewind()  # back to the first message polled but not processed
+
+    @staticmethod
+    def _called_back(error: BaseException, yours) -> bool:
+        """Whether `error` came from this class, called by the learner's code (a poll that redrew the map)."""
+        learners = {code for answer in yours for code in code_objects(answer)}
+        ours = {method.__code__ for method in (Stream.poll, Stream.process, Stream.commit, Stream.stop)}
+        called_back, trace = False, error.__traceback__
+        while trace is not None:
+            code = trace.tb_frame.f_code
+            called_back = (called_back or code in ours) and code not in learners
+            trace = trace.tb_next
+        return called_back
+
+
+class _QuietLine:
+    """One line while the stream is quiet ("no new readings for 4 s; stopping in 6 s"), redrawn in place."""
+
+    AFTER_S = 2.0  # a quiet shorter than this is a pause between batches
+
+    def __init__(self):
+        self._handle = None
+        self._shown = ""
+
+    @classmethod
+    def text(cls, idle: IdleTimer | None) -> str:
+        """The line for how long `idle` has been quiet; none once it expired, or for None (the loop ended)."""
+        quiet = idle.quiet_s if idle is not None else 0.0
+        if idle is None or quiet < cls.AFTER_S or idle.expired:
+            return ""
+        left = max(math.ceil(idle.seconds - quiet), 0)
+        return f"No new readings for {int(quiet)} s; stopping in {left} s (■ to stop now)."
+
+    def show(self, idle: IdleTimer | None) -> None:
+        text = self.text(idle)
+        if text == self._shown:
+            return
+        self._shown = text
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return  # not in a notebook: nothing to redraw in place
+        if self._handle is None:
+            self._handle = display({"text/plain": text}, raw=True, display_id=True)
+        else:
+            self._handle.update({"text/plain": text}, raw=True)
 
 
 FUTURE_TOLERANCE = timedelta(minutes=5)  # sensor clocks drift; more than this ahead is a wrong clock
