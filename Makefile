@@ -28,8 +28,11 @@ $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(INSTALLED)
 
+PYTHON_SOURCES := src tests benchmarks e2e conftest.py
+
 lint: install
-	$(BIN)/ruff check --extend-exclude '*.ipynb' src tests benchmarks e2e
+	$(BIN)/ruff check --extend-exclude '*.ipynb' $(PYTHON_SOURCES)
+	$(BIN)/ruff format --check --quiet $(PYTHON_SOURCES)
 	$(BIN)/mypy src/pm25
 	$(MAKE) --no-print-directory lint-notebooks
 

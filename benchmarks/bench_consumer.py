@@ -54,10 +54,13 @@ def rss_now_kib() -> int:
 def step_3_consumer(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> KafkaConsumer:
     """Step 3's consumer: a fresh group, manual commits, from the earliest offset, prompt fetches."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","), group_id=f"bench-consumer-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+        bootstrap_servers=bootstrap.split(","),
+        group_id=f"bench-consumer-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
         fetch_max_wait_ms=fetch_max_wait_ms,
-    )  # fmt: skip
+    )
     consumer.subscribe([topic])
     return consumer
 
@@ -65,8 +68,12 @@ def step_3_consumer(bootstrap: str, topic: str, fetch_max_wait_ms: int) -> Kafka
 def consume(bootstrap: str, topic: str, alert_topic: str, count: int) -> dict:
     """Step 3's loop on the first `count` messages of the topic."""
     consumer = step_3_consumer(bootstrap, topic, latency.FETCH_MAX_WAIT_MS)
-    alert_producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), key_serializer=contract.KeySerializer(),
-                                   value_serializer=consuming.AlertSerializer(), acks="all")  # fmt: skip
+    alert_producer = KafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        key_serializer=contract.KeySerializer(),
+        value_serializer=consuming.AlertSerializer(),
+        acks="all",
+    )
     detector, status = Detector(), StatusTracker(active_hours=24)
     baseline = rss_now_kib()
     seen = alerts = rejected = 0
@@ -95,9 +102,17 @@ def consume(bootstrap: str, topic: str, alert_topic: str, count: int) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     alert_producer.close(timeout=10)
     consumer.close()
-    return {"messages": seen, "seconds": round(seconds, 2), "per_s": round(seen / seconds), "alerts": alerts,
-            "rejected": rejected, "boxes": len(detector.box_ids()), "baseline_rss_kib": baseline,
-            "peak_rss_kib": peak, "growth_kib": peak - baseline}  # fmt: skip
+    return {
+        "messages": seen,
+        "seconds": round(seconds, 2),
+        "per_s": round(seen / seconds),
+        "alerts": alerts,
+        "rejected": rejected,
+        "boxes": len(detector.box_ids()),
+        "baseline_rss_kib": baseline,
+        "peak_rss_kib": peak,
+        "growth_kib": peak - baseline,
+    }
 
 
 def idle(bootstrap: str, topic: str, fetch_max_wait_ms: int, seconds: float) -> dict:
@@ -113,14 +128,17 @@ def idle(bootstrap: str, topic: str, fetch_max_wait_ms: int, seconds: float) -> 
         polls += 1
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     consumer.close()
-    return {"fetch_max_wait_ms": fetch_max_wait_ms, "seconds": round(wall, 1), "polls": polls,
-            "cpu_percent_of_one_core": round(100 * cpu / wall, 2)}  # fmt: skip
+    return {
+        "fetch_max_wait_ms": fetch_max_wait_ms,
+        "seconds": round(wall, 1),
+        "polls": polls,
+        "cpu_percent_of_one_core": round(100 * cpu / wall, 2),
+    }
 
 
 def fill(bootstrap: str, topic: str, count: int) -> float:
     """Send `count` readings as fast as the client goes (bytes, big batches); returns the seconds it took."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=100,
-                             batch_size=1024 * 1024)  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=100, batch_size=1024 * 1024)
     started = time.perf_counter()
     for reading in streams.raw_readings(count):
         producer.send(topic, key=reading.key.encode(), value=contract.encode(reading))
@@ -157,24 +175,33 @@ def main() -> int:
         run_id = uuid.uuid4().hex[:8]
         topic, alert_topic, empty = (f"bench_consumer_{name}_{run_id}" for name in ("readings", "alerts", "idle"))
         with KafkaAdminClient(bootstrap_servers=bootstrap.split(",")) as admin:
-            admin.create_topics({name: {"num_partitions": 3, "replication_factor": 1}
-                                 for name in (topic, alert_topic, empty)})  # fmt: skip
-        print(f"Broker: {broker}; filling a topic with {args.messages:,} readings from {streams.describe()}; "
-              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.", flush=True)  # fmt: skip
+            admin.create_topics(
+                {name: {"num_partitions": 3, "replication_factor": 1} for name in (topic, alert_topic, empty)}
+            )
+        print(
+            f"Broker: {broker}; filling a topic with {args.messages:,} readings from {streams.describe()}; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.",
+            flush=True,
+        )
         fill_s = 0.0 if args.idle_only else fill(bootstrap, topic, args.messages)
         runs = []
         for size in () if args.idle_only else sizes:
             runs.append(in_child("consume", bootstrap, topic, alert_topic, str(size)))
-            print(f"  {size:>9,} messages: {runs[-1]['per_s']:>7,} msg/s, memory growth "
-                  f"{runs[-1]['growth_kib'] / 1024:.1f} MiB; load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+            print(
+                f"  {size:>9,} messages: {runs[-1]['per_s']:>7,} msg/s, memory growth "
+                f"{runs[-1]['growth_kib'] / 1024:.1f} MiB; load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
         idles = []
         for wait_ms in (latency.FETCH_MAX_WAIT_MS, KAFKA_DEFAULT_FETCH_MAX_WAIT_MS):
             idles.append(in_child("idle", bootstrap, empty, str(wait_ms), str(IDLE_SECONDS)))
 
     if args.idle_only:
         for one in idles:
-            print(f"idle, fetch_max_wait_ms={one['fetch_max_wait_ms']:>3}: {one['cpu_percent_of_one_core']:.1f} % "
-                  f"of one core ({one['polls']} polls in {one['seconds']} s)")  # fmt: skip
+            print(
+                f"idle, fetch_max_wait_ms={one['fetch_max_wait_ms']:>3}: {one['cpu_percent_of_one_core']:.1f} % "
+                f"of one core ({one['polls']} polls in {one['seconds']} s)"
+            )
         write_figures(args.json, {"broker": broker, "idle": idles, "load_average_1min": os.getloadavg()[0]})
         return 0
     small, large = runs
@@ -194,18 +221,33 @@ def main() -> int:
             f"{run['baseline_rss_kib'] / 1024:>10.1f}{run['peak_rss_kib'] / 1024:>10.1f}"
             f"{run['growth_kib'] / 1024:>12.1f}"
         )
-    print(f"msg/s at {large['messages']:,}: {large['per_s']:,} (target >= {TARGET_PER_S:,}); "
-          f"growth ratio {ratio:.2f} (target <= {TARGET_GROWTH_RATIO})")  # fmt: skip
+    print(
+        f"msg/s at {large['messages']:,}: {large['per_s']:,} (target >= {TARGET_PER_S:,}); "
+        f"growth ratio {ratio:.2f} (target <= {TARGET_GROWTH_RATIO})"
+    )
     for one in idles:
-        print(f"idle, fetch_max_wait_ms={one['fetch_max_wait_ms']:>3}: {one['cpu_percent_of_one_core']:.1f} % "
-              f"of one core ({one['polls']} polls in {one['seconds']} s)")  # fmt: skip
+        print(
+            f"idle, fetch_max_wait_ms={one['fetch_max_wait_ms']:>3}: {one['cpu_percent_of_one_core']:.1f} % "
+            f"of one core ({one['polls']} polls in {one['seconds']} s)"
+        )
     print("targets: " + ", ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in met.items()))
-    figures = {"broker": broker, "readings": streams.describe(), "fill_seconds": round(fill_s, 1),
-               "fetch_max_wait_ms": latency.FETCH_MAX_WAIT_MS, "runs": runs, "growth_ratio": round(ratio, 3),
-               "idle": idles, "load_average_1min": os.getloadavg()[0],
-               "targets": {"per_s": TARGET_PER_S, "growth_ratio": TARGET_GROWTH_RATIO,
-                           "idle_cpu_percent": TARGET_IDLE_CPU_PERCENT},
-               "met": met, "targets_met": all(met.values())}  # fmt: skip
+    figures = {
+        "broker": broker,
+        "readings": streams.describe(),
+        "fill_seconds": round(fill_s, 1),
+        "fetch_max_wait_ms": latency.FETCH_MAX_WAIT_MS,
+        "runs": runs,
+        "growth_ratio": round(ratio, 3),
+        "idle": idles,
+        "load_average_1min": os.getloadavg()[0],
+        "targets": {
+            "per_s": TARGET_PER_S,
+            "growth_ratio": TARGET_GROWTH_RATIO,
+            "idle_cpu_percent": TARGET_IDLE_CPU_PERCENT,
+        },
+        "met": met,
+        "targets_met": all(met.values()),
+    }
     write_figures(args.json, figures)
     return 0
 

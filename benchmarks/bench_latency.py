@@ -42,8 +42,12 @@ TARGET_P99_MS = 60.0
 
 def produce(bootstrap: str, topic: str, rate: int, count: int, ready) -> None:
     """Send `count` readings at `rate` per second: reading i is due at start + i / rate (no drift)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, key_serializer=contract.KeySerializer(),
-                             value_serializer=contract.ReadingSerializer(), **producing.PRODUCER_SETTINGS)  # fmt: skip
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        key_serializer=contract.KeySerializer(),
+        value_serializer=contract.ReadingSerializer(),
+        **producing.PRODUCER_SETTINGS,
+    )
     readings = list(streams.raw_readings(count))
     producer.partitions_for(topic)
     ready.wait()
@@ -60,16 +64,28 @@ def produce(bootstrap: str, topic: str, rate: int, count: int, ready) -> None:
 def measure(bootstrap: str, rate: int, seconds: float, fetch_max_wait_ms: int) -> dict:
     topic, alert_topic = f"bench_latency_{uuid.uuid4().hex[:8]}", f"bench_alerts_{uuid.uuid4().hex[:8]}"
     with KafkaAdminClient(bootstrap_servers=bootstrap) as admin:
-        admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1},
-                             alert_topic: {"num_partitions": 3, "replication_factor": 1}})  # fmt: skip
+        admin.create_topics(
+            {
+                topic: {"num_partitions": 3, "replication_factor": 1},
+                alert_topic: {"num_partitions": 3, "replication_factor": 1},
+            }
+        )
     count = int(rate * seconds)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                             fetch_max_wait_ms=fetch_max_wait_ms)  # fmt: skip
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
     partitions = [TopicPartition(topic, p) for p in range(3)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
-    alert_producer = KafkaProducer(bootstrap_servers=bootstrap, key_serializer=contract.KeySerializer(),
-                                   value_serializer=consuming.AlertSerializer(), acks="all")  # fmt: skip
+    alert_producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        key_serializer=contract.KeySerializer(),
+        value_serializer=consuming.AlertSerializer(),
+        acks="all",
+    )
     detector, status = Detector(), StatusTracker(active_hours=24)
     alerts = 0
 
@@ -95,37 +111,62 @@ def measure(bootstrap: str, rate: int, seconds: float, fetch_max_wait_ms: int) -
     alert_producer.flush(timeout=30)
     alert_producer.close(timeout=10)
     consumer.close()
-    return {"rate_per_s": rate, "fetch_max_wait_ms": fetch_max_wait_ms, "sent": count, "received": meter.count,
-            "alerts": alerts, "p50_ms": meter.quantile(0.5), "p99_ms": meter.quantile(0.99),
-            "max_ms": meter.quantile(1.0), "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+    return {
+        "rate_per_s": rate,
+        "fetch_max_wait_ms": fetch_max_wait_ms,
+        "sent": count,
+        "received": meter.count,
+        "alerts": alerts,
+        "p50_ms": meter.quantile(0.5),
+        "p99_ms": meter.quantile(0.99),
+        "max_ms": meter.quantile(1.0),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to send at each rate")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=latency.FETCH_MAX_WAIT_MS,
-                        help="the consumer's fetch wait to measure (default: step 3's)")  # fmt: skip
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=latency.FETCH_MAX_WAIT_MS,
+        help="the consumer's fetch wait to measure (default: step 3's)",
+    )
     args = parser.parse_args()
 
     runs = [(rate, args.fetch_max_wait_ms) for rate in RATES] + [(RATES[-1], KAFKA_DEFAULT_FETCH_MAX_WAIT_MS)]
     with contextlib.ExitStack() as stack:
         bootstrap, broker = broker_to_measure(stack)
         results = [measure(bootstrap, rate, args.seconds, wait) for rate, wait in runs]
-    print(f"Send-to-alert latency on {broker}, replay at a fixed rate for {args.seconds:g} s, 3 partitions, "
-          f"producer linger_ms={producing.LINGER_MS}")  # fmt: skip
+    print(
+        f"Send-to-alert latency on {broker}, replay at a fixed rate for {args.seconds:g} s, 3 partitions, "
+        f"producer linger_ms={producing.LINGER_MS}"
+    )
     header = ("rate/s", "fetch wait", "sent", "received", "p50 ms", "p99 ms", "max ms", "load")
     print("".join(f"{name:>{width}}" for name, width in zip(header, (8, 12, 8, 10, 8, 8, 8, 6), strict=True)))
     for r in results:
-        print(f"{r['rate_per_s']:>8}{r['fetch_max_wait_ms']:>9} ms{r['sent']:>8}{r['received']:>10}"
-              f"{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['max_ms']:>8.0f}{r['load_average_1min']:>6.1f}")  # fmt: skip
+        print(
+            f"{r['rate_per_s']:>8}{r['fetch_max_wait_ms']:>9} ms{r['sent']:>8}{r['received']:>10}"
+            f"{r['p50_ms']:>8.0f}{r['p99_ms']:>8.0f}{r['max_ms']:>8.0f}{r['load_average_1min']:>6.1f}"
+        )
     top = results[len(RATES) - 1]
     met = top["received"] == top["sent"] and top["p50_ms"] < TARGET_P50_MS and top["p99_ms"] < TARGET_P99_MS
-    print(f"at {top['rate_per_s']:,}/s: p50 {top['p50_ms']:.0f} ms (target < {TARGET_P50_MS:g}), p99 "
-          f"{top['p99_ms']:.0f} ms (target < {TARGET_P99_MS:g}): " + ("met" if met else "NOT met"))  # fmt: skip
-    figures = {"broker": broker, "readings": streams.describe(), "seconds_per_rate": args.seconds,
-               "linger_ms": producing.LINGER_MS, "fetch_max_wait_ms": args.fetch_max_wait_ms, "results": results,
-               "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS}, "targets_met": met}  # fmt: skip
+    print(
+        f"at {top['rate_per_s']:,}/s: p50 {top['p50_ms']:.0f} ms (target < {TARGET_P50_MS:g}), p99 "
+        f"{top['p99_ms']:.0f} ms (target < {TARGET_P99_MS:g}): " + ("met" if met else "NOT met")
+    )
+    figures = {
+        "broker": broker,
+        "readings": streams.describe(),
+        "seconds_per_rate": args.seconds,
+        "linger_ms": producing.LINGER_MS,
+        "fetch_max_wait_ms": args.fetch_max_wait_ms,
+        "results": results,
+        "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS},
+        "targets_met": met,
+    }
     write_figures(args.json, figures)
 
 

@@ -99,8 +99,13 @@ def run_ceiling(bootstrap_servers: str, topic: str, readings: list[contract.Read
 def _rate(messages: int, seconds: float, acknowledged: int, cpu_s: float) -> dict:
     # CPU of this process (main and sender thread, which share the GIL): unlike msg/s, other work on the
     # machine hardly changes it, so it is what the sweep compares when the machine is busy.
-    return {"messages": messages, "seconds": round(seconds, 3), "per_s": round(messages / seconds),
-            "cpu_us_per_message": round(cpu_s / messages * 1e6, 1), "acknowledged": acknowledged}  # fmt: skip
+    return {
+        "messages": messages,
+        "seconds": round(seconds, 3),
+        "per_s": round(messages / seconds),
+        "cpu_us_per_message": round(cpu_s / messages * 1e6, 1),
+        "acknowledged": acknowledged,
+    }
 
 
 def best_of_runs(runs: list[dict]) -> dict:
@@ -143,8 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap_servers, broker = broker_to_measure(stack)
         topics = Topics(bootstrap_servers)
         stack.callback(topics.admin.close)
-        print(f"Broker: {broker} at {bootstrap_servers}; {args.messages:,} readings from {streams.describe()}; "
-              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.", flush=True)  # fmt: skip
+        print(
+            f"Broker: {broker} at {bootstrap_servers}; {args.messages:,} readings from {streams.describe()}; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs.",
+            flush=True,
+        )
         ceilings, bulks = [], []
         for _ in range(args.repeat):  # alternately, so that a busy moment on the machine hits both alike
             ceilings.append(run_ceiling(bootstrap_servers, topics.fresh(), readings))
@@ -153,12 +161,21 @@ def main(argv: list[str] | None = None) -> int:
         flush_each = run_send_loop(bootstrap_servers, topics.fresh(), readings[: args.flush_each], flush_each=True)
         sweep = []
         for linger, size in [(linger, size) for linger in SWEEP_LINGER_MS for size in SWEEP_BATCH_SIZES] * args.sweep:
-            run = best_of_runs([run_send_loop(bootstrap_servers, topics.fresh(), readings[:SWEEP_MESSAGES],
-                                              linger_ms=linger, batch_size=size) for _ in range(2)])  # fmt: skip
+            run = best_of_runs(
+                [
+                    run_send_loop(
+                        bootstrap_servers, topics.fresh(), readings[:SWEEP_MESSAGES], linger_ms=linger, batch_size=size
+                    )
+                    for _ in range(2)
+                ]
+            )
             sweep.append(run | {"linger_ms": linger, "batch_size": size})
-            print(f"  sweep linger_ms={linger:>3} batch_size={size // 1024:>5} KiB: {run['per_s']:>7,} msg/s "
-                  f"(best of {run['runs_per_s']}), {run['cpu_us_per_message']:>4.0f} µs CPU/msg, "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+            print(
+                f"  sweep linger_ms={linger:>3} batch_size={size // 1024:>5} KiB: {run['per_s']:>7,} msg/s "
+                f"(best of {run['runs_per_s']}), {run['cpu_us_per_message']:>4.0f} µs CPU/msg, "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
     of_ceiling = bulk["per_s"] / ceiling["per_s"]
     ratio = bulk["per_s"] / flush_each["per_s"]
@@ -172,13 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     batching = f"linger_ms={producing.LINGER_MS}, batch_size={producing.BATCH_SIZE // 1024} KiB"
     rows = [
         ("ceiling (bytes, 1 MiB batches, no callbacks)", f"{ceiling['per_s']:,} msg/s", "", None),
-        (f"bulk (step 2: {batching})", f"{bulk['per_s']:,} msg/s", f">= {TARGET_BULK_PER_S:,} msg/s",
-         met["bulk_per_s"]),
+        (
+            f"bulk (step 2: {batching})",
+            f"{bulk['per_s']:,} msg/s",
+            f">= {TARGET_BULK_PER_S:,} msg/s",
+            met["bulk_per_s"],
+        ),
         ("bulk / ceiling", f"{of_ceiling:.0%}", f">= {TARGET_OF_CEILING:.0%}", met["of_ceiling"]),
         (f"flush after every message ({flush_each['messages']:,} msgs)", f"{flush_each['per_s']:,} msg/s", "", None),
         ("bulk / flush-every-message", f"{ratio:,.1f}x", f">= {TARGET_RATIO}x", met["ratio"]),
         ("every message acknowledged", "yes" if all_acknowledged else "NO", "yes", all_acknowledged),
-    ]  # fmt: skip
+    ]
     print(f"\n{'measure':52} {'result':>14}  {'target':>16}  met")
     for name, result, target, ok in rows:
         print(f"{name:52} {result:>14}  {target:>16}  {'' if ok is None else 'yes' if ok else 'NO'}")

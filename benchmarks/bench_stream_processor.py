@@ -90,8 +90,10 @@ def main() -> None:
         "step4_seconds": round(seconds, 1),
         "step4_readings_per_s": round(processed / seconds),
     }
-    print(f"Step 4 (Quix Streams, one instance): {processed:,} readings in {seconds:.1f} s = "
-          f"{processed / seconds:,.0f} readings/s")  # fmt: skip
+    print(
+        f"Step 4 (Quix Streams, one instance): {processed:,} readings in {seconds:.1f} s = "
+        f"{processed / seconds:,.0f} readings/s"
+    )
     write_figures(args.json, figures)
 
 

@@ -42,20 +42,35 @@ STEP4_READINGS = 100_000
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))  # fmt: skip
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem_kib / 1024**2, 1),
-            "python": platform.python_version(), "platform": platform.platform()}  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kib / 1024**2, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def commit() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "--short", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no"))}  # fmt: skip
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def load() -> str:
@@ -66,12 +81,16 @@ def load() -> str:
 def run_bench(script: str, *extra: str, broker: JvmKafka | None = None) -> dict:
     """One benchmark script as a process, on the embedded broker it starts, or on `broker`."""
     out = BUILD / f"{Path(script).stem}{f'_{broker.line}' if broker else ''}.json"
-    print(f"\n== {script} {' '.join(extra)} on {broker.name if broker else 'the embedded broker'} "
-          f"(load average {load()})", flush=True)  # fmt: skip
+    print(
+        f"\n== {script} {' '.join(extra)} on {broker.name if broker else 'the embedded broker'} "
+        f"(load average {load()})",
+        flush=True,
+    )
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers} if broker else None
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--json", str(out), *extra], cwd=REPO,
-                          env=env)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--json", str(out), *extra], cwd=REPO, env=env
+    )
     figures = json.loads(out.read_text()) if done.returncode == 0 and out.exists() else {"error": done.returncode}
     figures["wall_s"] = round(time.monotonic() - started, 1)
     return figures
@@ -84,9 +103,12 @@ def on_real_kafka(line: str) -> dict:
         print(f"\n== {NAMES[line]} skipped: {problem}", flush=True)
         return {"skipped": problem}
     with BROKERS[line]() as broker:
-        return {"broker": broker.name, "producer": run_bench("bench_producer.py", broker=broker),
-                "latency": run_bench("bench_latency.py", broker=broker),
-                "consumer": run_bench("bench_consumer.py", "--idle-only", broker=broker)}  # fmt: skip
+        return {
+            "broker": broker.name,
+            "producer": run_bench("bench_producer.py", broker=broker),
+            "latency": run_bench("bench_latency.py", broker=broker),
+            "consumer": run_bench("bench_consumer.py", "--idle-only", broker=broker),
+        }
 
 
 def beside_real_kafka(figures: dict) -> dict[str, object]:
@@ -116,8 +138,12 @@ def shown(value) -> str:
 def time_notebooks() -> dict:
     print("\n== the three step notebooks, headless, in order", flush=True)
     with EmbeddedBroker() as broker, ReplayServer() as replay, tempfile.TemporaryDirectory() as data_dir:
-        env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "OSEM_API_URL": replay.url,
-               "PM25_DATA_DIR": data_dir, "PM25_IDLE_TIMEOUT_S": "5"}  # fmt: skip
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "OSEM_API_URL": replay.url,
+            "PM25_DATA_DIR": data_dir,
+            "PM25_IDLE_TIMEOUT_S": "5",
+        }
         execute_notebook("self_tests.ipynb", env)  # warm-up, untimed: kernel start, imports, file cache
         seconds = {}
         for name in STEPS:
@@ -126,8 +152,13 @@ def time_notebooks() -> dict:
             seconds[name] = round(time.monotonic() - started, 1)
             print(f"  {name}: {seconds[name]} s", flush=True)
     total = round(sum(seconds.values()), 1)
-    return {"seconds": seconds, "total_s": total, "idle_timeout_s": 5, "target_s": TARGET_NOTEBOOKS_S,
-            "targets_met": total < TARGET_NOTEBOOKS_S}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "total_s": total,
+        "idle_timeout_s": 5,
+        "target_s": TARGET_NOTEBOOKS_S,
+        "targets_met": total < TARGET_NOTEBOOKS_S,
+    }
 
 
 def get(figures: dict, *path, default=None):
@@ -151,10 +182,19 @@ def at_most(value, target) -> bool | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full-naive", action="store_true", help="run the naive detector on all 10,000 readings "
-                        "(about 6 minutes) instead of estimating it from 200 messages")  # fmt: skip
-    parser.add_argument("--real-kafka", nargs="*", default=["kraft", "zookeeper"], choices=["kraft", "zookeeper"],
-                        help="real Kafka lines to measure beside the embedded broker (default: both; none: only it)")
+    parser.add_argument(
+        "--full-naive",
+        action="store_true",
+        help="run the naive detector on all 10,000 readings "
+        "(about 6 minutes) instead of estimating it from 200 messages",
+    )
+    parser.add_argument(
+        "--real-kafka",
+        nargs="*",
+        default=["kraft", "zookeeper"],
+        choices=["kraft", "zookeeper"],
+        help="real Kafka lines to measure beside the embedded broker (default: both; none: only it)",
+    )
     args = parser.parse_args()
     BUILD.mkdir(exist_ok=True)
     started = datetime.now(UTC)
@@ -183,47 +223,83 @@ def main() -> int:
     idle = get(c, "idle", 0, "cpu_percent_of_one_core")
     growth = tuple(round(run["growth_kib"] / 1024, 1) for run in get(c, "runs", default=[]))
     rows = [
-        ("detector readings/s (1e6)", get(d, "detector_readings_per_s_1e6"), ">= 200,000",
-         at_least(get(d, "detector_readings_per_s_1e6"), 200_000)),
-        ("detector time(1e6) / time(1e5)", get(d, "time_ratio_1e6_over_1e5"), "<= 12",
-         at_most(get(d, "time_ratio_1e6_over_1e5"), 12)),
-        ("detector speed-up over naive", get(d, "speedup_over_naive_1e4"), ">= 100x",
-         at_least(get(d, "speedup_over_naive_1e4"), 100)),
+        (
+            "detector readings/s (1e6)",
+            get(d, "detector_readings_per_s_1e6"),
+            ">= 200,000",
+            at_least(get(d, "detector_readings_per_s_1e6"), 200_000),
+        ),
+        (
+            "detector time(1e6) / time(1e5)",
+            get(d, "time_ratio_1e6_over_1e5"),
+            "<= 12",
+            at_most(get(d, "time_ratio_1e6_over_1e5"), 12),
+        ),
+        (
+            "detector speed-up over naive",
+            get(d, "speedup_over_naive_1e4"),
+            ">= 100x",
+            at_least(get(d, "speedup_over_naive_1e4"), 100),
+        ),
         ("producer ceiling msg/s (same run)", get(p, "ceiling", "per_s"), "(reference)", None),
         ("producer bulk msg/s", get(p, "bulk", "per_s"), ">= 30,000", get(p, "met", "bulk_per_s")),
         ("producer bulk / ceiling", get(p, "bulk_of_ceiling"), ">= 0.70", get(p, "met", "of_ceiling")),
         ("producer flush-every-message msg/s", get(p, "flush_each", "per_s"), "(baseline)", None),
         ("producer bulk / flush-every-message", get(p, "ratio"), ">= 30x", get(p, "met", "ratio")),
-        ("latency p50/p99 ms at 100/s", (get(lat, (100, wait), "p50_ms"), get(lat, (100, wait), "p99_ms")), "-",
-         None),
-        ("latency p50/p99 ms at 1,000/s", (get(lat, (1000, wait), "p50_ms"), get(lat, (1000, wait), "p99_ms")),
-         "< 25 / < 60", get(results, "latency", "targets_met")),
-        ("  the same, fetch wait 500 ms", (get(lat, (1000, 500), "p50_ms"), get(lat, (1000, 500), "p99_ms")),
-         "(Kafka default)", None),
+        ("latency p50/p99 ms at 100/s", (get(lat, (100, wait), "p50_ms"), get(lat, (100, wait), "p99_ms")), "-", None),
+        (
+            "latency p50/p99 ms at 1,000/s",
+            (get(lat, (1000, wait), "p50_ms"), get(lat, (1000, wait), "p99_ms")),
+            "< 25 / < 60",
+            get(results, "latency", "targets_met"),
+        ),
+        (
+            "  the same, fetch wait 500 ms",
+            (get(lat, (1000, 500), "p50_ms"), get(lat, (1000, 500), "p99_ms")),
+            "(Kafka default)",
+            None,
+        ),
         ("step 3 loop msg/s (1e6)", get(c, "runs", 1, "per_s"), ">= 20,000", get(c, "met", "per_s")),
         ("step 4 pipeline msg/s (1e5)", get(results, "step4", "step4_readings_per_s"), "(vs step 3)", None),
         ("step 3 memory growth MiB 1e5 / 1e6", growth, "ratio <= 1.25", get(c, "met", "memory_flat")),
         ("idle step 3 consumer % of a core", idle, "< 5", get(c, "met", "idle_cpu")),
-        ("  the same, fetch wait 500 ms (idle)", get(c, "idle", 1, "cpu_percent_of_one_core"), "(Kafka default)",
-         None),
+        ("  the same, fetch wait 500 ms (idle)", get(c, "idle", 1, "cpu_percent_of_one_core"), "(Kafka default)", None),
         ("step notebooks wall s (1+2+3)", n["total_s"], "< 60", n["targets_met"]),
-    ]  # fmt: skip
-    print(f"\nmachine: {results['machine']['cpu']}, {results['machine']['nproc']} CPUs, "
-          f"{results['machine']['ram_gib']} GiB; load average {results['load_average_at_start']} at the start, "
-          f"{results['load_average_at_end']} at the end")  # fmt: skip
-    real = {NAMES[line]: beside_real_kafka(figures) for line, figures in results["real_kafka"].items()
-            if "skipped" not in figures}  # fmt: skip
+    ]
+    print(
+        f"\nmachine: {results['machine']['cpu']}, {results['machine']['nproc']} CPUs, "
+        f"{results['machine']['ram_gib']} GiB; load average {results['load_average_at_start']} at the start, "
+        f"{results['load_average_at_end']} at the end"
+    )
+    real = {
+        NAMES[line]: beside_real_kafka(figures)
+        for line, figures in results["real_kafka"].items()
+        if "skipped" not in figures
+    }
     print(f"\n{'figure':<38}{'embedded':<18}" + "".join(f"{name:<24}" for name in real) + f"{'target':<16}met?")
     for name, value, target, met in rows:
         beside = "".join(f"{shown(figures.get(name)):<24}" for figures in real.values())
         print(f"{name:<38}{shown(value):<18}{beside}{target:<16}{'-' if met is None else 'yes' if met else 'NO'}")
     print("(targets and met? are the embedded broker's: the tutorial's default)")
-    results["table"] = [{"figure": r[0], "value": r[1], "target": r[2], "met": r[3],
-                         **{name: figures.get(r[0]) for name, figures in real.items()}} for r in rows]  # fmt: skip
+    results["table"] = [
+        {
+            "figure": r[0],
+            "value": r[1],
+            "target": r[2],
+            "met": r[3],
+            **{name: figures.get(r[0]) for name, figures in real.items()},
+        }
+        for r in rows
+    ]
     (BUILD / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    history = {"started": started.isoformat(timespec="seconds"), **commit(), "machine": results["machine"],
-               "load_average_at_start": results["load_average_at_start"],
-               "load_average_at_end": results["load_average_at_end"], "table": results["table"]}  # fmt: skip
+    history = {
+        "started": started.isoformat(timespec="seconds"),
+        **commit(),
+        "machine": results["machine"],
+        "load_average_at_start": results["load_average_at_start"],
+        "load_average_at_end": results["load_average_at_end"],
+        "table": results["table"],
+    }
     with (BUILD / "bench-history.jsonl").open("a", encoding="utf-8") as lines:
         lines.write(json.dumps(history, default=str, ensure_ascii=False) + "\n")
     print(f"\nAll figures: {BUILD / 'bench.json'}; this run appended to {BUILD / 'bench-history.jsonl'}")

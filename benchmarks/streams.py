@@ -33,8 +33,17 @@ def _recorded(path: Path) -> list[contract.Reading]:
     readings = []
     for row in table.itertuples(index=False):
         try:
-            readings.append(contract.Reading(row.boxId, row.boxName, row.sensorId, row.lat, row.lon,
-                                             contract.parse_timestamp(row.createdAt), row.value))  # fmt: skip
+            readings.append(
+                contract.Reading(
+                    row.boxId,
+                    row.boxName,
+                    row.sensorId,
+                    row.lat,
+                    row.lon,
+                    contract.parse_timestamp(row.createdAt),
+                    row.value,
+                )
+            )
         except contract.InvalidMessage:
             continue  # a row the contract refuses is not part of a stream either
     return readings
@@ -45,6 +54,13 @@ def _repeated(readings: list[contract.Reading]) -> Iterator[contract.Reading]:
     shift = timedelta(0)
     while True:
         for reading in readings:
-            yield contract.Reading(reading.box_id, reading.box_name, reading.sensor_id, reading.lat, reading.lon,
-                                   reading.timestamp + shift, reading.value)  # fmt: skip
+            yield contract.Reading(
+                reading.box_id,
+                reading.box_name,
+                reading.sensor_id,
+                reading.lat,
+                reading.lon,
+                reading.timestamp + shift,
+                reading.value,
+            )
         shift += span

@@ -90,9 +90,13 @@ def lab() -> Iterator[Lab]:
         }
         log = (Path(scratch) / "lab.log").open("w")
         process = subprocess.Popen(
-            [sys.executable, "-m", "pm25.classroom.lab"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pm25.classroom.lab"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + LAB_START_TIMEOUT_S

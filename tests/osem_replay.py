@@ -58,11 +58,32 @@ WITHOUT_HUMIDITY = "5a7f2eb1398b82001189eb65"  # "Berliner Allee"
 
 EXPOSURES = ("indoor", "outdoor", "mobile", "unknown")
 OPERATIONS = (
-    "arithmeticMean", "geometricMean", "harmonicMean", "max", "median", "min",
-    "mode", "rootMeanSquare", "standardDeviation", "sum", "variance",
+    "arithmeticMean",
+    "geometricMean",
+    "harmonicMean",
+    "max",
+    "median",
+    "min",
+    "mode",
+    "rootMeanSquare",
+    "standardDeviation",
+    "sum",
+    "variance",
 )
-DATA_COLUMNS = ("createdAt", "value", "lat", "lon", "height", "unit", "boxId", "sensorId", "phenomenon",
-                "sensorType", "boxName", "exposure")
+DATA_COLUMNS = (
+    "createdAt",
+    "value",
+    "lat",
+    "lon",
+    "height",
+    "unit",
+    "boxId",
+    "sensorId",
+    "phenomenon",
+    "sensorType",
+    "boxName",
+    "exposure",
+)
 DEFAULT_DATA_COLUMNS = ["sensorId", "createdAt", "value", "lat", "lon"]
 STATISTICS_COLUMNS = ("boxId", "boxName", "exposure", "height", "lat", "lon", "phenomenon", "sensorType", "unit")
 BOX_ID_ALIASES = ("boxid", "boxids", "senseboxid", "senseboxids")
@@ -212,8 +233,9 @@ def _load_recorded_boxes(recording: Path = RECORDING_CSV) -> list[_Box]:
                 coordinates = [float(row["lon"]), float(row["lat"])]
                 sensors = list(_pm_sensors(row["sensorId"], row["boxId"], row["sensorType"]))
                 if row["boxId"] != WITHOUT_HUMIDITY:
-                    sensors.append(_Sensor(_made_up_id(f"{row['boxId']}:RH"), "rel. Luftfeuchte", "%", "BME280",
-                                           "osem-humidity"))
+                    sensors.append(
+                        _Sensor(_made_up_id(f"{row['boxId']}:RH"), "rel. Luftfeuchte", "%", "BME280", "osem-humidity")
+                    )
                 box = _Box(row["boxId"], row["boxName"], created, [(coordinates, created)], sensors, row["exposure"])
                 boxes[box.id] = box
             _add_measurement(box, _parse_iso(row["createdAt"]), row["value"])
@@ -254,18 +276,38 @@ def _synthetic_boxes() -> list[_Box]:
     created = _parse_iso("2023-01-01T00:00:00.000Z")
     prefix = f"{created // 1000:08x}7e57b0c5"  # "7e57b0c5" ~ "test box": made-up ids
     silent_id, thermo_id, indoor_id = prefix + "00000001", prefix + "00000002", prefix + "00000003"
-    silent = _Box(silent_id, "Testbox ohne Messungen", created, [([13.405, 52.52], created)],
-                  list(_pm_sensors(prefix + "00000011", silent_id)), grouptag=["replay-test"])
+    silent = _Box(
+        silent_id,
+        "Testbox ohne Messungen",
+        created,
+        [([13.405, 52.52], created)],
+        list(_pm_sensors(prefix + "00000011", silent_id)),
+        grouptag=["replay-test"],
+    )
     thermometer = _Sensor(prefix + "00000021", "Temperatur", "°C", "BME280", "osem-thermometer")
-    indoor = _Box(indoor_id, "Testbox drinnen", created, [([13.40, 52.51], created)],
-                  list(_pm_sensors(prefix + "00000031", indoor_id)), exposure="indoor", grouptag=["replay-test"])
+    indoor = _Box(
+        indoor_id,
+        "Testbox drinnen",
+        created,
+        [([13.40, 52.51], created)],
+        list(_pm_sensors(prefix + "00000031", indoor_id)),
+        exposure="indoor",
+        grouptag=["replay-test"],
+    )
     start, end = _parse_iso("2023-02-26T08:05:00.000Z"), _parse_iso("2023-03-01T08:55:00.000Z")
     for at in range(start, end + 1, READING_EVERY_MS):
         thermometer.times.append(at)
         thermometer.values.append(f"{2 + 3 * math.sin(2 * math.pi * at / DAY_MS):.2f}")
         _add_measurement(indoor, at, f"{40 + 10 * math.sin(2 * math.pi * at / DAY_MS):.2f}")  # a smoky kitchen
-    thermo = _Box(thermo_id, "Testbox nur Temperatur", created, [([13.38, 52.50], created)], [thermometer],
-                  model="custom", grouptag=["replay-test"])
+    thermo = _Box(
+        thermo_id,
+        "Testbox nur Temperatur",
+        created,
+        [([13.38, 52.50], created)],
+        [thermometer],
+        model="custom",
+        grouptag=["replay-test"],
+    )
     return [silent, thermo, indoor]
 
 
@@ -317,7 +359,10 @@ class ApiError(Exception):
     """An error the API reports as restify JSON: {"code": ..., "message": ...}."""
 
     CODES: ClassVar[dict[int, str]] = {
-        400: "BadRequest", 404: "NotFound", 409: "InvalidArgument", 422: "UnprocessableEntity",
+        400: "BadRequest",
+        404: "NotFound",
+        409: "InvalidArgument",
+        422: "UnprocessableEntity",
         500: "InternalServer",
     }
 
@@ -383,8 +428,13 @@ class _Query:
         return default if value is None else value == "true"
 
     def items(self, name: str, aliases=(), allowed: tuple[str, ...] | None = None) -> list[str]:
-        found = [item for used in (name, *aliases) for value in self._values.get(used, [])
-                 for item in value.split(",") if item]
+        found = [
+            item
+            for used in (name, *aliases)
+            for value in self._values.get(used, [])
+            for item in value.split(",")
+            if item
+        ]
         if allowed is not None and any(item not in allowed for item in found):
             raise ApiError(422, f"Illegal value for parameter {name}. allowed values: {', '.join(allowed)}")
         return found
@@ -477,9 +527,7 @@ def _check_id(value: str, name: str) -> str:
 
 def _check_time_frame(from_ms: int, to_ms: int) -> None:
     if from_ms > to_ms:
-        raise ApiError(
-            409, f"Invalid time frame specified: fromDate ({_iso(from_ms)}) is after toDate ({_iso(to_ms)})"
-        )
+        raise ApiError(409, f"Invalid time frame specified: fromDate ({_iso(from_ms)}) is after toDate ({_iso(to_ms)})")
 
 
 def _check_one_area(box_ids: list[str], bbox: tuple[float, float, float, float] | None) -> None:
@@ -491,13 +539,36 @@ def _check_one_area(box_ids: list[str], bbox: tuple[float, float, float, float] 
 
 
 _WINDOW_UNITS = {
-    "ms": 1, "msec": 1, "msecs": 1, "millisecond": 1, "milliseconds": 1,
-    "s": 1000, "sec": 1000, "secs": 1000, "second": 1000, "seconds": 1000,
-    "m": MINUTE_MS, "min": MINUTE_MS, "mins": MINUTE_MS, "minute": MINUTE_MS, "minutes": MINUTE_MS,
-    "h": HOUR_MS, "hr": HOUR_MS, "hrs": HOUR_MS, "hour": HOUR_MS, "hours": HOUR_MS,
-    "d": DAY_MS, "day": DAY_MS, "days": DAY_MS,
-    "w": 7 * DAY_MS, "week": 7 * DAY_MS, "weeks": 7 * DAY_MS,
-    "y": 365.25 * DAY_MS, "yr": 365.25 * DAY_MS, "yrs": 365.25 * DAY_MS, "year": 365.25 * DAY_MS,
+    "ms": 1,
+    "msec": 1,
+    "msecs": 1,
+    "millisecond": 1,
+    "milliseconds": 1,
+    "s": 1000,
+    "sec": 1000,
+    "secs": 1000,
+    "second": 1000,
+    "seconds": 1000,
+    "m": MINUTE_MS,
+    "min": MINUTE_MS,
+    "mins": MINUTE_MS,
+    "minute": MINUTE_MS,
+    "minutes": MINUTE_MS,
+    "h": HOUR_MS,
+    "hr": HOUR_MS,
+    "hrs": HOUR_MS,
+    "hour": HOUR_MS,
+    "hours": HOUR_MS,
+    "d": DAY_MS,
+    "day": DAY_MS,
+    "days": DAY_MS,
+    "w": 7 * DAY_MS,
+    "week": 7 * DAY_MS,
+    "weeks": 7 * DAY_MS,
+    "y": 365.25 * DAY_MS,
+    "yr": 365.25 * DAY_MS,
+    "yrs": 365.25 * DAY_MS,
+    "year": 365.25 * DAY_MS,
     "years": 365.25 * DAY_MS,
 }
 
@@ -584,8 +655,13 @@ class _Api:
     # ---- documents
 
     def sensor_doc(self, sensor: _Sensor, populate: bool) -> dict:
-        doc = {"_id": sensor.id, "title": sensor.title, "unit": sensor.unit,
-               "sensorType": sensor.sensor_type, "icon": sensor.icon}
+        doc = {
+            "_id": sensor.id,
+            "title": sensor.title,
+            "unit": sensor.unit,
+            "sensorType": sensor.sensor_type,
+            "icon": sensor.icon,
+        }
         latest = sensor.latest_index(self._server._now_ms())
         if latest is not None:
             at = sensor.times[latest]
@@ -606,8 +682,12 @@ class _Api:
         current, since = box.locations[-1]
         doc = {"_id": box.id, "name": box.name, "exposure": box.exposure}
         if not minimal:
-            doc |= {"model": box.model, "grouptag": list(box.grouptag), "createdAt": _iso(box.created_ms),
-                    "updatedAt": _iso(last_ms or box.created_ms)}
+            doc |= {
+                "model": box.model,
+                "grouptag": list(box.grouptag),
+                "createdAt": _iso(box.created_ms),
+                "updatedAt": _iso(last_ms or box.created_ms),
+            }
         if last_ms is not None:
             doc["lastMeasurementAt"] = _iso(last_ms)
         doc["currentLocation"] = {"type": "Point", "coordinates": current, "timestamp": _iso(since)}
@@ -615,16 +695,17 @@ class _Api:
             return doc
         if with_loc:
             doc["loc"] = [
-                {"type": "Feature",
-                 "geometry": {"type": "Point", "coordinates": coordinates, "timestamp": _iso(at)}}
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": coordinates, "timestamp": _iso(at)}}
                 for coordinates, at in box.locations
             ]
         doc["sensors"] = [self.sensor_doc(sensor, populate) for sensor in box.sensors]
         if classify:
             age = None if last_ms is None else self._server._now_ms() - last_ms
             doc["state"] = (
-                "active" if age is not None and age < 7 * DAY_MS
-                else "inactive" if age is not None and age < 30 * DAY_MS
+                "active"
+                if age is not None and age < 7 * DAY_MS
+                else "inactive"
+                if age is not None and age < 30 * DAY_MS
                 else "old"
             )
         return doc
@@ -660,8 +741,10 @@ class _Api:
         except re.error:
             raise ApiError(422, f"Illegal value for parameter name. Invalid regular expression '{name}'.") from None
         found = [box for box in RECORDED_BOXES if pattern.search(box.name)][:limit]
-        return [{"_id": box.id, "name": box.name,
-                 "currentLocation": self.box_doc(box, False, False)["currentLocation"]} for box in found]
+        return [
+            {"_id": box.id, "name": box.name, "currentLocation": self.box_doc(box, False, False)["currentLocation"]}
+            for box in found
+        ]
 
     def boxes_by_filters(self, query: _Query) -> list[dict]:
         exposures = query.items("exposure", allowed=EXPOSURES)
@@ -770,8 +853,14 @@ class _Api:
         if fmt == "csv":
             rows = [[_iso(sensor.times[i]), sensor.values[i]] for i in picked]
             return _Reply(_csv_text(["createdAt", "value"], rows, delimiter).encode(), CSV_TYPE, headers=headers)
-        rows = [{"location": box.location_at(sensor.times[i]), "createdAt": _iso(sensor.times[i]),
-                 "value": sensor.values[i]} for i in picked]
+        rows = [
+            {
+                "location": box.location_at(sensor.times[i]),
+                "createdAt": _iso(sensor.times[i]),
+                "value": sensor.values[i],
+            }
+            for i in picked
+        ]
         return _json_reply(rows, headers=headers)
 
     def data_multi(self, query: _Query) -> _Reply:
@@ -790,8 +879,11 @@ class _Api:
         delimiter = query.delimiter()
         _check_time_frame(from_ms, to_ms)
         _check_one_area(box_ids, bbox)
-        boxes = [box for box in RECORDED_BOXES
-                 if (not box_ids or box.id in box_ids) and (not exposures or box.exposure in exposures)]
+        boxes = [
+            box
+            for box in RECORDED_BOXES
+            if (not box_ids or box.id in box_ids) and (not exposures or box.exposure in exposures)
+        ]
         if not boxes:
             raise ApiError(404, "No senseBoxes found")
 
@@ -802,10 +894,22 @@ class _Api:
                     lon, lat, *height = box.location_at(sensor.times[i])
                     if bbox and not _in_bbox([lon, lat], bbox):
                         continue  # the measurement's own location decides, not the box's
-                    rows.append({"createdAt": _iso(sensor.times[i]), "value": sensor.values[i], "lat": lat,
-                                 "lon": lon, "height": height[0] if height else None, "unit": sensor.unit,
-                                 "boxId": box.id, "sensorId": sensor.id, "phenomenon": sensor.title,
-                                 "sensorType": sensor.sensor_type, "boxName": box.name, "exposure": box.exposure})
+                    rows.append(
+                        {
+                            "createdAt": _iso(sensor.times[i]),
+                            "value": sensor.values[i],
+                            "lat": lat,
+                            "lon": lon,
+                            "height": height[0] if height else None,
+                            "unit": sensor.unit,
+                            "boxId": box.id,
+                            "sensorId": sensor.id,
+                            "phenomenon": sensor.title,
+                            "sensorType": sensor.sensor_type,
+                            "boxName": box.name,
+                            "exposure": box.exposure,
+                        }
+                    )
         headers = {}
         if download:
             stamp = self._server.now.strftime("%Y%m%d_%H%M%S")
@@ -870,9 +974,17 @@ class _Api:
 
         def extras(box: _Box, sensor: _Sensor, first_index: int) -> list:
             lon, lat, *height = box.location_at(sensor.times[first_index])
-            known = {"boxId": box.id, "boxName": box.name, "exposure": box.exposure,
-                     "height": height[0] if height else None, "lat": lat, "lon": lon,
-                     "phenomenon": sensor.title, "sensorType": sensor.sensor_type, "unit": sensor.unit}
+            known = {
+                "boxId": box.id,
+                "boxName": box.name,
+                "exposure": box.exposure,
+                "height": height[0] if height else None,
+                "lat": lat,
+                "lon": lon,
+                "phenomenon": sensor.title,
+                "sensorType": sensor.sensor_type,
+                "unit": sensor.unit,
+            }
             return [known[column] for column in columns]
 
         headers = {}

@@ -134,8 +134,11 @@ def test_start_exports_a_broker_that_answers_and_passes_the_exit_status_on():
 def test_command_keeps_its_standard_input_and_the_broker_ends_with_it():
     process = subprocess.Popen(
         [START, "python", "-c", "import sys; print('read:', sys.stdin.read().strip())"],
-        env=start_env({}), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=start_env({}),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         address = wait_until(lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker")[1]
         # pm25.brokers.embedded, Tansu, and the command, which starts just after the address is printed
@@ -155,8 +158,10 @@ def test_command_keeps_its_standard_input_and_the_broker_ends_with_it():
 def test_a_stop_request_ends_the_server_and_then_the_broker(stop):
     process = subprocess.Popen(
         [START, "python", "-c", "import time; print('serving', flush=True); time.sleep(600)"],
-        env=start_env({}), stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=start_env({}),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until(lambda: process.stdout.readline().startswith("serving"), 60, "the command")
         children = descendants(process.pid)
@@ -189,18 +194,32 @@ def binder_env() -> Path:
     """A virtual environment with binder/requirements.txt, then the package as binder/postBuild installs it
     (from the repository folder, as repo2docker runs it), and nothing else; its bin folder."""
     digest = hashlib.sha256()
-    for path in (BINDER_REQUIREMENTS, POST_BUILD, REPO / "requirements.txt", REPO / "pyproject.toml",
-                 REPO / "binder" / "runtime.txt"):  # fmt: skip
+    for path in (
+        BINDER_REQUIREMENTS,
+        POST_BUILD,
+        REPO / "requirements.txt",
+        REPO / "pyproject.toml",
+        REPO / "binder" / "runtime.txt",
+    ):
         digest.update(path.read_bytes())
     env_dir = REPO / "build" / f"binder-env-{digest.hexdigest()[:12]}"
     ready = env_dir / ".installed"
     if not ready.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", env_dir], check=True)
         subprocess.run(
-            [env_dir / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--requirement", BINDER_REQUIREMENTS],
-            check=True, timeout=900,
-        )  # fmt: skip
+            [
+                env_dir / "bin" / "python",
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--requirement",
+                BINDER_REQUIREMENTS,
+            ],
+            check=True,
+            timeout=900,
+        )
         subprocess.run([POST_BUILD], cwd=REPO, env=start_env({}, bin_dir=env_dir / "bin"), check=True, timeout=300)
         ready.touch()
     return env_dir / "bin"
@@ -210,9 +229,14 @@ def binder_env() -> Path:
 def test_a_fresh_environment_imports_the_package_and_its_data_from_any_folder(binder_env, tmp_path):
     probe = "import pm25, pm25.config as config; print(pm25.__file__); print(config.BUNDLED_DATA_DIR)"
     shown = subprocess.run(
-        [binder_env / "python", "-c", probe], cwd=tmp_path, env=start_env({}, bin_dir=binder_env),
-        capture_output=True, text=True, check=True, timeout=120,
-    ).stdout.split()  # fmt: skip
+        [binder_env / "python", "-c", probe],
+        cwd=tmp_path,
+        env=start_env({}, bin_dir=binder_env),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     assert shown == [str(REPO / "src" / "pm25" / "__init__.py"), str(REPO / "data")]
     assert (Path(shown[1]) / "schema").is_dir()  # the data the package reads at run time are found
 
@@ -225,9 +249,11 @@ class ServerKernel:
         self.base_url = base_url
         # A session for the notebook's path, as JupyterLab opens one: its kernel runs in the notebook's folder.
         session = requests.post(
-            f"{base_url}/api/sessions", headers=self.headers, timeout=60,
+            f"{base_url}/api/sessions",
+            headers=self.headers,
+            timeout=60,
             json={"path": notebook_path, "type": "notebook", "name": "", "kernel": {"name": "python3"}},
-        ).json()  # fmt: skip
+        ).json()
         self.session_id = session["id"]
         ws_url = base_url.replace("http", "ws", 1) + f"/api/kernels/{session['kernel']['id']}/channels"
         self.socket = websocket.create_connection(ws_url, header=self.headers, timeout=600)
@@ -236,13 +262,24 @@ class ServerKernel:
     def run(self, code: str, timeout_s: float = 600) -> str:
         """Execute one cell; its printed text, or an AssertionError with the cell's traceback."""
         msg_id = uuid.uuid4().hex
-        header = {"msg_id": msg_id, "msg_type": "execute_request", "session": self.client_session,
-                  "username": "test", "version": "5.3"}  # fmt: skip
-        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                   "allow_stdin": False, "stop_on_error": True}  # fmt: skip
-        self.socket.send(json.dumps(
-            {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
-        ))  # fmt: skip
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": self.client_session,
+            "username": "test",
+            "version": "5.3",
+        }
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        self.socket.send(
+            json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"})
+        )
         printed, deadline = [], time.monotonic() + timeout_s
         replied = idle = False  # the shell's reply can overtake the output: done once the kernel is idle too
         while time.monotonic() < deadline:
@@ -287,8 +324,13 @@ def test_binder_session_runs_steps_1_to_3_against_its_own_broker_and_stops_it(bi
     )
     (tmp_path / "data").mkdir()
     server_args = [
-        "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"
-    ]  # fmt: skip
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+    ]
     if os.geteuid() == 0:  # CI runs as root; Binder never does
         server_args.append("--allow-root")
     log = (tmp_path / "session.log").open("w")

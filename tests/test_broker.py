@@ -111,10 +111,16 @@ def compose_broker_settings(name: str) -> dict[str, str]:
     import yaml
 
     environment = yaml.safe_load((REPO / name).read_text(encoding="utf-8"))["services"]["kafka"]["environment"]
-    properties = {key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
-                  for key, value in environment.items() if key.startswith("KAFKA_")}
-    return {key: value for key, value in properties.items()
-            if "listener" not in key and "controller" not in key and key not in COMPOSE_ONLY}
+    properties = {
+        key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+        for key, value in environment.items()
+        if key.startswith("KAFKA_")
+    }
+    return {
+        key: value
+        for key, value in properties.items()
+        if "listener" not in key and "controller" not in key and key not in COMPOSE_ONLY
+    }
 
 
 @pytest.mark.parametrize(
@@ -144,11 +150,18 @@ def test_an_unknown_pm25_broker_is_one_clear_error():
         session_broker("tansu")
 
 
-@pytest.mark.parametrize(("make_args", "expected"), [
-    ((), EmbeddedBroker), (("KAFKA=kraft",), KRaftKafka), (("KAFKA=zookeeper",), ZooKeeperKafka)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("make_args", "expected"),
+    [((), EmbeddedBroker), (("KAFKA=kraft",), KRaftKafka), (("KAFKA=zookeeper",), ZooKeeperKafka)],
+)
 def test_make_lab_kafka_chooses_the_labs_broker(make_args, expected):
-    recipe = subprocess.run(["make", "--dry-run", "--no-print-directory", "lab", *make_args], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.splitlines()[-1]  # fmt: skip
+    recipe = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "lab", *make_args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[-1]
     assert recipe.endswith("-m pm25.classroom.lab"), recipe
     env = dict(word.split("=", 1) for word in recipe.split() if word.startswith("KAFKA="))
     broker = chosen_broker(env, port=9092)

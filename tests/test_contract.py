@@ -286,7 +286,6 @@ def test_validate_reports_readable_field_errors():
 # --- properties: decode never crashes and agrees with the schema ---
 
 
-
 def json_trees(numbers):
     return st.recursive(
         st.none() | st.booleans() | st.integers() | numbers | st.text(),

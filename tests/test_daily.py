@@ -37,8 +37,10 @@ def test_the_daily_mean_is_the_mean_of_hourly_means():
     assert (row.n_hours, row.mean, row.above_who) == (18, 15.0, False)  # exactly 15.00 is not above
 
 
-@pytest.mark.parametrize("value, above_who, above_eu_2030", [(15.0, False, False), (15.01, True, False),
-                                                             (25.0, True, False), (25.01, True, True)])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, above_who, above_eu_2030",
+    [(15.0, False, False), (15.01, True, False), (25.0, True, False), (25.01, True, True)],
+)
 def test_limits_are_compared_exactly(value, above_who, above_eu_2030):
     (row,) = daily([reading(hour, value) for hour in range(24)]).table().itertuples()
     assert (row.above_who, row.above_eu_2030) == (above_who, above_eu_2030)

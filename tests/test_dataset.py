@@ -214,11 +214,18 @@ def hourly_humidity(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 def test_humid_hours_are_those_whose_median_over_the_boxes_is_above_80_percent():
-    humidity = hourly_humidity([
-        ("a", "2023-02-27T01:00:00Z", 79.0), ("b", "2023-02-27T01:00:00Z", 95.0), ("c", "2023-02-27T01:00:00Z", 81.0),
-        ("a", "2023-02-27T02:00:00Z", 80.0), ("b", "2023-02-27T02:00:00Z", 80.0),  # exactly 80: not above
-        ("a", "2023-02-27T03:00:00Z", 99.0), ("b", "2023-02-27T03:00:00Z", 20.0), ("c", "2023-02-27T03:00:00Z", 30.0),
-    ])  # fmt: skip
+    humidity = hourly_humidity(
+        [
+            ("a", "2023-02-27T01:00:00Z", 79.0),
+            ("b", "2023-02-27T01:00:00Z", 95.0),
+            ("c", "2023-02-27T01:00:00Z", 81.0),
+            ("a", "2023-02-27T02:00:00Z", 80.0),
+            ("b", "2023-02-27T02:00:00Z", 80.0),  # exactly 80: not above
+            ("a", "2023-02-27T03:00:00Z", 99.0),
+            ("b", "2023-02-27T03:00:00Z", 20.0),
+            ("c", "2023-02-27T03:00:00Z", 30.0),
+        ]
+    )
     assert list(dataset.humid_hours(humidity)) == [pd.Timestamp("2023-02-27T01:00:00Z")]
     assert dataset.humid_hours(humidity.iloc[:0]).empty
 

@@ -203,8 +203,9 @@ def test_an_hour_more_than_24_hours_before_the_decision_has_left_the_window():
     alerts = feed(detector, [reading(0.5, 100), reading(24.5, 10)])  # the window before hour 24 is hours 0..23
     alerts += feed(detector, [reading(25.0, 10)])  # the one before hour 25, hours 1..24, holds hour 24 alone
     assert [(event, hours, alert.mean) for alert, (_, event, hours) in zip(alerts, events(alerts), strict=True)] == [
-        ("exceeded", 24, 100), ("resolved", 25, 10)
-    ]  # fmt: skip
+        ("exceeded", 24, 100),
+        ("resolved", 25, 10),
+    ]
     assert detector.window("a") == (10, 1)
 
 
@@ -512,7 +513,9 @@ def test_hardened_raises_the_learners_alerts_with_detector_beside_and_filters_wh
     hardened = Hardened(WindowDetector(15.0, 24, 18))
     alerts = [alert for alert in map(hardened.process, stream) if alert]
     assert [(alert.event, alert.timestamp.hour, alert.n_hours) for alert in alerts] == [
-        ("exceeded", 18, 18), ("resolved", 6, 24)]  # fmt: skip
+        ("exceeded", 18, 18),
+        ("resolved", 6, 24),
+    ]
     assert alerts == [alert for alert in map(Detector().process, stream) if alert]
     assert hardened.counts["duplicates"] == hardened.counts["late"] == hardened.counts["saturated"] == 1
     assert hardened.compare() == "Alerts: yours: 2 alerts, package: 2 alerts, the same."

@@ -112,8 +112,10 @@ def test_read_clocks_gives_each_reading_its_arrival_and_its_event_time():
 
 def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_late(tmp_path):
     readings = stream(boxes=3, days=2)  # 48 hours of sensor time in about 20 s
-    boxes = [{"geometry": {"coordinates": [13.4, 52.5]}, "properties": {"boxId": f"{box:024x}", "name": f"Box {box}"}}
-             for box in range(3)]  # fmt: skip
+    boxes = [
+        {"geometry": {"coordinates": [13.4, 52.5]}, "properties": {"boxId": f"{box:024x}", "name": f"Box {box}"}}
+        for box in range(3)
+    ]
     with EmbeddedBroker() as broker:
         settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
         live, replay = producing.start_live_replay(settings, readings, speedup=8_640)
@@ -148,8 +150,13 @@ def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_
 
 def test_step_3_replays_the_readings_itself_into_a_fresh_topic_and_nothing_is_late(topic, tmp_path):
     small_readings(tmp_path)  # three boxes, three days: about 7 s at this speed
-    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-           "PM25_LIVE_SPEEDUP": "36000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_LIVE_SPEEDUP": "36000",
+        "PM25_IDLE_TIMEOUT_S": "3",
+    }
     printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # no topic from step 2
     assert f"Replaying into '{topic}_live_" in printed
     assert "'duplicates': 0, 'late': 0}" in printed

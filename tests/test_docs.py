@@ -59,9 +59,7 @@ def without_code(markdown: str) -> str:
 
 def links_in(document: str, base: Path, markdown: str) -> list[Link]:
     text = without_code(markdown)
-    links = [
-        Link(document, base, m["target"], bool(m["image"]), m["text"].strip()) for m in LINK.finditer(text)
-    ]
+    links = [Link(document, base, m["target"], bool(m["image"]), m["text"].strip()) for m in LINK.finditer(text)]
     links += [Link(document, base, m["target"], False, "") for m in REFERENCE.finditer(text)]
     links += [Link(document, base, m["target"], False, "") for m in AUTOLINK.finditer(text)]
     for tag in HTML_IMG.finditer(text):
@@ -206,8 +204,12 @@ def package_names(notebook: Path) -> set[str]:
                 bound.add(node.id)
             elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
                 used.append(ast.unparse(node))
-    mentioned = [code for cell in cells if cell["cell_type"] == "markdown"
-                 for code in re.findall(r"`([^`\n]+)`", "".join(cell["source"]))]  # fmt: skip
+    mentioned = [
+        code
+        for cell in cells
+        if cell["cell_type"] == "markdown"
+        for code in re.findall(r"`([^`\n]+)`", "".join(cell["source"]))
+    ]
     for text in [*used, *mentioned]:
         for found in DOTTED.finditer(text):
             if found["first"] in modules and found["first"] not in bound:
@@ -248,8 +250,10 @@ def test_every_package_name_a_notebook_mentions_exists(notebook):
     ],
 )
 def test_a_misspelt_package_name_is_reported(tmp_path, text, name):
-    cells = [{"cell_type": "code", "source": ["from pm25.streaming import producing"]},
-             {"cell_type": "markdown" if "`" in text else "code", "source": [text]}]  # fmt: skip
+    cells = [
+        {"cell_type": "code", "source": ["from pm25.streaming import producing"]},
+        {"cell_type": "markdown" if "`" in text else "code", "source": [text]},
+    ]
     notebook = tmp_path / "step.ipynb"
     notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
     assert name in package_names(notebook)
@@ -263,8 +267,12 @@ def test_a_name_bound_in_the_notebook_is_not_taken_for_the_module(tmp_path):
     assert package_names(notebook) == {"pm25.rules.status"}  # the import, not status.table
 
 
-STEP_NOTEBOOKS = {"1": "step_1_data_prep.ipynb", "2": "step_2_producer.ipynb",
-                  "3": "step_3_event_processing.ipynb", "3b": "step_3b_consumer_group.ipynb"}  # fmt: skip
+STEP_NOTEBOOKS = {
+    "1": "step_1_data_prep.ipynb",
+    "2": "step_2_producer.ipynb",
+    "3": "step_3_event_processing.ipynb",
+    "3b": "step_3b_consumer_group.ipynb",
+}
 
 
 def test_one_time_plan_in_the_readme_the_lesson_plan_and_each_notebook():

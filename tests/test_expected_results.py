@@ -30,10 +30,13 @@ def expected_section() -> str:
 def expected_alerts() -> list[tuple[str, dict, int]]:
     """(rule as written, Detector settings, alert count) for each row of the guide's table."""
     rows = [
-        (row["rule"], {m["name"]: float(m["value"]) for m in SETTING.finditer(row["rule"])},
-         int(row["alerts"].replace(",", "")))
+        (
+            row["rule"],
+            {m["name"]: float(m["value"]) for m in SETTING.finditer(row["rule"])},
+            int(row["alerts"].replace(",", "")),
+        )
         for row in ROW.finditer(expected_section())
-    ]  # fmt: skip
+    ]
     assert len(rows) >= 5, f"the table of expected alerts in TEACHERS.md has only {len(rows)} rows"
     return rows
 

@@ -209,8 +209,10 @@ def test_a_short_wait_prints_nothing_and_a_vain_one_ends_its_line_before_the_err
 
 def test_a_wrong_split_says_the_real_one_and_how_to_check_again():
     # Step 3b's checks have cells of their own (check-split-of-two, -four): a retry restarts no member.
-    members = [SimpleNamespace(name="first", running=True, partitions=[0, 2]),
-               SimpleNamespace(name="second", running=True, partitions=[1])]  # fmt: skip
+    members = [
+        SimpleNamespace(name="first", running=True, partitions=[0, 2]),
+        SimpleNamespace(name="second", running=True, partitions=[1]),
+    ]
     wrong = check_split([3, 0], members)
     assert wrong.startswith("❌ You predicted [3, 0]; the group gave first [0, 2], second [1]")
     assert "Change `split`, run it, then this cell again." in wrong
@@ -242,8 +244,10 @@ def test_the_group_is_settled_only_once_every_new_member_has_its_share(kafka_opt
     # Step 3b's third and fourth members: the split right after their start is still the old one ([2, 1] and two
     # members without partitions); the learner's prediction is judged on the split the group then makes.
     group = f"test_group_{uuid.uuid4().hex[:8]}"
-    members = [GroupMember("first", kafka_options, readings_topic, group).start(),
-               GroupMember("second", kafka_options, readings_topic, group).start()]  # fmt: skip
+    members = [
+        GroupMember("first", kafka_options, readings_topic, group).start(),
+        GroupMember("second", kafka_options, readings_topic, group).start(),
+    ]
     try:
         wait_until_settled(members, "the first two members to share the partitions")
         members += [GroupMember(name, kafka_options, readings_topic, group).start() for name in ("third", "fourth")]
@@ -273,8 +277,9 @@ def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(
 def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_options, readings_topic):
     # Step 3's loop, with an idle time-out of 0: it would end at its first empty poll after the group rebalanced.
     group = f"test_group_{uuid.uuid4().hex[:8]}"
-    consumer = KafkaConsumer(**kafka_options, group_id=group, enable_auto_commit=False, session_timeout_ms=6000,
-                             heartbeat_interval_ms=2000)  # fmt: skip
+    consumer = KafkaConsumer(
+        **kafka_options, group_id=group, enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000
+    )
     producer = KafkaProducer(**kafka_options)
     offsets = consuming.ProcessedOffsets(consumer, producer, forget=lambda boxes: None, topic_partitions=PARTITIONS)
     consumer.subscribe([readings_topic], listener=offsets)

@@ -15,9 +15,14 @@ STEP_2 = SRC / "step_2_producer.ipynb"
 
 
 @pytest.mark.parametrize(
-    "name", ["step_1_data_prep.ipynb", "step_2_producer.ipynb", "step_3b_consumer_group.ipynb",
-             "step_4_stream_processor.ipynb"],
-)  # fmt: skip
+    "name",
+    [
+        "step_1_data_prep.ipynb",
+        "step_2_producer.ipynb",
+        "step_3b_consumer_group.ipynb",
+        "step_4_stream_processor.ipynb",
+    ],
+)
 def test_the_imports_cell_installs_the_hints(name):
     assert "hints.install()" in cell_by_id(nbformat.read(SRC / name, as_version=4), "imports").source
 
@@ -42,8 +47,9 @@ def test_a_loop_run_again_after_its_consumer_was_closed_gets_one_line(bootstrap_
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_code_cell("from kafka import KafkaConsumer\nfrom pm25.learning import hints\nhints.install()"),
-        nbformat.v4.new_code_cell(f"consumer = KafkaConsumer(bootstrap_servers={bootstrap_servers!r})\n"
-                                  "consumer.close()"),
+        nbformat.v4.new_code_cell(
+            f"consumer = KafkaConsumer(bootstrap_servers={bootstrap_servers!r})\nconsumer.close()"
+        ),
         nbformat.v4.new_code_cell("consumer.poll(timeout_ms=100)"),  # the loop cell, run again after the close
     ]
     with pytest.raises(CellExecutionError) as raised:

@@ -37,9 +37,14 @@ def _lab(stderr=subprocess.PIPE, **variables):
     env = {**os.environ, "JUPYTER_TOKEN": "lab-test-token", **variables}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "pm25.classroom.lab"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "pm25.classroom.lab"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture

@@ -17,13 +17,18 @@ NOTEBOOK = "src/step_1_data_prep.ipynb"
 
 
 def git(directory: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args], cwd=directory, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", *args],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+    )
 
 
 def lint_notebooks(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", "lint-notebooks", f"BIN={BIN}"], cwd=directory,
-                          capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        ["make", "--no-print-directory", "lint-notebooks", f"BIN={BIN}"], cwd=directory, capture_output=True, text=True
+    )
 
 
 @pytest.fixture
@@ -80,7 +85,8 @@ def test_nothing_puts_src_on_the_import_path_by_hand():
     found = {
         name: lines
         for name in tracked.splitlines()
-        if name not in CHECKS_OF_IT and (REPO / name).is_file()
+        if name not in CHECKS_OF_IT
+        and (REPO / name).is_file()
         and (lines := src_by_hand((REPO / name).read_text(encoding="utf-8", errors="ignore")))
     }
     assert found == {}
@@ -107,8 +113,11 @@ NOTEBOOKS = [*sorted((REPO / "src").glob("*.ipynb")), REPO / "tests" / "tasks_de
 
 def id_problems(notebook: nbformat.NotebookNode) -> list[str]:
     ids = [cell.get("id", "") for cell in notebook.cells]
-    problems = [f"cell {number}: id {cell_id!r} says nothing" for number, cell_id in enumerate(ids)
-                if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", cell_id) or cell_id.isdigit()]  # fmt: skip
+    problems = [
+        f"cell {number}: id {cell_id!r} says nothing"
+        for number, cell_id in enumerate(ids)
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", cell_id) or cell_id.isdigit()
+    ]
     problems += [f"id {cell_id!r} is not unique" for cell_id in sorted(set(ids)) if ids.count(cell_id) > 1]
     return problems
 

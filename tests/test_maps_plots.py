@@ -28,8 +28,10 @@ BOX = "5c2bca0e2c80100019218e6b"
 
 def readings(values, box_name="Garten"):
     moments = [T0 + timedelta(hours=hour) for hour in range(len(values))]
-    return [SimpleNamespace(box_id=BOX, box_name=box_name, timestamp=moment, value=value, lat=52.5, lon=13.4)
-            for moment, value in zip(moments, values, strict=True)]  # fmt: skip
+    return [
+        SimpleNamespace(box_id=BOX, box_name=box_name, timestamp=moment, value=value, lat=52.5, lon=13.4)
+        for moment, value in zip(moments, values, strict=True)
+    ]
 
 
 def saved_status_map(path, box_name="Garten"):
@@ -115,8 +117,14 @@ def test_saved_status_map_marks_an_implausible_alert_with_a_dashed_ring(tmp_path
         detector.process(r)
         status.update(r)
     table = status.table([], detector)
-    review = pd.DataFrame({"boxId": [BOX], "timestamp": ["2023-02-26T18:00:00Z"], "event": ["exceeded"],
-                           "plausible": pd.array([False], dtype="boolean")})  # fmt: skip
+    review = pd.DataFrame(
+        {
+            "boxId": [BOX],
+            "timestamp": ["2023-02-26T18:00:00Z"],
+            "event": ["exceeded"],
+            "plausible": pd.array([False], dtype="boolean"),
+        }
+    )
     plain = maps.status_map(table, tmp_path / "plain.html").page
     doubted = maps.status_map(table, tmp_path / "doubted.html", review=review).page
     dashed = f'"dashArray": "{maps.IMPLAUSIBLE_OUTLINE["dashArray"]}"'
@@ -151,8 +159,10 @@ def test_live_map_says_it_is_provisional_until_told_the_stream_ended():
 
 
 def box_features(locations):
-    return [{"geometry": {"coordinates": [lon, lat]}, "properties": {"boxId": f"box{i}", "name": f"Box {i}"}}
-            for i, (lat, lon) in enumerate(locations)]  # fmt: skip
+    return [
+        {"geometry": {"coordinates": [lon, lat]}, "properties": {"boxId": f"box{i}", "name": f"Box {i}"}}
+        for i, (lat, lon) in enumerate(locations)
+    ]
 
 
 def on_screen(live, lat, lon, width, zoom=None):
@@ -222,10 +232,13 @@ def test_colour_scale_gets_darker_with_more_dust():
 def window_history(boxes, hours=72):
     """A history table as step 3 builds it: each box's window mean after each reading, 4 readings an hour."""
     return pd.DataFrame(
-        [(f"senseBox {box:03d}", T0 + timedelta(minutes=15 * quarter), float(box % 40 + quarter % 7))
-         for box in range(boxes) for quarter in range(4 * hours)],
+        [
+            (f"senseBox {box:03d}", T0 + timedelta(minutes=15 * quarter), float(box % 40 + quarter % 7))
+            for box in range(boxes)
+            for quarter in range(4 * hours)
+        ],
         columns=["boxName", "timestamp", "mean"],
-    )  # fmt: skip
+    )
 
 
 def alerts_of(*events):
@@ -263,16 +276,21 @@ def test_rolling_mean_plot_title_and_colour_bar_name_the_window_and_threshold(tm
 def alert_marks(figure):
     """(row's box name, start, end) of each hatched, outlined rectangle: the time a box was in alert."""
     axis = figure.axes[0]
-    names = {round(tick - 0.5): label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(),
-                                                                          strict=True)}  # fmt: skip
+    names = {
+        round(tick - 0.5): label.get_text()
+        for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)
+    }
     marks = [patch for patch in axis.patches if patch.get_hatch() and patch.get_edgecolor()[:3] == (0, 0, 0)]
-    return [(names[round(mark.get_y())], *matplotlib.dates.num2date([mark.get_x(), mark.get_x() + mark.get_width()]))
-            for mark in marks]  # fmt: skip
+    return [
+        (names[round(mark.get_y())], *matplotlib.dates.num2date([mark.get_x(), mark.get_x() + mark.get_width()]))
+        for mark in marks
+    ]
 
 
 def test_rolling_mean_plot_marks_alerts_without_colour_and_puts_their_box_first(tmp_path):
-    alerts = alerts_of(("senseBox 001", "exceeded", 30), ("senseBox 001", "resolved", 50),
-                       ("senseBox 002", "exceeded", 60))  # fmt: skip
+    alerts = alerts_of(
+        ("senseBox 001", "exceeded", 30), ("senseBox 001", "resolved", 50), ("senseBox 002", "exceeded", 60)
+    )
     figure = plots.rolling_mean_plot(window_history(5), alerts, 15.0, 24, tmp_path / "plot.png")
     plot_end = T0 + timedelta(hours=72)
     assert alert_marks(figure) == [
@@ -290,8 +308,9 @@ def test_rolling_mean_plot_marks_an_implausible_alert_otherwise(tmp_path):
     names = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     assert marks[names.index("senseBox 001")] == ("xxx", "--")
     assert marks[names.index("senseBox 002")] == ("///", "-")
-    assert "in alert, implausible (out of line with the network)" in [text.get_text() for text in
-                                                                        figure.legends[0].get_texts()]  # fmt: skip
+    assert "in alert, implausible (out of line with the network)" in [
+        text.get_text() for text in figure.legends[0].get_texts()
+    ]
 
 
 def test_readings_plot_tells_boxes_apart_without_colour():

@@ -179,9 +179,15 @@ NORTH_EAST_BBOX = "13.43,52.54,13.47,52.56"  # "Berliner Allee" (no humidity sen
 
 @pytest.mark.parametrize(
     ("title", "unit"),
-    [("rel. Luftfeuchte", "%"), ("Luftfeuchte", "%"), ("Luftfeuchtigkeit", "%"), ("Relative Humidity", "%"),
-     ("humidity", " % "), ("rel. Luftfeuchtigkeit", "%RH")],
-)  # fmt: skip
+    [
+        ("rel. Luftfeuchte", "%"),
+        ("Luftfeuchte", "%"),
+        ("Luftfeuchtigkeit", "%"),
+        ("Relative Humidity", "%"),
+        ("humidity", " % "),
+        ("rel. Luftfeuchtigkeit", "%RH"),
+    ],
+)
 def test_humidity_sensors_are_found_by_title_and_unit_however_spelt(title, unit):
     assert is_humidity({"title": title, "unit": unit})
 
@@ -189,7 +195,7 @@ def test_humidity_sensors_are_found_by_title_and_unit_however_spelt(title, unit)
 @pytest.mark.parametrize(
     ("title", "unit"),
     [("Bodenfeuchte", "%"), ("Temperatur", "°C"), ("PM2.5", "µg/m³"), ("Luftfeuchte", "g/m³"), ("Luftfeuchte", "")],
-)  # fmt: skip
+)
 def test_soil_moisture_and_other_sensors_are_not_humidity(title, unit):
     assert not is_humidity({"title": title, "unit": unit})
 

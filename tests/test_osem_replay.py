@@ -54,15 +54,26 @@ def get(api: ReplayServer, path: str, **params) -> requests.Response:
 
 
 def statistics(api: ReplayServer, **params) -> requests.Response:
-    defaults = {"bbox": BERLIN, "phenomenon": "PM2.5", "operation": "arithmeticMean", "format": "tidy",
-                "from-date": "2023-02-26T08:00:00Z", "to-date": "2023-03-01T09:00:00Z", "window": "1h"}
+    defaults = {
+        "bbox": BERLIN,
+        "phenomenon": "PM2.5",
+        "operation": "arithmeticMean",
+        "format": "tidy",
+        "from-date": "2023-02-26T08:00:00Z",
+        "to-date": "2023-03-01T09:00:00Z",
+        "window": "1h",
+    }
     return get(api, "/statistics/descriptive", **{**defaults, **params})
 
 
 def bulk(api: ReplayServer, **params) -> requests.Response:
     """GET /boxes/data (the many-box download), by default for BOX around midnight of 27 February."""
-    defaults = {"boxId": BOX, "phenomenon": "PM2.5", "from-date": "2023-02-27T00:00:00Z",
-                "to-date": "2023-02-27T00:10:00Z"}
+    defaults = {
+        "boxId": BOX,
+        "phenomenon": "PM2.5",
+        "from-date": "2023-02-27T00:00:00Z",
+        "to-date": "2023-02-27T00:10:00Z",
+    }
     return get(api, "/boxes/data", **{**defaults, **params})
 
 
@@ -176,8 +187,12 @@ def test_boxes_geojson_is_a_feature_collection_of_points(api):
 
 
 def test_exposure_outside_allowed_set_is_rejected(api):
-    assert_error(get(api, "/boxes", exposure="space"), 422, "UnprocessableEntity",
-                 "Illegal value for parameter exposure. allowed values: indoor, outdoor, mobile, unknown")
+    assert_error(
+        get(api, "/boxes", exposure="space"),
+        422,
+        "UnprocessableEntity",
+        "Illegal value for parameter exposure. allowed values: indoor, outdoor, mobile, unknown",
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,8 +200,10 @@ def test_exposure_outside_allowed_set_is_rejected(api):
     [
         ("13.3,52.4,13.5", "Invalid number of coordinates."),
         ("13.3,52.4,east,52.6", "Supplied values can not be parsed as floats."),
-        ("52.4,13.3,52.6,113.5",
-         "Supplied coordinates are outside of -180, -90, 180, 90 (lngSW, latSW, lngNE, latNE)."),
+        (
+            "52.4,13.3,52.6,113.5",
+            "Supplied coordinates are outside of -180, -90, 180, 90 (lngSW, latSW, lngNE, latNE).",
+        ),
         ("13.3,52.4,13.3,52.6", "Supplied bounding box has zero surface area."),
     ],
 )
@@ -228,8 +245,9 @@ def test_box_by_id_as_geojson_is_one_feature(api):
 
 def test_unknown_box_is_404_and_malformed_id_is_422(api):
     assert_error(get(api, "/boxes/" + "0" * 24), 404, "NotFound", "Box not found")
-    assert_error(get(api, "/boxes/not-an-id"), 422, "UnprocessableEntity",
-                 "Parameter boxId is not parseable as datatype id")
+    assert_error(
+        get(api, "/boxes/not-an-id"), 422, "UnprocessableEntity", "Parameter boxId is not parseable as datatype id"
+    )
 
 
 def test_box_sensors_lists_latest_values(api):
@@ -246,8 +264,12 @@ def test_box_sensors_with_count_gives_newest_measurements_first(api):
 
 
 def test_count_above_100_is_rejected(api):
-    assert_error(get(api, f"/boxes/{BOX}/sensors", count=101), 422, "UnprocessableEntity",
-                 "Illegal value for parameter count. Supplied value 101 is outside of allowed range (> 100)")
+    assert_error(
+        get(api, f"/boxes/{BOX}/sensors", count=101),
+        422,
+        "UnprocessableEntity",
+        "Illegal value for parameter count. Supplied value 101 is outside of allowed range (> 100)",
+    )
 
 
 def test_single_sensor_and_its_value_only(api):
@@ -259,8 +281,9 @@ def test_single_sensor_and_its_value_only(api):
 
 def test_unknown_sensor_is_404(api):
     unknown = "ab" * 12
-    assert_error(get(api, f"/boxes/{BOX}/sensors/{unknown}"), 404, "NotFound",
-                 f"Sensor with id {unknown} does not exist")
+    assert_error(
+        get(api, f"/boxes/{BOX}/sensors/{unknown}"), 404, "NotFound", f"Sensor with id {unknown} does not exist"
+    )
 
 
 def test_now_moves_the_latest_measurement(api):
@@ -287,8 +310,9 @@ def test_synthetic_thermometer_box_has_no_pm_sensor(api):
 
 
 def test_every_recorded_box_but_one_has_a_made_up_humidity_sensor_measuring_with_its_pm25(api, recording):
-    with_humidity = {box["name"] for box in api.boxes
-                     if any(sensor["title"] == "rel. Luftfeuchte" for sensor in box["sensors"])}
+    with_humidity = {
+        box["name"] for box in api.boxes if any(sensor["title"] == "rel. Luftfeuchte" for sensor in box["sensors"])
+    }
     assert with_humidity == set(recording["boxName"]) - {BOX_NAME}  # "Berliner Allee": a box without one
     updown = osem_replay._BOXES_BY_ID[UPDOWN]
     pm25, humidity = updown.sensors[0], updown.sensors[-1]
@@ -321,8 +345,13 @@ def test_data_defaults_to_48_hours_before_now(api, recording):
 
 
 def test_data_as_csv(api):
-    response = get(api, f"/boxes/{BOX}/data/{BOX_PM25}", format="csv", download="true",
-                   **{"from-date": MIDNIGHT[0], "to-date": MIDNIGHT[1]})
+    response = get(
+        api,
+        f"/boxes/{BOX}/data/{BOX_PM25}",
+        format="csv",
+        download="true",
+        **{"from-date": MIDNIGHT[0], "to-date": MIDNIGHT[1]},
+    )
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] == f"attachment; filename={BOX_PM25}.csv"
     rows = csv_rows(response)
@@ -336,8 +365,9 @@ def test_data_as_csv_with_semicolons(api):
 
 def test_data_returns_only_the_newest_rows_up_to_the_cap(api, monkeypatch):
     monkeypatch.setattr(osem_replay, "MAX_DATA_ROWS", 100)  # the recorded series are shorter than 10,000
-    rows = get(api, f"/boxes/{BOX}/data/{BOX_PM25}",
-               **{"from-date": "2020-01-01T00:00:00Z", "to-date": "2025-01-01T00:00:00Z"}).json()
+    rows = get(
+        api, f"/boxes/{BOX}/data/{BOX_PM25}", **{"from-date": "2020-01-01T00:00:00Z", "to-date": "2025-01-01T00:00:00Z"}
+    ).json()
     assert len(rows) == 100
     assert rows[0]["createdAt"] == LAST[0]
 
@@ -381,8 +411,16 @@ def test_bulk_json_rows_always_have_created_at_and_value_as_text(api):
 
 
 def test_bulk_bbox_over_the_whole_recording_returns_every_measurement_once(api, recording):
-    rows = csv_rows(bulk(api, boxId=None, bbox=BERLIN, exposure="outdoor", columns="sensorId,createdAt,value",
-                         **{"from-date": "2023-02-26T00:00:00Z", "to-date": "2023-03-02T00:00:00Z"}))
+    rows = csv_rows(
+        bulk(
+            api,
+            boxId=None,
+            bbox=BERLIN,
+            exposure="outdoor",
+            columns="sensorId,createdAt,value",
+            **{"from-date": "2023-02-26T00:00:00Z", "to-date": "2023-03-02T00:00:00Z"},
+        )
+    )
     replayed = sorted(tuple(row) for row in rows[1:])
     assert replayed == sorted(recording[["sensorId", "createdAt", "value"]].itertuples(index=False, name=None))
 
@@ -413,9 +451,12 @@ def test_bulk_errors_follow_the_api(api):
     assert_error(bulk(api, phenomenon=None), 400, "BadRequest", "missing required parameter phenomenon")
     assert_error(bulk(api, boxId="0" * 24), 404, "NotFound", "No senseBoxes found")
     assert bulk(api, columns="colour").status_code == 422
-    assert_error(bulk(api, **{"from-date": "2023-02-28T00:00:00Z"}), 409, "InvalidArgument",
-                 "Invalid time frame specified: fromDate (2023-02-28T00:00:00.000Z) is after toDate "
-                 "(2023-02-27T00:10:00.000Z)")
+    assert_error(
+        bulk(api, **{"from-date": "2023-02-28T00:00:00Z"}),
+        409,
+        "InvalidArgument",
+        "Invalid time frame specified: fromDate (2023-02-28T00:00:00.000Z) is after toDate (2023-02-27T00:10:00.000Z)",
+    )
 
 
 # ---------------------------------------------------------------- descriptive statistics
@@ -428,8 +469,11 @@ def test_tidy_hourly_means_are_those_of_the_raw_recording(api, recording):
     times = pd.to_datetime(recording["createdAt"], utc=True)
     # A window covers (start, start + 1 h]: a value on the hour counts towards the hour before.
     hours = (times.dt.ceil("h") - pd.Timedelta(hours=1)).dt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    expected = recording.assign(hour=hours, value=recording["value"].astype(float)).groupby(
-        ["sensorId", "hour"])["value"].mean()
+    expected = (
+        recording.assign(hour=hours, value=recording["value"].astype(float))
+        .groupby(["sensorId", "hour"])["value"]
+        .mean()
+    )
     merged = replayed.set_index(["sensorId", "hour"])["mean"]
     assert set(merged.index) == set(expected.index)
     assert (merged.sort_index() - expected.sort_index()).abs().max() < 1e-9
@@ -441,28 +485,47 @@ def test_tidy_header_echoes_columns_in_requested_order_and_window_as_typed(api):
 
 
 def test_hourly_windows_are_aligned_to_the_epoch(api):
-    response = statistics(api, boxId=BOX, bbox=None,
-                          **{"from-date": "2023-02-27T00:30:00Z", "to-date": "2023-02-27T02:10:00Z"})
+    response = statistics(
+        api, boxId=BOX, bbox=None, **{"from-date": "2023-02-27T00:30:00Z", "to-date": "2023-02-27T02:10:00Z"}
+    )
     rows = csv_rows(response)[1:]
     # floor(from) .. floor(to) + 1 h: (2 - 0) + 2 windows
     assert [row[1] for row in rows] == [f"2023-02-27T0{hour}:00:00.000Z" for hour in range(4)]
-    raw = get(api, f"/boxes/{BOX}/data/{BOX_PM25}",
-              **{"from-date": "2023-02-27T01:00:00.001Z", "to-date": "2023-02-27T02:00:00Z"}).json()
+    raw = get(
+        api,
+        f"/boxes/{BOX}/data/{BOX_PM25}",
+        **{"from-date": "2023-02-27T01:00:00.001Z", "to-date": "2023-02-27T02:00:00Z"},
+    ).json()
     hourly_mean = sum(float(row["value"]) for row in raw) / len(raw)
     assert abs(float(rows[1][2]) - hourly_mean) < 1e-9
 
 
 def test_a_reading_on_a_boundary_counts_towards_the_earlier_window(api):
     indoor = box_named(api, INDOOR_BOX_NAME)["_id"]  # measures at minute 5, 15, 25, ... exactly
-    rows = csv_rows(statistics(api, boxId=indoor, bbox=None, window="5m", operation="max",
-                               **{"from-date": "2023-02-27T00:00:00Z", "to-date": "2023-02-27T00:10:00Z"}))
+    rows = csv_rows(
+        statistics(
+            api,
+            boxId=indoor,
+            bbox=None,
+            window="5m",
+            operation="max",
+            **{"from-date": "2023-02-27T00:00:00Z", "to-date": "2023-02-27T00:10:00Z"},
+        )
+    )
     # Readings at 00:05 and 00:15 belong to the windows starting 00:00 and 00:10.
     assert [row[1] for row in rows[1:]] == ["2023-02-27T00:00:00.000Z", "2023-02-27T00:10:00.000Z"]
 
 
 def test_wide_csv_has_one_column_per_window_and_truncated_labels(api):
-    header, *rows = csv_rows(statistics(api, format="csv", boxId=BOX, bbox=None,
-                                        **{"from-date": "2023-02-27T00:30:00Z", "to-date": "2023-02-27T02:10:00Z"}))
+    header, *rows = csv_rows(
+        statistics(
+            api,
+            format="csv",
+            boxId=BOX,
+            bbox=None,
+            **{"from-date": "2023-02-27T00:30:00Z", "to-date": "2023-02-27T02:10:00Z"},
+        )
+    )
     assert header == ["sensorId", *(f"pm2-5_2023-02-27T0{hour}Z" for hour in range(4))]
     assert [row[0] for row in rows] == [BOX_PM25]
 
@@ -485,10 +548,20 @@ def test_json_format_keys_windows_by_iso_start(api):
 def test_other_operations_agree_with_the_raw_values(api, operation):
     import statistics as stats
 
-    rows = csv_rows(statistics(api, boxId=BOX, bbox=None, operation=operation,
-                               **{"from-date": "2023-02-27T01:30:00Z", "to-date": "2023-02-27T01:30:00Z"}))
-    raw = get(api, f"/boxes/{BOX}/data/{BOX_PM25}",
-              **{"from-date": "2023-02-27T01:00:00.001Z", "to-date": "2023-02-27T02:00:00Z"}).json()
+    rows = csv_rows(
+        statistics(
+            api,
+            boxId=BOX,
+            bbox=None,
+            operation=operation,
+            **{"from-date": "2023-02-27T01:30:00Z", "to-date": "2023-02-27T01:30:00Z"},
+        )
+    )
+    raw = get(
+        api,
+        f"/boxes/{BOX}/data/{BOX_PM25}",
+        **{"from-date": "2023-02-27T01:00:00.001Z", "to-date": "2023-02-27T02:00:00Z"},
+    ).json()
     values = [float(row["value"]) for row in raw]
     expected = {"min": min, "max": max, "median": stats.median, "sum": sum, "standardDeviation": stats.pstdev}
     assert rows[0][-1] == f"{operation}_1h"
@@ -536,14 +609,19 @@ def test_bad_timestamp_is_422_naming_the_alias(api, bad):
 
 def test_from_after_to_is_409(api):
     response = statistics(api, **{"from-date": "2023-03-01T00:00:00Z", "to-date": "2023-02-27T00:00:00Z"})
-    assert_error(response, 409, "InvalidArgument", "Invalid time frame specified: fromDate "
-                 "(2023-03-01T00:00:00.000Z) is after toDate (2023-02-27T00:00:00.000Z)")
+    assert_error(
+        response,
+        409,
+        "InvalidArgument",
+        "Invalid time frame specified: fromDate (2023-03-01T00:00:00.000Z) is after toDate (2023-02-27T00:00:00.000Z)",
+    )
 
 
 @pytest.mark.parametrize("window", ["30000", "59s", "soon"])
 def test_window_under_a_minute_is_400(api, window):
-    assert_error(statistics(api, window=window), 400, "BadRequest",
-                 "Invalid window length. Smallest window size is 1 minute.")
+    assert_error(
+        statistics(api, window=window), 400, "BadRequest", "Invalid window length. Smallest window size is 1 minute."
+    )
 
 
 def test_operation_outside_allowed_set_is_422(api):

@@ -24,8 +24,10 @@ def imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pm25":
-            found |= {f"{node.module}.{alias.name}" if node.module in LAYERS + RUNNERS else node.module
-                      for alias in node.names}  # fmt: skip
+            found |= {
+                f"{node.module}.{alias.name}" if node.module in LAYERS + RUNNERS else node.module
+                for alias in node.names
+            }
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "pm25"}
     return found
@@ -33,8 +35,9 @@ def imports(path: Path) -> set[str]:
 
 def modules() -> dict[str, Path]:
     """pm25.data.contract -> its file, for every module of the package."""
-    return {".".join(("pm25", *path.relative_to(PACKAGE).with_suffix("").parts)): path
-            for path in PACKAGE.rglob("*.py")}  # fmt: skip
+    return {
+        ".".join(("pm25", *path.relative_to(PACKAGE).with_suffix("").parts)): path for path in PACKAGE.rglob("*.py")
+    }
 
 
 def rank(layer: str) -> int:

@@ -30,11 +30,13 @@ def core_prose_words(notebook: nbformat.NotebookNode) -> int:
 
 
 def test_core_prose_words_count_everything_but_going_deeper():
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("One two three."),
-        nbformat.v4.new_markdown_cell("Four.\n\n<details><summary>Going deeper: x</summary>\n\nnot\n</details>"),
-        nbformat.v4.new_code_cell("not prose"),
-    ])  # fmt: skip
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("One two three."),
+            nbformat.v4.new_markdown_cell("Four.\n\n<details><summary>Going deeper: x</summary>\n\nnot\n</details>"),
+            nbformat.v4.new_code_cell("not prose"),
+        ]
+    )
     assert core_prose_words(notebook) == 4
 
 

@@ -16,8 +16,7 @@ from pm25.data.readings import COLUMNS, RECORDING_CSV, load_readings, parse_read
 
 HEADER = ",".join(COLUMNS)
 GOOD_ROW = (
-    "591f578c51d34600116a8ea5,Wetterstation Erpho,59458624a4ad590011186665,51.96422,7.645218,"
-    "2024-01-15T00:00:00Z,11.5"
+    "591f578c51d34600116a8ea5,Wetterstation Erpho,59458624a4ad590011186665,51.96422,7.645218,2024-01-15T00:00:00Z,11.5"
 )
 SOURCE = Path("pm25_readings.csv")
 
@@ -76,8 +75,13 @@ def test_extra_columns_any_order_spaces_bom_crlf_and_blank_lines_are_fine(tmp_pa
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["2024-01-15T00:00:00Z", "2024-01-15T00:00:00.000Z", "2024-01-15 00:00:00+00:00", "2024-01-15T01:00:00+01:00",
-     "2024-01-15T00:00:00"],
+    [
+        "2024-01-15T00:00:00Z",
+        "2024-01-15T00:00:00.000Z",
+        "2024-01-15 00:00:00+00:00",
+        "2024-01-15T01:00:00+01:00",
+        "2024-01-15T00:00:00",
+    ],
 )
 def test_timestamps_in_any_iso_form_are_read_as_utc(timestamp):
     loaded = parse_readings_csv(f"{HEADER}\n{with_cell('timestamp', timestamp)}\n", SOURCE)
@@ -180,7 +184,7 @@ def test_a_file_that_is_not_utf8_says_so(tmp_path):
 
 
 def test_a_cell_too_long_for_the_csv_module_rejects_only_its_row():
-    text = f'{HEADER}\n{with_cell("boxName", "x" * 200_000)}\n{GOOD_ROW}\n'
+    text = f"{HEADER}\n{with_cell('boxName', 'x' * 200_000)}\n{GOOD_ROW}\n"
     loaded = parse_readings_csv(text, SOURCE)
     assert len(loaded.readings) == 1
     assert loaded.rejected.loc[0, "reason"].startswith("unreadable CSV (field larger than field limit")
@@ -240,7 +244,10 @@ def test_recording_is_converted_to_the_readings_columns():
     assert recording["boxId"].nunique() == 48
     first = recording.iloc[0]
     assert (first["boxId"], first["sensorId"], first["timestamp"], first["value"]) == (
-        "5c2bca0e2c80100019218e6b", "5c2bca0e2c80100019218e6e", "2023-02-26T08:24:39.302Z", 3.27
+        "5c2bca0e2c80100019218e6b",
+        "5c2bca0e2c80100019218e6e",
+        "2023-02-26T08:24:39.302Z",
+        3.27,
     )
     assert recording.equals(recording.sort_values(["timestamp", "boxId"], ignore_index=True))
 

@@ -16,8 +16,9 @@ def test_no_broker_names_the_credentials_after_a_refused_login(monkeypatch):
     assert "No Kafka broker answers" in str(producing.NoBroker("127.0.0.1:9093"))
     refusal = SaslAuthenticationFailedError("SaslAuthenticationFailedError: Authentication failed: invalid credentials")
     # as kafka-python's connection manager logs a refused bootstrap connection
-    logging.getLogger("kafka.net.manager").warning("Bootstrap connection to %s failed: %s (backoff %.2f secs)",
-                                                   "bootstrap-0", refusal, 0.05)
+    logging.getLogger("kafka.net.manager").warning(
+        "Bootstrap connection to %s failed: %s (backoff %.2f secs)", "bootstrap-0", refusal, 0.05
+    )
     message = str(producing.NoBroker("127.0.0.1:9093"))
     assert message.startswith("The Kafka broker at 127.0.0.1:9093 refused the login (")
     assert "invalid credentials" in message and "KAFKA_SASL_PASSWORD" in message, message
@@ -25,8 +26,14 @@ def test_no_broker_names_the_credentials_after_a_refused_login(monkeypatch):
 
 def test_a_connection_closed_during_the_sasl_login_counts_as_a_refusal(monkeypatch):
     monkeypatch.setattr(refused_logins, "_last", None)
-    connection = KafkaConnection(None, node_id="bootstrap-0", security_protocol="SASL_SSL",
-                                 sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="u", sasl_plain_password="p")
+    connection = KafkaConnection(
+        None,
+        node_id="bootstrap-0",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username="u",
+        sasl_plain_password="p",
+    )
     connection.connection_lost(KafkaConnectionError("socket disconnected"))  # as the transport reports a close
     assert refused_logins.last_refusal() is None, "lost before ApiVersions: nothing says it was the login"
     connection.broker_version_data = BrokerVersionData(api_versions={18: (0, 4)})  # ApiVersions answered

@@ -27,10 +27,11 @@ def berlin_stream() -> list[Reading]:
     table = pd.read_csv(RECORDING, dtype={"boxId": str, "sensorId": str, "createdAt": str})
     table = table.sort_values(["createdAt", "boxId"], kind="stable")
     return [
-        Reading(row.boxId, row.boxName, row.sensorId, row.lat, row.lon, datetime.fromisoformat(row.createdAt),
-                row.value)
+        Reading(
+            row.boxId, row.boxName, row.sensorId, row.lat, row.lon, datetime.fromisoformat(row.createdAt), row.value
+        )
         for row in table.itertuples()
-    ]  # fmt: skip
+    ]
 
 
 def few_readings(boxes: int = 4, per_box: int = 3) -> list[Reading]:
@@ -143,9 +144,15 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
 
 @pytest.mark.parametrize(
     ("threshold", "window_hours", "min_hours", "boxes"),
-    [(15.0, 24, 18, 5), (25.0, 72, 54, 5), (15.0, 3, 1, 4), (0.5, 24, 18, 5),
-     (12.3, 24, 18, 4), (33.33, 168, 126, 4)],  # no exact tie in floats: no box at the threshold
-)  # fmt: skip
+    [
+        (15.0, 24, 18, 5),
+        (25.0, 72, 54, 5),
+        (15.0, 3, 1, 4),
+        (0.5, 24, 18, 5),
+        (12.3, 24, 18, 4),
+        (33.33, 168, 126, 4),
+    ],  # no exact tie in floats: no box at the threshold
+)
 def test_the_solution_passes_every_hand_made_box_with_other_settings(threshold, window_hours, min_hours, boxes):
     said = selfcheck.window_detector_check([], threshold, window_hours, min_hours)(SOLUTION)
     assert f"the same on {boxes} hand-made boxes" in said, said
@@ -183,9 +190,9 @@ def test_key_field_timestamp_gets_its_hint():
 
 def test_producer_solution_shows_one_partition_per_box(bootstrap_servers):
     solution = solved_values("producer")
-    message = selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(**{
-        name: solution[name] for name in ("to_json", "send_readings")
-    })
+    message = selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(
+        **{name: solution[name] for name in ("to_json", "send_readings")}
+    )
     assert "11 readings arrived" in message and "the 1 send that failed was counted" in message
     assert sum(f"Box {box}: 3 readings, on partition " in message for box in range(1, 5)) == 3
 
@@ -300,8 +307,11 @@ def test_committing_after_each_record_is_told_what_commit_without_arguments_comm
                     consumer.commit()
 
     check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
-    with pytest.raises(WrongAnswer, match=r"before processing it.*commit\(\) without arguments commits the position of "
-                       r"every partition polled.*OffsetAndMetadata\(record\.offset \+ 1\)"):  # fmt: skip
+    with pytest.raises(
+        WrongAnswer,
+        match=r"before processing it.*commit\(\) without arguments commits the position of "
+        r"every partition polled.*OffsetAndMetadata\(record\.offset \+ 1\)",
+    ):
         check(MAKE_CONSUMER, run_loop)
 
 

@@ -82,8 +82,19 @@ def test_every_box_is_inactive_before_any_reading():
 def test_table_has_exactly_the_documented_columns_and_types():
     table = tracked([reading(0, 8, "a")]).table([feature("a", "A", 7.6, 51.9), feature("b", "B", 7.7, 52.0)])
     assert list(table.columns) == COLUMNS
-    assert COLUMNS == ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value",
-                       "days_valid", "days_above_who", "days_above_eu_2030"]  # fmt: skip
+    assert COLUMNS == [
+        "boxId",
+        "boxName",
+        "lat",
+        "lon",
+        "status",
+        "quality",
+        "last_seen",
+        "last_value",
+        "days_valid",
+        "days_above_who",
+        "days_above_eu_2030",
+    ]
     assert str(table["last_seen"].dt.tz) == "UTC"
     assert table["last_value"].dtype == float
 
@@ -109,8 +120,9 @@ def test_box_listed_twice_on_the_map_appears_once():
 
 def test_flat_readings_in_six_hours_are_suspect():
     # A dead sensor as in the Berlin recording: 0.0 with an occasional 0.1.
-    table = tracked([reading(hour + minute / 60, 0.1 if minute == 30 else 0.0) for hour in range(6)
-                     for minute in range(0, 60, 10)]).table([])  # fmt: skip
+    table = tracked(
+        [reading(hour + minute / 60, 0.1 if minute == 30 else 0.0) for hour in range(6) for minute in range(0, 60, 10)]
+    ).table([])
     assert row(table, "a")["quality"] == "suspect"
 
 
@@ -219,8 +231,10 @@ def test_unusable_parameters_are_rejected(parameters):
 @pytest.mark.parametrize("first_fraction", [0, 123_000], ids=["whole-second-first", "milliseconds-first"])
 def test_table_reads_last_times_with_and_without_milliseconds(first_fraction):
     # format_timestamp leaves out .000, so boxes' last times come in both forms (issue 21 item 1)
-    moments = {box: T0 + timedelta(seconds=41, microseconds=fraction)
-               for box, fraction in [("a", first_fraction), ("b", 123_000 - first_fraction)]}  # fmt: skip
+    moments = {
+        box: T0 + timedelta(seconds=41, microseconds=fraction)
+        for box, fraction in [("a", first_fraction), ("b", 123_000 - first_fraction)]
+    }
     readings = [SimpleNamespace(box_id=box, box_name=box, timestamp=moment, value=5) for box, moment in moments.items()]
     table = tracked(readings).table([])
     assert [row(table, box)["last_seen"] for box in moments] == list(moments.values())

@@ -72,16 +72,29 @@ STEP_1 = SRC / "step_1_data_prep.ipynb"
     ("task", "answer", "hint"),
     [
         ("city_centre", "berlin_lat, berlin_lon = 13.4050, 52.5200", "You swapped them"),
-        ("bounding_box", SOLVED_BBOX.replace('f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"',
-                                             "[min(lons), min(lats), max(lons), max(lats)]"), "That is a list"),
-        ("bounding_box", SOLVED_BBOX.replace('f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"',
-                                             'f"{min(lats)},{min(lons)},{max(lats)},{max(lons)}"'),
-         "Longitude comes first"),
+        (
+            "bounding_box",
+            SOLVED_BBOX.replace(
+                'f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"', "[min(lons), min(lats), max(lons), max(lats)]"
+            ),
+            "That is a list",
+        ),
+        (
+            "bounding_box",
+            SOLVED_BBOX.replace(
+                'f"{min(lons)},{min(lats)},{max(lons)},{max(lats)}"',
+                'f"{min(lats)},{min(lons)},{max(lats)},{max(lons)}"',
+            ),
+            "Longitude comes first",
+        ),
         ("time_range", 'time_from = "2023-02-26"\ntime_to = "2023-03-01T09:00:00.000Z"', "a date alone"),
-        ("time_range", 'time_from = "2023-03-01T09:00:00.000Z"\ntime_to = "2023-02-26T08:00:00.000Z"',
-         "did you swap them"),
+        (
+            "time_range",
+            'time_from = "2023-03-01T09:00:00.000Z"\ntime_to = "2023-02-26T08:00:00.000Z"',
+            "did you swap them",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_wrong_answer_in_step_1_gets_its_hint(task, answer, hint, tmp_path):
     notebook = with_answer(nbformat.read(STEP_1, as_version=4), task, answer)
     assert hint in learner_error(notebook, SRC, {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path)})

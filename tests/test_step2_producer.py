@@ -197,8 +197,12 @@ def test_a_wrong_key_in_the_learners_send_readings_is_the_key_in_the_topic(
     key, bootstrap_servers, topic, tmp_path, monkeypatch
 ):
     valid, _ = write_csv_with_bad_rows(tmp_path)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path),
-           "PM25_PRODUCER_MODE": "bulk"}  # fmt: skip
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "PM25_TOPIC": topic,
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_PRODUCER_MODE": "bulk",
+    }
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
     cells = NotebookCells("step_2_producer.ipynb")
@@ -222,8 +226,13 @@ def test_a_wrong_key_in_the_learners_send_readings_is_the_key_in_the_topic(
 def test_readings_sent_late_and_twice_on_purpose_are_counted_by_step_3s_detector(bootstrap_servers, topic, tmp_path):
     readings = random_walk_stream(boxes=4, steps=60, seed=7)
     (tmp_path / "pm25_readings.csv").write_text(readings_csv(readings), encoding="utf-8")
-    env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_PRODUCER_MODE": "bulk",
-           "PM25_LATE_SHARE": "0.1", "PM25_DUPLICATE_SHARE": "0.1"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_PRODUCER_MODE": "bulk",
+        "PM25_LATE_SHARE": "0.1",
+        "PM25_DUPLICATE_SHARE": "0.1",
+    }
     printed = stream_text(execute_notebook("step_2_producer.ipynb", env))
 
     said = re.search(r"^disorder: +(\d+) sent late, (\d+) sent twice", printed, re.MULTILINE)
@@ -244,8 +253,14 @@ def test_live_mode_sends_the_latest_measurements_through_the_learners_code(
 ):
     monkeypatch.setattr(replay_api, "now", datetime(2023, 2, 27, tzinfo=UTC))  # restored after the test
     write_csv_with_bad_rows(tmp_path)
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path),
-           "PM25_PRODUCER_MODE": "live", "OSEM_API_URL": replay_api.url, "OSEM_OFFLINE": "0"}  # fmt: skip
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "PM25_TOPIC": topic,
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_PRODUCER_MODE": "live",
+        "OSEM_API_URL": replay_api.url,
+        "OSEM_OFFLINE": "0",
+    }
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
     cells = NotebookCells("step_2_producer.ipynb")

@@ -48,10 +48,13 @@ def known_stream():
 
 def boxes_geojson(path):
     features = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [7.62, 51.96]},
-         "properties": {"boxId": box_id, "name": name, "readings": 0}}
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [7.62, 51.96]},
+            "properties": {"boxId": box_id, "name": name, "readings": 0},
+        }
         for box_id, name in ((BOX_A, "Alpha"), (BOX_B, "Beta"), (BOX_C, "Gamma (silent)"))
-    ]  # fmt: skip
+    ]
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
@@ -94,8 +97,10 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
     assert re.search(r"Alerts: (\d+) in order, \1 with disorder: the same\.", printed)
     # The two clocks: the 63 readings that keep the contract, arriving now, measured in January 2024.
     assert re.search(r"By arrival time: 63 readings in \d+ buckets of 1s \(the fullest: \d+\), from 20\d\d-", printed)
-    assert ("By event time: 63 readings in 31 buckets of 1h (the fullest: 3), "
-            "from 2024-01-15 00:00:00+00:00 to 2024-01-16 06:00:00+00:00.") in printed  # fmt: skip
+    assert (
+        "By event time: 63 readings in 31 buckets of 1h (the fullest: 3), "
+        "from 2024-01-15 00:00:00+00:00 to 2024-01-16 06:00:00+00:00."
+    ) in printed
 
     published = read_topic(bootstrap_servers, f"{topic}_alerts")
     assert [(record.key.decode(), json.loads(record.value)["event"]) for record in published] == [
@@ -103,8 +108,15 @@ def test_consumer_finds_the_known_alerts_keeps_bad_messages_and_commits(prepared
         (BOX_A, "resolved"),
     ]
     assert set(json.loads(published[0].value)) == {
-        "boxId", "boxName", "event", "timestamp", "mean", "n_hours", "threshold", "window_hours",
-    }  # fmt: skip
+        "boxId",
+        "boxName",
+        "event",
+        "timestamp",
+        "mean",
+        "n_hours",
+        "threshold",
+        "window_hours",
+    }
 
     rejected = pd.read_csv(data_dir / "output" / "rejected.csv")
     assert len(rejected) == 4
@@ -154,8 +166,10 @@ def test_the_stream_runs_the_learners_detector_and_consumer_with_detector_beside
     printed = stream_text(run(notebook, SRC, env))
 
     assert f"The learner's make_consumer({topic!r}, '{topic}_group')" in printed
-    assert ("❗ Alerts: yours: 0 alerts, package: 2 alerts. They differ from alert 1 on: yours none, "
-            "package EXCEEDED Alpha at Mon 15 Jan 18:00.") in printed  # fmt: skip
+    assert (
+        "❗ Alerts: yours: 0 alerts, package: 2 alerts. They differ from alert 1 on: yours none, "
+        "package EXCEEDED Alpha at Mon 15 Jan 18:00."
+    ) in printed
     assert pd.read_csv(data_dir / "output" / "alerts.csv").empty  # the learner's alerts are the ones written
     assert read_topic(bootstrap_servers, f"{topic}_alerts") == []  # and published
 
@@ -220,8 +234,12 @@ def test_step_3_before_step_2_says_run_step_2_first_keeps_earlier_outputs_and_cr
     earlier.parent.mkdir()
     earlier.write_text("an earlier run's alerts\n")
     small_readings(tmp_path)
-    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-           "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_IDLE_TIMEOUT_S": "2",
+    }
     said = run_expecting_error(env)
     assert f"❌ The topic '{topic}' is empty or missing: run step 2 first. Or let step 3 replay the readings" in said
     assert "Traceback" not in said
@@ -240,8 +258,12 @@ def test_a_member_that_processed_no_reading_ends_well_and_says_so(bootstrap_serv
         producer.flush()
     boxes_geojson(tmp_path / "senseboxes.geojson")
     small_readings(tmp_path)
-    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-           "PM25_IDLE_TIMEOUT_S": "2"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_IDLE_TIMEOUT_S": "2",
+    }
     printed = stream_text(execute_notebook("step_3_event_processing.ipynb", env))  # raises on a traceback
 
     assert "This member processed no reading" in printed
@@ -267,8 +289,11 @@ def test_step_3_prints_its_send_to_alert_latency_for_readings_sent_while_it_runs
 
     def replay():  # as step 2 in replay mode: readings one by one while step 3 runs
         # The group commits only once this member has its partitions and has processed the backlog.
-        wait_until(lambda: committed_total(bootstrap_servers, env["PM25_CONSUMER_GROUP"], topic) >= backlog, 240,
-                   "step 3 to process the backlog")  # fmt: skip
+        wait_until(
+            lambda: committed_total(bootstrap_servers, env["PM25_CONSUMER_GROUP"], topic) >= backlog,
+            240,
+            "step 3 to process the backlog",
+        )
         with KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=0) as producer:
             for paced_reading in paced:
                 producer.send(topic, key=BOX_C.encode(), value=encode(paced_reading)).get(timeout=10)
@@ -280,8 +305,11 @@ def test_step_3_prints_its_send_to_alert_latency_for_readings_sent_while_it_runs
     producer_thread.join(timeout=10)
     assert sent.is_set(), "the paced readings were not all sent"
 
-    said = re.search(r"Send-to-alert latency of the (\d+) readings sent while this consumer ran: median (\d+) ms, "
-                     r"99th percentile (\d+) ms", printed)  # fmt: skip
+    said = re.search(
+        r"Send-to-alert latency of the (\d+) readings sent while this consumer ran: median (\d+) ms, "
+        r"99th percentile (\d+) ms",
+        printed,
+    )
     assert said, printed
     count, median, p99 = map(int, said.groups())
     assert count == len(paced)
@@ -322,8 +350,13 @@ def with_cell_after(notebook, after_id: str, source: str, cell_id: str):
 
 def test_the_live_view_draws_the_map_while_readings_arrive_provisional_until_the_end(topic, tmp_path):
     small_readings(tmp_path)  # three boxes, three days: about 14 s at this speed
-    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-           "PM25_LIVE_SPEEDUP": "18000", "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_LIVE_SPEEDUP": "18000",
+        "PM25_IDLE_TIMEOUT_S": "3",
+    }
     notebook = nbformat.read(SRC / "step_3_event_processing.ipynb", as_version=4)
     notebook = with_cell_after(notebook, "live-map", RECORD_THE_MAP, "record-the-map")
     notebook = with_cell_after(notebook, "poll-loop", REPORT_THE_MAP, "report-the-map")
@@ -352,8 +385,14 @@ def walk(bootstrap_servers, topic):
 def other_member(bootstrap_servers, topic, walk):
     """Another member of step 3's group, holding some partitions while step 3 runs, as in step 3b."""
     group = f"{topic}_group"
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
-                             session_timeout_ms=6000, heartbeat_interval_ms=2000)  # fmt: skip
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+    )
     stop = threading.Event()
 
     def poll():  # a member takes part in a rebalance only from inside poll()
@@ -373,8 +412,13 @@ def test_a_member_with_some_partitions_names_its_map_and_plot_after_them(topic, 
     readings = walk
     (tmp_path / "senseboxes.geojson").write_text(stream_boxes_geojson(readings), encoding="utf-8")
     small_readings(tmp_path)
-    env = {"PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-           "PM25_CONSUMER_GROUP": other_member, "PM25_IDLE_TIMEOUT_S": "3"}  # fmt: skip
+    env = {
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_CONSUMER_GROUP": other_member,
+        "PM25_IDLE_TIMEOUT_S": "3",
+    }
     notebook = execute_notebook("step_3_event_processing.ipynb", env)
 
     output = tmp_path / "output"

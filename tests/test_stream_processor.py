@@ -80,8 +80,11 @@ def hand_made_stream() -> tuple[list[Reading], list[tuple[bytes, bytes]]]:
     readings += [reading("e", h, 16.0) for h in range(20)]
     readings += [reading("e", 19, 900.0), reading("e", 3.5, 900.0), reading("e", 20, 999.9 - 1e-9)]
     readings += [reading("e", 21 + h, 10.0) for h in range(20)]
-    raw = [b"not JSON", json.dumps({"boxId": "e" * 24, "value": 999.9}).encode(),
-           encode(reading("e", 22.5, 5.0)).replace(b'"value":5.0', b'"value":999.9')]  # fmt: skip
+    raw = [
+        b"not JSON",
+        json.dumps({"boxId": "e" * 24, "value": 999.9}).encode(),
+        encode(reading("e", 22.5, 5.0)).replace(b'"value":5.0', b'"value":999.9'),
+    ]
     raw = [(b"e" * 24, value) for value in raw]
     # Readings under a key that is not their boxId: not UTF-8, and box c's reading under box f's key.
     raw += [(b"\xff\xfe", encode(reading("e", 40.5, 5.0))), (b"f" * 24, encode(reading("c", 30.5, 500.0)))]
@@ -179,7 +182,7 @@ def test_pipeline_counts_what_it_ignores(hand_made_run):
         "saturated": 1,
         "duplicates": 1,
         "late": 1,
-    }  # fmt: skip  (999.9 without the other fields is invalid: the contract reports missing fields first;
+    }  # (999.9 without the other fields is invalid: the contract reports missing fields first;
     #   a reading whose key is not its boxId is invalid: its box's readings would be split between partitions)
 
 
@@ -210,8 +213,11 @@ def test_reading_a_topic_that_does_not_exist_gives_nothing_and_creates_nothing(b
 def test_importing_the_processor_shows_no_authlib_httpx_warning(tmp_path):
     shown = subprocess.run(
         [sys.executable, "-W", "default", "-c", "import pm25.streaming.stream_processor"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
-    ).stderr  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
     assert "httpx module is deprecated" not in shown
 
 
@@ -254,7 +260,7 @@ def test_rule_is_exact_at_a_tie_with_a_threshold_of_one_decimal(threshold):
     hours = [
         {"start": h * 3_600_000, "total": value + (h == 24), "count": 1, "boxId": "a" * 24, "boxName": "Box a"}
         for h in range(25)
-    ]  # fmt: skip
+    ]
     decided = []
     for hour in hours:
         state.set(NEWEST_MS, hour["start"] + 3_600_000)  # the reading that closed the hour, at the next one

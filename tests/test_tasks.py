@@ -223,8 +223,9 @@ def solutions_env(bootstrap_servers, tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize("path", with_tasks(NOTEBOOKS), ids=lambda path: path.name)
 def test_notebook_runs_with_the_solutions_filled_in(path, solutions_env):
     # Up to the last check: the cells after it are the committed notebook's, which nbmake runs.
-    notebook = run(until_the_last_task_check(with_solutions(nbformat.read(path, as_version=4))), path.parent,
-                   solutions_env)  # fmt: skip
+    notebook = run(
+        until_the_last_task_check(with_solutions(nbformat.read(path, as_version=4))), path.parent, solutions_env
+    )
     checks = [printed(cell) for cell in check_cells(notebook)]
     assert len(checks) == len(task_cells(notebook))
     assert all("✅ Right" in said for said in checks), checks  # after what the answer printed (a failed commit)
@@ -250,26 +251,34 @@ WITHOUT_COMMIT = tasks.solution("consumer_loop").replace("        consumer.commi
         (DEMO, "consumer_loop", WITHOUT_COMMIT, "Nothing was committed"),
         (DEMO, "consumer_loop", HALF_DONE_LOOP, "line 27, `...  # then commit: tell Kafka that these records are"),
         (DEMO, "window_detector", wrong_answers.NEVER_RESOLVES, 'Yours never says "resolved"'),
-        (SRC / "step_2_producer.ipynb", "producer", tasks.solution("producer").replace('.encode("utf-8")', ""),
-         "to_json must return bytes"),
-        (SRC / "step_3_event_processing.ipynb", "window_detector", wrong_answers.LAST_THREE_ROWS,
-         "count the hours with data (not the readings)"),
+        (
+            SRC / "step_2_producer.ipynb",
+            "producer",
+            tasks.solution("producer").replace('.encode("utf-8")', ""),
+            "to_json must return bytes",
+        ),
+        (
+            SRC / "step_3_event_processing.ipynb",
+            "window_detector",
+            wrong_answers.LAST_THREE_ROWS,
+            "count the hours with data (not the readings)",
+        ),
     ],
     ids=lambda value: value.name if isinstance(value, Path) else None,
-)  # fmt: skip
+)
 def test_a_wrong_answer_in_the_notebook_gets_its_hint(path, task, answer, hint):
     notebook = with_answer(nbformat.read(path, as_version=4), task, answer)
     assert hint in learner_error(notebook, path.parent, {})
 
 
-LEARNERS_CELL = '''from datetime import timedelta
+LEARNERS_CELL = """from datetime import timedelta
 
 
 def send_readings(producer, topic, readings):
     for reading in readings:
         hour = reading["timestamp"] - timedelta(hours=1)
     producer.flush()
-'''
+"""
 
 
 def test_an_error_in_the_learners_code_is_one_line_naming_their_line(capsys):
@@ -283,7 +292,7 @@ def test_an_error_in_the_learners_code_is_one_line_naming_their_line(capsys):
     shown = error.value._render_traceback_()
     assert len(shown) == 1 and "\n" not in shown[0], shown
     assert shown[0].startswith(
-        "❌ Your code stopped at line 6 of its cell, `hour = reading[\"timestamp\"] - timedelta(hours=1)`, with "
+        '❌ Your code stopped at line 6 of its cell, `hour = reading["timestamp"] - timedelta(hours=1)`, with '
         "TypeError: unsupported operand type(s) for -: 'int' and 'datetime.timedelta'. "
     ), shown
     assert "%tb" in shown[0]  # the full traceback, on request
@@ -293,8 +302,7 @@ def test_an_error_in_the_learners_code_is_one_line_naming_their_line(capsys):
 def test_the_hour_of_the_day_in_date_arithmetic_gets_the_clock_hour_question():
     # `hour = reading.timestamp.hour` (an int, 0-23) fails later, in `hour - timedelta(...)`, on a correct line.
     cell = (
-        "from datetime import timedelta\n\n"
-        "def window_start(hour, hours):\n    return hour - timedelta(hours=hours)\n"
+        "from datetime import timedelta\n\ndef window_start(hour, hours):\n    return hour - timedelta(hours=hours)\n"
     )
     window_start = define(cell, "window_start")
 

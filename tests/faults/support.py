@@ -83,9 +83,16 @@ def random_walk_stream(boxes: int, steps: int, seed: int, every: timedelta = tim
         for number in range(boxes):
             level[number] = min(60.0, max(0.0, level[number] + rnd.gauss(0, 3)))
             readings.append(
-                Reading(box_id(number), f"Box {number} – Münster", box_id(10_000 + number), 51.90 + number * 1e-3,
-                        7.60, START + step * every, round(level[number], 2))
-            )  # fmt: skip
+                Reading(
+                    box_id(number),
+                    f"Box {number} – Münster",
+                    box_id(10_000 + number),
+                    51.90 + number * 1e-3,
+                    7.60,
+                    START + step * every,
+                    round(level[number], 2),
+                )
+            )
     return readings
 
 
@@ -95,8 +102,10 @@ def readings_csv(readings: list[Reading]) -> str:
     writer.writerow(["boxId", "boxName", "sensorId", "lat", "lon", "timestamp", "value"])
     for reading in readings:
         message = reading.as_message()
-        writer.writerow([message[column] for column in ("boxId", "boxName", "sensorId", "lat", "lon", "timestamp")]
-                        + [message["value"]])  # fmt: skip
+        writer.writerow(
+            [message[column] for column in ("boxId", "boxName", "sensorId", "lat", "lon", "timestamp")]
+            + [message["value"]]
+        )
     return buffer.getvalue()
 
 
@@ -106,10 +115,13 @@ def boxes_geojson(readings: list[Reading]) -> str:
     for reading in readings:
         seen.setdefault(reading.box_id, reading)
     features = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
-         "properties": {"boxId": r.box_id, "name": r.box_name, "readings": 0}}
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+            "properties": {"boxId": r.box_id, "name": r.box_name, "readings": 0},
+        }
         for r in seen.values()
-    ]  # fmt: skip
+    ]
     return json.dumps({"type": "FeatureCollection", "features": features})
 
 
@@ -256,9 +268,14 @@ def start_script(script: Path, env: dict[str, str], log: Path, *arguments: str) 
     """Run a notebook script as its own process (group), output to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(script), *arguments], cwd=SRC, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
-        )  # fmt: skip
+            [sys.executable, str(script), *arguments],
+            cwd=SRC,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_ctrl_c_as_in_a_terminal,
+        )
 
 
 def _ctrl_c_as_in_a_terminal() -> None:
@@ -376,8 +393,7 @@ def interrupt_when_reached(patch: str) -> str:
         "_producing.HeldCtrlC.on_sigint = _noting\n"
         "def reached():\n"
         "    print('INTERRUPT NOW', flush=True)\n"
-        "    assert _interrupted.wait(60), 'no interrupt came'\n"
-        + patch
+        "    assert _interrupted.wait(60), 'no interrupt came'\n" + patch
     )
 
 

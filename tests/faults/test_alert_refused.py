@@ -44,9 +44,14 @@ def three_messages(bootstrap_servers, topic):
     with KafkaProducer(bootstrap_servers=bootstrap_servers) as sender:
         for n in range(3):
             sender.send(topic, key=b"box", value=b"%d" % n).get(timeout=10)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=f"{topic}-group",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             session_timeout_ms=6000, heartbeat_interval_ms=2000)  # fmt: skip
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=f"{topic}-group",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+    )
     yield consumer
     consumer.close(timeout_ms=2000)
 
@@ -55,8 +60,11 @@ def process_with_alert_at_1(consumer, topic, alert_producer) -> ProcessedOffsets
     offsets = ProcessedOffsets(consumer, alert_producer, lambda box_ids: None, topic_partitions=1)
     consumer.subscribe([topic], listener=offsets)
     records = []
-    wait_until(lambda: records.extend(r for rs in consumer.poll(timeout_ms=500).values() for r in rs) or
-               len(records) == 3, 30, "the three messages")  # fmt: skip
+    wait_until(
+        lambda: records.extend(r for rs in consumer.poll(timeout_ms=500).values() for r in rs) or len(records) == 3,
+        30,
+        "the three messages",
+    )
     for record in records:
         if record.offset == 1:
             offsets.publish(topic + "_alerts", ALERT, record)
@@ -66,12 +74,19 @@ def process_with_alert_at_1(consumer, topic, alert_producer) -> ProcessedOffsets
 
 def test_an_alert_refused_twice_stops_the_loop_with_its_message_uncommitted(bootstrap_servers, topic, three_messages):
     # Far too small for any alert: send() raises MessageSizeTooLargeError before anything is sent, every time.
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, key_serializer=contract.KeySerializer(),
-                             value_serializer=AlertSerializer(), max_request_size=16)  # fmt: skip
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        key_serializer=contract.KeySerializer(),
+        value_serializer=AlertSerializer(),
+        max_request_size=16,
+    )
     try:
         offsets = process_with_alert_at_1(three_messages, topic, producer)
-        with pytest.raises(AlertNotDelivered, match=r"^1 alert was not delivered, again on a second try \(\[Error 10\] "
-                           r"MessageSizeTooLargeError.*run this cell again"):  # fmt: skip
+        with pytest.raises(
+            AlertNotDelivered,
+            match=r"^1 alert was not delivered, again on a second try \(\[Error 10\] "
+            r"MessageSizeTooLargeError.*run this cell again",
+        ):
             offsets.commit()
         assert three_messages.committed(TopicPartition(topic, 0)) == 1  # message 1 is read again after a restart
         with pytest.raises(AlertNotDelivered):  # run again: tried again, still held, and still said
@@ -82,8 +97,14 @@ def test_an_alert_refused_twice_stops_the_loop_with_its_message_uncommitted(boot
 
 
 def test_an_alert_refused_once_is_sent_again_and_everything_is_committed(bootstrap_servers, topic, three_messages):
-    producer = Refusing(KafkaProducer(bootstrap_servers=bootstrap_servers, key_serializer=contract.KeySerializer(),
-                                      value_serializer=AlertSerializer()), refusals=1)  # fmt: skip
+    producer = Refusing(
+        KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            key_serializer=contract.KeySerializer(),
+            value_serializer=AlertSerializer(),
+        ),
+        refusals=1,
+    )
     try:
         offsets = process_with_alert_at_1(three_messages, topic, producer)
         offsets.commit()
@@ -97,8 +118,14 @@ def test_an_alert_refused_once_is_sent_again_and_everything_is_committed(bootstr
 
 
 def test_an_alert_refused_twice_is_delivered_when_the_cell_runs_again(bootstrap_servers, topic, three_messages):
-    producer = Refusing(KafkaProducer(bootstrap_servers=bootstrap_servers, key_serializer=contract.KeySerializer(),
-                                      value_serializer=AlertSerializer()), refusals=2)  # fmt: skip
+    producer = Refusing(
+        KafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            key_serializer=contract.KeySerializer(),
+            value_serializer=AlertSerializer(),
+        ),
+        refusals=2,
+    )
     try:
         offsets = process_with_alert_at_1(three_messages, topic, producer)
         with pytest.raises(AlertNotDelivered):

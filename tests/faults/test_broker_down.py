@@ -29,14 +29,22 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 # The clients exactly as the notebooks create them (step 2 cells 6 and 10, step 3 cell 6).
 PRODUCER_OPTIONS = dict(
-    key_serializer=contract.KeySerializer(), value_serializer=contract.ReadingSerializer(), acks="all",
-    enable_idempotence=True, linger_ms=20, bootstrap_timeout_ms=10_000, request_timeout_ms=10_000,
-    delivery_timeout_ms=20_000,
-)  # fmt: skip
-CONSUMER_OPTIONS = dict(
-    group_id="pm25-detector-test", enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=6000,
+    key_serializer=contract.KeySerializer(),
+    value_serializer=contract.ReadingSerializer(),
+    acks="all",
+    enable_idempotence=True,
+    linger_ms=20,
     bootstrap_timeout_ms=10_000,
-)  # fmt: skip
+    request_timeout_ms=10_000,
+    delivery_timeout_ms=20_000,
+)
+CONSUMER_OPTIONS = dict(
+    group_id="pm25-detector-test",
+    enable_auto_commit=False,
+    auto_offset_reset="earliest",
+    session_timeout_ms=6000,
+    bootstrap_timeout_ms=10_000,
+)
 
 
 def _fails_without_broker(make_client) -> tuple[float, str]:

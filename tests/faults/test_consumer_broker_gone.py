@@ -22,9 +22,15 @@ def test_a_commit_after_the_broker_went_away_says_so_and_keeps_the_offsets_to_co
             admin.create_topics({"readings": {"num_partitions": 1, "replication_factor": 1}})
         with KafkaProducer(bootstrap_servers=servers) as sender:
             sender.send("readings", key=b"a" * 24, value=b"{}").get(timeout=10)
-        consumer = KafkaConsumer(bootstrap_servers=servers, group_id="g", enable_auto_commit=False,
-                                 auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=2000,
-                                 request_timeout_ms=5000)  # fmt: skip
+        consumer = KafkaConsumer(
+            bootstrap_servers=servers,
+            group_id="g",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
+            request_timeout_ms=5000,
+        )
         producer = KafkaProducer(bootstrap_servers=servers, request_timeout_ms=2000, delivery_timeout_ms=3000)
         offsets = ProcessedOffsets(consumer, producer, lambda box_ids: None, topic_partitions=1)
         consumer.subscribe(["readings"], listener=offsets)

@@ -47,8 +47,13 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     script = consumer_script(tmp_path)
     shared = data_folder(tmp_path / "class", readings)  # every member writes into the same folder, as in a class
     group = f"{topic}_group"
-    env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts", PM25_DATA_DIR=str(shared),
-                     PM25_CONSUMER_GROUP=group, PM25_IDLE_TIMEOUT_S="6")  # fmt: skip
+    env = script_env(
+        PM25_TOPIC=topic,
+        PM25_ALERT_TOPIC=f"{topic}_alerts",
+        PM25_DATA_DIR=str(shared),
+        PM25_CONSUMER_GROUP=group,
+        PM25_IDLE_TIMEOUT_S="6",
+    )
     logs = [tmp_path / f"member{number}.log" for number in range(members)]
     started = [start_script(script, env, log) for log in logs]
     processes += started
@@ -61,9 +66,13 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     assert committed_total(bootstrap_servers, group, topic) == len(readings)
 
     reference_dir = data_folder(tmp_path / "reference", readings)
-    reference_env = script_env(PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts_reference",
-                               PM25_DATA_DIR=str(reference_dir), PM25_CONSUMER_GROUP=f"{group}_reference",
-                               PM25_IDLE_TIMEOUT_S="3")  # fmt: skip
+    reference_env = script_env(
+        PM25_TOPIC=topic,
+        PM25_ALERT_TOPIC=f"{topic}_alerts_reference",
+        PM25_DATA_DIR=str(reference_dir),
+        PM25_CONSUMER_GROUP=f"{group}_reference",
+        PM25_IDLE_TIMEOUT_S="3",
+    )
     finish(start_script(script, reference_env, tmp_path / "reference.log"), tmp_path / "reference.log", 240)
 
     # The alerts on the group's alert topic: every one of the single consumer's, none else; duplicates counted.
@@ -82,7 +91,8 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     assert (shared / "output" / "alerts.csv").exists() == bool(whole)
     reference = pd.read_csv(reference_dir / "output" / "sensor_status.csv", dtype=str).set_index("boxId")
     views = sorted((shared / "output").glob("sensor_status_partitions_*.csv")) + (
-        [shared / "output" / "sensor_status.csv"] if whole else [])
+        [shared / "output" / "sensor_status.csv"] if whole else []
+    )
     owned = [pd.read_csv(view, dtype=str).set_index("boxId") for view in views]
     # A partition handed over after its owner left is in the views of both members that read it.
     assert len(set().union(*(set(view.index) for view in owned))) == BOXES, views
@@ -107,8 +117,12 @@ def test_the_embedded_broker_freezes_a_group_whose_leader_leaves_while_another_m
         servers = broker.bootstrap_servers
         topic, group = "frozen", "frozen_group"
         create_topic(servers, topic)
-        options = {"bootstrap_servers": servers, "group_id": group, "enable_auto_commit": False,
-                   "session_timeout_ms": 6000}  # fmt: skip
+        options = {
+            "bootstrap_servers": servers,
+            "group_id": group,
+            "enable_auto_commit": False,
+            "session_timeout_ms": 6000,
+        }
         leader = KafkaConsumer(topic, client_id="A", **options)
         wait_until(lambda: leader.poll(timeout_ms=200) is not None and leader.assignment(), 60, "A to be assigned")
         joiner = KafkaConsumer(topic, client_id="B", **options)

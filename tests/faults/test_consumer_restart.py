@@ -66,9 +66,12 @@ def test_a_consumer_killed_between_processing_and_commit_and_restarted_ends_like
     for name in ("reference", "killed"):
         data_dir = data_folder(tmp_path / name, readings)
         env = script_env(
-            PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts_{name}", PM25_DATA_DIR=str(data_dir),
-            PM25_CONSUMER_GROUP=f"{topic}_{name}", PM25_IDLE_TIMEOUT_S="3",
-        )  # fmt: skip
+            PM25_TOPIC=topic,
+            PM25_ALERT_TOPIC=f"{topic}_alerts_{name}",
+            PM25_DATA_DIR=str(data_dir),
+            PM25_CONSUMER_GROUP=f"{topic}_{name}",
+            PM25_IDLE_TIMEOUT_S="3",
+        )
         runs[name] = (env, data_dir, tmp_path / f"{name}.log")
     reference = start_script(script, runs["reference"][0], runs["reference"][2])
     env, killed_dir, killed_log = runs["killed"]
@@ -175,9 +178,12 @@ def test_a_kill_after_a_commit_loses_no_alert_that_was_still_on_its_way(
     wrapper.write_text(SLOW_ALERTS, encoding="utf-8")
     data_folder(tmp_path, readings)
     env = script_env(
-        PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts", PM25_DATA_DIR=str(tmp_path),
-        PM25_CONSUMER_GROUP=f"{topic}_group", PM25_IDLE_TIMEOUT_S="3",
-    )  # fmt: skip
+        PM25_TOPIC=topic,
+        PM25_ALERT_TOPIC=f"{topic}_alerts",
+        PM25_DATA_DIR=str(tmp_path),
+        PM25_CONSUMER_GROUP=f"{topic}_group",
+        PM25_IDLE_TIMEOUT_S="3",
+    )
     log = tmp_path / "step3.log"
     victim = start_script(wrapper, env, log, str(script))
     processes.append(victim)

@@ -28,10 +28,16 @@ ROWS = st.lists(st.lists(CELLS, max_size=9).map(lambda cells: ",".join(cells)), 
 NUMBERS = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**30), 10**30)
 JSONISH = st.recursive(
     st.none() | st.booleans() | NUMBERS | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["type", "features",
-        "geometry", "coordinates", "x"]) | st.text(max_size=4), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["type", "features", "geometry", "coordinates", "x"]) | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 GEOMETRY_TYPES = st.sampled_from(["Polygon", "Point", "FeatureCollection", "Feature", "LineString", 5, None])
 
 
@@ -114,12 +120,29 @@ def test_times_parse_or_raise_config_error(start, end, figures):
     geojson=JSONISH
     | st.fixed_dictionaries({"type": GEOMETRY_TYPES, "coordinates": JSONISH})
     | st.fixed_dictionaries(
-        {"type": st.just("FeatureCollection"), "features": st.lists(st.fixed_dictionaries(
-            {"type": st.just("Feature"), "geometry": JSONISH | st.fixed_dictionaries(
-                {"type": st.just("Polygon"), "coordinates": st.lists(st.lists(st.lists(NUMBERS | JSONISH,
-                 max_size=3), max_size=6), max_size=2)})}), max_size=2) | JSONISH}
+        {
+            "type": st.just("FeatureCollection"),
+            "features": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "type": st.just("Feature"),
+                        "geometry": JSONISH
+                        | st.fixed_dictionaries(
+                            {
+                                "type": st.just("Polygon"),
+                                "coordinates": st.lists(
+                                    st.lists(st.lists(NUMBERS | JSONISH, max_size=3), max_size=6), max_size=2
+                                ),
+                            }
+                        ),
+                    }
+                ),
+                max_size=2,
+            )
+            | JSONISH,
+        }
     )
-)  # fmt: skip
+)
 def test_any_geojson_gives_an_area_or_an_aoi_error(geojson, figures, tmp_path_factory):
     figures.hostile_inputs += 1
     try:

@@ -39,17 +39,31 @@ TIMESTAMPS = (
     | st.text(max_size=25)
 )
 FIELD_VALUES = {
-    "boxId": IDS, "boxName": st.text(max_size=30), "sensorId": IDS, "lat": NUMBERS | ANY_JSON,
-    "lon": NUMBERS | ANY_JSON, "timestamp": TIMESTAMPS, "value": NUMBERS | st.sampled_from(["12", "NaN", "Infinity"]),
-    "unit": st.sampled_from([contract.UNIT, "ug/m3", ""]), "phenomenon": st.sampled_from([contract.PHENOMENON, "PM10"]),
-}  # fmt: skip
+    "boxId": IDS,
+    "boxName": st.text(max_size=30),
+    "sensorId": IDS,
+    "lat": NUMBERS | ANY_JSON,
+    "lon": NUMBERS | ANY_JSON,
+    "timestamp": TIMESTAMPS,
+    "value": NUMBERS | st.sampled_from(["12", "NaN", "Infinity"]),
+    "unit": st.sampled_from([contract.UNIT, "ug/m3", ""]),
+    "phenomenon": st.sampled_from([contract.PHENOMENON, "PM10"]),
+}
 
 
 def _plausible(values: dict) -> bytes:
     """Mostly valid messages, so that many get through to the detector, with hostile fields mixed in."""
-    good = {"boxId": "a" * 24, "boxName": "Münster ☃ \u202e", "sensorId": "b" * 24, "lat": 51.96, "lon": 7.62,
-            "timestamp": "2024-01-15T00:00:00Z", "value": 20.0, "unit": contract.UNIT,
-            "phenomenon": contract.PHENOMENON}  # fmt: skip
+    good = {
+        "boxId": "a" * 24,
+        "boxName": "Münster ☃ \u202e",
+        "sensorId": "b" * 24,
+        "lat": 51.96,
+        "lon": 7.62,
+        "timestamp": "2024-01-15T00:00:00Z",
+        "value": 20.0,
+        "unit": contract.UNIT,
+        "phenomenon": contract.PHENOMENON,
+    }
     good.update(values)
     return json.dumps(good, ensure_ascii=False, allow_nan=True, default=str).encode("utf-8", "surrogatepass")
 

@@ -52,9 +52,13 @@ def step3(bootstrap_servers, topic, tmp_path, monkeypatch, stream):
     """Step 3's cells with this test's settings; the consumer and alert producer are closed at the end."""
     data_folder(tmp_path, stream)
     for variable, value in {
-        "PM25_TOPIC": topic, "PM25_ALERT_TOPIC": f"{topic}_alerts", "PM25_DATA_DIR": str(tmp_path),
-        "PM25_CONSUMER_GROUP": f"{topic}_group", "PM25_IDLE_TIMEOUT_S": "2", "MPLBACKEND": "Agg",
-    }.items():  # fmt: skip
+        "PM25_TOPIC": topic,
+        "PM25_ALERT_TOPIC": f"{topic}_alerts",
+        "PM25_DATA_DIR": str(tmp_path),
+        "PM25_CONSUMER_GROUP": f"{topic}_group",
+        "PM25_IDLE_TIMEOUT_S": "2",
+        "MPLBACKEND": "Agg",
+    }.items():
         monkeypatch.setenv(variable, value)
     cells = NotebookCells()
     yield cells
@@ -79,8 +83,10 @@ def interrupt_at(monkeypatch, cls, method: str, k: int, when=lambda result: True
 
 
 def published_alerts(bootstrap_servers, topic) -> Counter:
-    return Counter((m["boxId"], m["event"], m["timestamp"]) for m in map(json.loads, (r.value for r in
-                   read_topic(bootstrap_servers, f"{topic}_alerts"))))  # fmt: skip
+    return Counter(
+        (m["boxId"], m["event"], m["timestamp"])
+        for m in map(json.loads, (r.value for r in read_topic(bootstrap_servers, f"{topic}_alerts")))
+    )
 
 
 def alert_keys(alerts) -> Counter:
@@ -154,7 +160,7 @@ NEVER_EVICTS = "the embedded broker never evicts, so a lost member's partitions 
         "rebalance",
         pytest.param("evicted", marks=pytest.mark.skipif(not EVICTS, reason=NEVER_EVICTS)),
     ],
-)  # fmt: skip
+)
 def test_a_refused_commit_is_reported_and_polling_goes_on_without_losing_a_reading(
     how, step3, stream, bootstrap_servers, topic, monkeypatch, rng, capsys
 ):
@@ -239,8 +245,10 @@ def test_an_error_in_the_learners_detector_on_the_stream_is_one_line_and_a_rerun
     with pytest.raises(LearnerError) as stopped:
         step3.run(LOOP_CELL)
     message = str(stopped.value)
-    assert message.startswith("Your code stopped at line 5 of its cell, `return reading.value - timedelta(hours=1)`, "
-                              "with TypeError: unsupported operand"), message  # fmt: skip
+    assert message.startswith(
+        "Your code stopped at line 5 of its cell, `return reading.value - timedelta(hours=1)`, "
+        "with TypeError: unsupported operand"
+    ), message
     assert "\n" not in message
     processed = step3["offsets"].messages_read
     assert 0 < processed < len(stream)
@@ -283,8 +291,10 @@ def test_an_error_in_the_learners_loop_on_the_stream_is_one_line_and_a_rerun_aft
     with pytest.raises(LearnerError) as stopped:
         step3.run(LOOP_CELL)
     message = str(stopped.value)
-    assert message.startswith("Your code stopped at line 13 of its cell, `consumer.comit()`, with AttributeError: "
-                              "'KafkaConsumer' object has no attribute 'comit'"), message  # fmt: skip
+    assert message.startswith(
+        "Your code stopped at line 13 of its cell, `consumer.comit()`, with AttributeError: "
+        "'KafkaConsumer' object has no attribute 'comit'"
+    ), message
     assert "\n" not in message
     processed = step3["offsets"].messages_read
     assert 0 < processed < len(stream)

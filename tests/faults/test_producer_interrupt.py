@@ -102,10 +102,13 @@ def test_ctrl_c_while_sending_reports_what_was_acknowledged_and_a_resend_changes
     for name, source in (("twice", topic), ("once", single)):
         data_dir = data_folder(tmp_path / name, readings)
         env = script_env(
-            PM25_TOPIC=source, PM25_ALERT_TOPIC=f"{source}_alerts", PM25_DATA_DIR=str(data_dir),
-            PM25_IDLE_TIMEOUT_S="3", PM25_WINDOW_HOURS=shape["window_hours"],
+            PM25_TOPIC=source,
+            PM25_ALERT_TOPIC=f"{source}_alerts",
+            PM25_DATA_DIR=str(data_dir),
+            PM25_IDLE_TIMEOUT_S="3",
+            PM25_WINDOW_HOURS=shape["window_hours"],
             PM25_MIN_HOURS=shape["min_hours"],
-        )  # fmt: skip
+        )
         runs[name] = (data_dir, tmp_path / f"{name}.log", start_script(script, env, tmp_path / f"{name}.log"))
         processes.append(runs[name][2])
     printed = {name: finish(process, log, 120) for name, (_, log, process) in runs.items()}
@@ -184,9 +187,12 @@ def test_ctrl_c_between_sends_lets_no_ctrl_c_split_a_send_from_its_tracking(boot
 
     report = producing.DeliveryReport(show_first=0)
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers, key_serializer=contract.KeySerializer(),
-        value_serializer=contract.ReadingSerializer(), acks="all", linger_ms=20,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap_servers,
+        key_serializer=contract.KeySerializer(),
+        value_serializer=contract.ReadingSerializer(),
+        acks="all",
+        linger_ms=20,
+    )
     wrapped, interrupted = CtrlCAfterHandover(producer), False
     try:
         with producing.ctrl_c_between_sends() as held:

@@ -58,9 +58,13 @@ def test_stop_during_run_all_stops_step_3_and_the_loop_cell_goes_on_when_run_aga
     data_folder(tmp_path, stream)
     group = f"{topic}_group"
     env = dict(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, PM25_TOPIC=topic, PM25_ALERT_TOPIC=f"{topic}_alerts",
-        PM25_DATA_DIR=str(tmp_path), PM25_CONSUMER_GROUP=group, PM25_IDLE_TIMEOUT_S="3",
-    )  # fmt: skip
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        PM25_TOPIC=topic,
+        PM25_ALERT_TOPIC=f"{topic}_alerts",
+        PM25_DATA_DIR=str(tmp_path),
+        PM25_CONSUMER_GROUP=group,
+        PM25_IDLE_TIMEOUT_S="3",
+    )
     halfway = len(stream) // 2
     patch = (
         "from pm25.rules.detector import Detector\n"
@@ -95,8 +99,12 @@ def test_stop_during_run_all_stops_step_2_after_its_send_cell(bootstrap_servers,
     stream = random_walk_stream(5, 100, seed=6)
     (tmp_path / "pm25_readings.csv").write_text(readings_csv(stream), encoding="utf-8")
     data_folder(tmp_path, stream)
-    env = dict(KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, PM25_TOPIC=topic, PM25_DATA_DIR=str(tmp_path),
-               PM25_PRODUCER_MODE="bulk")  # fmt: skip
+    env = dict(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        PM25_TOPIC=topic,
+        PM25_DATA_DIR=str(tmp_path),
+        PM25_PRODUCER_MODE="bulk",
+    )
     patch = (
         "from kafka import KafkaProducer\n"
         "_send, _calls = KafkaProducer.send, [0]\n"

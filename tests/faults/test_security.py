@@ -100,8 +100,9 @@ def test_make_lab_serves_on_loopback_with_a_fresh_token(monkeypatch):
     seen = []
     monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    monkeypatch.setattr(lab.subprocess, "run", lambda command, env: seen.append(env) or subprocess.CompletedProcess(
-        command, 0))  # fmt: skip
+    monkeypatch.setattr(
+        lab.subprocess, "run", lambda command, env: seen.append(env) or subprocess.CompletedProcess(command, 0)
+    )
     lab.main()
     lab.main()
     tokens = [env["JUPYTER_TOKEN"] for env in seen]

@@ -29,12 +29,20 @@ def test_a_killed_instance_loses_no_alert_the_survivor_decides_its_pending_ones(
     prepare_readings_topic(kafka, topic)
     # The alerts carry the readings' 2024 timestamps: a real broker's retention check would delete them.
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
-        admin.create_topics([NewTopic(f"{topic}_{run}", 1, 1, topic_configs={"retention.ms": "-1"})
-                             for run in ("single", "pair")])  # fmt: skip
+        admin.create_topics(
+            [NewTopic(f"{topic}_{run}", 1, 1, topic_configs={"retention.ms": "-1"}) for run in ("single", "pair")]
+        )
     rule = DailyMeanRule()
 
-    single = start_instance("single", f"{topic}_single", tmp_path, rule, f"{topic}_single", 5,
-                            {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic})  # fmt: skip
+    single = start_instance(
+        "single",
+        f"{topic}_single",
+        tmp_path,
+        rule,
+        f"{topic}_single",
+        5,
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "PM25_TOPIC": topic},
+    )
     processes.append(single.process)
     assert single.wait(timeout_s=300) == 0, single.log.read_text()[-3000:]
     expected = read_alerts(kafka, f"{topic}_single")
@@ -81,8 +89,10 @@ def test_a_killed_instance_loses_no_alert_the_survivor_decides_its_pending_ones(
     assert merged["mean_pair"].tolist() == pytest.approx(merged["mean_single"].tolist(), abs=1e-9)
     from_left = cut.decide(got, left)
     duplicates = len(published) - len(got)  # at-least-once: re-sent between the last commit and the kill
-    print(f"{victim.name} killed with {len(left)} readings left on partitions {shares[victim.name]}; "
-          f"{survivor.name} raised {len(from_left)} alerts from them; duplicates {duplicates}")  # fmt: skip
+    print(
+        f"{victim.name} killed with {len(left)} readings left on partitions {shares[victim.name]}; "
+        f"{survivor.name} raised {len(from_left)} alerts from them; duplicates {duplicates}"
+    )
     assert len(left) >= sum(len(cut.after_kill[number]) for number in shares[victim.name]) > 0
     assert len(from_left) == deciding_ahead(victim.name) > 0
     restores = survivor.restores()

@@ -23,12 +23,18 @@ SESSION_TIMEOUT_MS = 6000
 def main(bootstrap_servers: str, topic: str, group: str, work_ms: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
-        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000, max_poll_records=50,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=1000,
+        max_poll_records=50,
     )
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers)
-    offsets = ProcessedOffsets(consumer, producer, forget=lambda boxes: None,
-                               topic_partitions=len(consumer.partitions_for_topic(topic)))
+    offsets = ProcessedOffsets(
+        consumer, producer, forget=lambda boxes: None, topic_partitions=len(consumer.partitions_for_topic(topic))
+    )
     consumer.subscribe([topic], listener=offsets)
     owned = None
     try:

@@ -16,9 +16,11 @@ def test_killing_a_partition_leader_while_sending_loses_no_acknowledged_reading(
     said = []
     with KRaftCluster(3) as cluster:
         outcome = broker_dies.run(cluster, sent=SENT, say=said.append, topic=topic)
-    report(f"[realkafka cluster] {outcome.summary()} Failed: {set(map(type, outcome.failed)) or 'none'}; "
-           f"leader of partition 0: node {outcome.killed} killed, node {outcome.new_leader} took over; "
-           f"in sync before {outcome.before[0][1]}, after {outcome.after[0][1]}")
+    report(
+        f"[realkafka cluster] {outcome.summary()} Failed: {set(map(type, outcome.failed)) or 'none'}; "
+        f"leader of partition 0: node {outcome.killed} killed, node {outcome.new_leader} took over; "
+        f"in sync before {outcome.before[0][1]}, after {outcome.after[0][1]}"
+    )
     assert not outcome.lost, f"acknowledged but not consumed: {sorted(outcome.lost)[:10]}"
     assert len(outcome.acknowledged) == SENT, f"{len(outcome.failed)} sends failed: {outcome.failed[:3]}"
     assert len(outcome.consumed) == len(set(outcome.consumed)), "the idempotent producer wrote a reading twice"

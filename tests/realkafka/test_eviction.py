@@ -31,7 +31,9 @@ class Member:
         self.output = tmp_path / f"{name}.log"
         with open(self.output, "w") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.realkafka.member", *args], cwd=REPO, stdout=output,
+                [sys.executable, "-m", "tests.realkafka.member", *args],
+                cwd=REPO,
+                stdout=output,
                 stderr=subprocess.STDOUT,
             )
 
@@ -76,13 +78,19 @@ def test_a_stopped_member_is_evicted_after_its_session_timeout_and_nothing_is_lo
         wait_until(lambda: other.partitions() == set(range(PARTITIONS)), 60, "the other member to get every partition")
         evicted_after_s = time.monotonic() - paused
         os.kill(stopped.process.pid, signal.SIGCONT)
-        wait_until(lambda: committed_total(bootstrap_servers, group, topic) == SENT, 120,
-                   "the group to commit every record", every_s=0.5)
+        wait_until(
+            lambda: committed_total(bootstrap_servers, group, topic) == SENT,
+            120,
+            "the group to commit every record",
+            every_s=0.5,
+        )
         refused = [line for line in stopped.lines() if "The commit failed, polling goes on" in line]
         processed = stopped.processed() + other.processed()
-        report(f"[realkafka eviction] sent {SENT}, processed {len(set(processed))} distinct "
-              f"({len(processed) - len(set(processed))} twice), evicted {evicted_after_s:.1f} s after SIGSTOP "
-              f"(session timeout {SESSION_TIMEOUT_MS / 1000:.0f} s), refused commits {len(refused)}: {refused[:1]}")
+        report(
+            f"[realkafka eviction] sent {SENT}, processed {len(set(processed))} distinct "
+            f"({len(processed) - len(set(processed))} twice), evicted {evicted_after_s:.1f} s after SIGSTOP "
+            f"(session timeout {SESSION_TIMEOUT_MS / 1000:.0f} s), refused commits {len(refused)}: {refused[:1]}"
+        )
     finally:
         stopped.stop()
         other.stop()

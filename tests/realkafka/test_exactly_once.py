@@ -29,10 +29,25 @@ def start_exactly_once(name: str, group: str, work_dir: Path, alert_topic: str, 
     """What `start_instance` starts, with --exactly-once (transactions) and a 20 s idle time-out."""
     rule = DailyMeanRule()
     command = [
-        sys.executable, "-m", "pm25.streaming.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
-        "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
-        "--min-hours", str(rule.min_hours), "--idle-timeout-s", "20", "--exactly-once",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pm25.streaming.stream_processor",
+        "--group",
+        group,
+        "--state-dir",
+        str(work_dir / name),
+        "--alert-topic",
+        alert_topic,
+        "--threshold",
+        str(rule.threshold),
+        "--window-hours",
+        str(rule.window_hours),
+        "--min-hours",
+        str(rule.min_hours),
+        "--idle-timeout-s",
+        "20",
+        "--exactly-once",
+    ]
     environment = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
@@ -49,8 +64,9 @@ def create_alert_topic(bootstrap_servers: str, name: str) -> None:
 
 def committed_alerts(bootstrap_servers: str, topic: str) -> list[dict]:
     """Every committed alert, read up to each partition's end (not until a quiet spell)."""
-    with KafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
-                       enable_auto_commit=False) as consumer:  # fmt: skip
+    with KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, isolation_level="read_committed", enable_auto_commit=False
+    ) as consumer:
         numbers = wait_until(lambda: consumer.partitions_for_topic(topic), 30, f"topic {topic} to exist")
         partitions = [TopicPartition(topic, number) for number in numbers]
         consumer.assign(partitions)
@@ -104,9 +120,11 @@ def test_exactly_once_a_killed_instance_gives_no_duplicate_and_no_missing_alert(
     published = keys(committed_alerts(bootstrap_servers, f"{topic}_pair"))
     duplicates = len(published) - len(set(published))
     missing = set(expected) - set(published)
-    report(f"[realkafka exactly-once] readings {len(readings)}, alerts expected {len(expected)}, "
-          f"read_committed {len(published)}: duplicates {duplicates}, missing {len(missing)}, "
-          f"extra {len(set(published) - set(expected))}; one instance took {single_s:.0f} s "
-          f"({len(readings) / max(single_s - 20, 1):.0f} readings/s without its 20 s idle time-out)")
+    report(
+        f"[realkafka exactly-once] readings {len(readings)}, alerts expected {len(expected)}, "
+        f"read_committed {len(published)}: duplicates {duplicates}, missing {len(missing)}, "
+        f"extra {len(set(published) - set(expected))}; one instance took {single_s:.0f} s "
+        f"({len(readings) / max(single_s - 20, 1):.0f} readings/s without its 20 s idle time-out)"
+    )
     assert duplicates == 0 and not missing and set(published) == set(expected)
     assert committed_total(bootstrap_servers, group, topic) == len(readings)

@@ -29,8 +29,12 @@ def running(pid: str) -> bool:
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])  # SIGTERM takes the SIGINT path
 def test_the_broker_command_stops_cleanly_and_leaves_no_jvm(stop):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "pm25.brokers.jvm", session_broker_line(), "--port", str(port)],
-                               cwd=REPO, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pm25.brokers.jvm", session_broker_line(), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         ready = wait_until(lambda: process.stdout.readline(), 180, "the ready line")
         assert f"Bootstrap servers: 127.0.0.1:{port}" in ready

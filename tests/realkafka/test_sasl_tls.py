@@ -46,13 +46,15 @@ def lets_in(settings: Settings) -> bool:
 
 
 def documented_settings(broker: KRaftKafka, test_password: str) -> Settings:
-    return Settings.from_env({
-        "KAFKA_BOOTSTRAP_SERVERS": broker.sasl_tls_bootstrap_servers,
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "KAFKA_SASL_USERNAME": USER,
-        "KAFKA_SASL_PASSWORD": test_password,
-    })  # fmt: skip
+    return Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": broker.sasl_tls_bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": USER,
+            "KAFKA_SASL_PASSWORD": test_password,
+        }
+    )
 
 
 def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secured, topic, monkeypatch, report):
@@ -68,13 +70,16 @@ def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secur
         consumer.assign([TopicPartition(topic, 0)])
         consumer.seek_to_beginning()
         received = [int(record.value) for record in consumer]
-    report(f"[realkafka sasl] SASL_SSL SCRAM-SHA-512: sent {len(futures)}, acknowledged "
-          f"{sum(f.succeeded() for f in futures)}, read back {len(received)}")
+    report(
+        f"[realkafka sasl] SASL_SSL SCRAM-SHA-512: sent {len(futures)}, acknowledged "
+        f"{sum(f.succeeded() for f in futures)}, read back {len(received)}"
+    )
     assert received == list(range(100))
 
 
-def test_a_wrong_password_is_refused_during_the_login_and_the_client_can_tell(kraft_only, secured, monkeypatch,
-                                                                              caplog, report):
+def test_a_wrong_password_is_refused_during_the_login_and_the_client_can_tell(
+    kraft_only, secured, monkeypatch, caplog, report
+):
     """The broker logs "Failed authentication ... invalid credentials" for every attempt, but over SASL_SSL its
     reason often does not reach the client before the close; the close during the login is what always does."""
     broker, certificate = secured
@@ -85,8 +90,10 @@ def test_a_wrong_password_is_refused_during_the_login_and_the_client_can_tell(kr
         KafkaAdminClient(**options, bootstrap_timeout_ms=5_000)  # as step 2 opens its admin client
     attempts = [r for r in caplog.records if r.name == "kafka.net.connection" and "Connection lost" in r.msg]
     reasons = [r for r in caplog.records if "invalid credentials" in r.getMessage()]
-    report(f"[realkafka sasl] wrong password: {len(attempts)} attempts refused, {len(reasons)} log lines with the "
-           f"broker's reason; the client concluded: {refused_logins.last_refusal()}")
+    report(
+        f"[realkafka sasl] wrong password: {len(attempts)} attempts refused, {len(reasons)} log lines with the "
+        f"broker's reason; the client concluded: {refused_logins.last_refusal()}"
+    )
     assert attempts, "the client never reached the login"
     assert refused_logins.last_refusal(), "the client did not tell a refused login from a missing broker"
 

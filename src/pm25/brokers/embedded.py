@@ -146,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
     return serve(
         EmbeddedBroker(port=args.port),
-        lambda broker: f"Kafka broker ready. Bootstrap servers: {broker.bootstrap_servers}\n"
-        "Press Ctrl+C to stop it (its data is kept in memory only).",
+        lambda broker: (
+            f"Kafka broker ready. Bootstrap servers: {broker.bootstrap_servers}\n"
+            "Press Ctrl+C to stop it (its data is kept in memory only)."
+        ),
         lambda broker: "The broker stopped by itself.",
     )
 
@@ -170,6 +172,7 @@ def serve(broker, ready: Callable, stopped: Callable) -> int:
     except KeyboardInterrupt:
         print("Broker stopped.", flush=True)
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

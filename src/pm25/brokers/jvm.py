@@ -131,8 +131,16 @@ class JvmProcess:
         else:
             logging = f"-Dlog4j.configuration=file:{MAVEN_DIR / 'zookeeper' / 'log4j.properties'}"
         classpath = str(JARS_DIR / self.line / "lib" / "*")
-        return [java_binary(), *JVM_OPTIONS, logging, f"-Dkafka.logs.dir={self.logs_dir}", "-cp", classpath,
-                self.main_class, *self.args]
+        return [
+            java_binary(),
+            *JVM_OPTIONS,
+            logging,
+            f"-Dkafka.logs.dir={self.logs_dir}",
+            "-cp",
+            classpath,
+            self.main_class,
+            *self.args,
+        ]
 
     def run(self, timeout_s: float = 120) -> None:
         """Run to completion (e.g. formatting storage); a failure raises BrokerError with its output."""
@@ -146,8 +154,12 @@ class JvmProcess:
         with open(self.logs_dir / "stdout.log", "ab") as output:
             # Its own session: a Ctrl+C in the terminal reaches pytest, which stops brokers in order.
             self.process = subprocess.Popen(
-                self.command(), stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent if _PRCTL else None,
+                self.command(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if _PRCTL else None,
             )
 
     @property
@@ -210,8 +222,7 @@ class JvmKafka:
             raise BrokerError(f"Port {self.port} on {HOST} is already in use: is a broker already running?")
         self._data = tempfile.TemporaryDirectory(prefix=f"pm25-{self.line}-")
         LOGS_DIR.mkdir(parents=True, exist_ok=True)
-        self.logs_dir = Path(tempfile.mkdtemp(prefix=f"{type(self).__name__}-{time.strftime('%H%M%S')}-",
-                                              dir=LOGS_DIR))
+        self.logs_dir = Path(tempfile.mkdtemp(prefix=f"{type(self).__name__}-{time.strftime('%H%M%S')}-", dir=LOGS_DIR))
         try:
             self._start(Path(self._data.name))
             self._wait_until_ready()
@@ -276,22 +287,29 @@ class ZooKeeperKafka(JvmKafka):
     def _start(self, data_dir: Path) -> None:
         assert self.logs_dir is not None  # start() made it
         zookeeper_port = free_port()
-        zoo_cfg = _write_properties(data_dir / "zoo.cfg", {
-            "dataDir": str(data_dir / "zookeeper"),
-            "clientPort": str(zookeeper_port),
-            "clientPortAddress": HOST,
-            "tickTime": "2000",  # ZOOKEEPER_TICK_TIME in docker-compose.yml
-            "admin.enableServer": "false",
-        })
-        zookeeper = JvmProcess(self.line, "org.apache.zookeeper.server.quorum.QuorumPeerMain", [str(zoo_cfg)],
-                               self.logs_dir / "zookeeper")
-        server = _write_properties(data_dir / "server.properties", {
-            "broker.id": "1",
-            "zookeeper.connect": f"{HOST}:{zookeeper_port}",
-            "listeners": f"PLAINTEXT://{self.bootstrap_servers}",
-            "log.dirs": str(data_dir / "kafka"),
-            **COMPOSE_SETTINGS,
-        })
+        zoo_cfg = _write_properties(
+            data_dir / "zoo.cfg",
+            {
+                "dataDir": str(data_dir / "zookeeper"),
+                "clientPort": str(zookeeper_port),
+                "clientPortAddress": HOST,
+                "tickTime": "2000",  # ZOOKEEPER_TICK_TIME in docker-compose.yml
+                "admin.enableServer": "false",
+            },
+        )
+        zookeeper = JvmProcess(
+            self.line, "org.apache.zookeeper.server.quorum.QuorumPeerMain", [str(zoo_cfg)], self.logs_dir / "zookeeper"
+        )
+        server = _write_properties(
+            data_dir / "server.properties",
+            {
+                "broker.id": "1",
+                "zookeeper.connect": f"{HOST}:{zookeeper_port}",
+                "listeners": f"PLAINTEXT://{self.bootstrap_servers}",
+                "log.dirs": str(data_dir / "kafka"),
+                **COMPOSE_SETTINGS,
+            },
+        )
         kafka = JvmProcess(self.line, "kafka.Kafka", [str(server)], self.logs_dir / "kafka")
         self.processes = [zookeeper, kafka]
         zookeeper.start()
@@ -346,8 +364,9 @@ class KRaftKafka(JvmKafka):
                 "ssl.keystore.type": "PKCS12",
                 "ssl.keystore.location": str(self.sasl_tls.keystore),
                 "ssl.keystore.password": self.sasl_tls.keystore_password,
-                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                ),
             }
         return {
             "process.roles": "broker,controller",
@@ -357,7 +376,8 @@ class KRaftKafka(JvmKafka):
             "inter.broker.listener.name": "PLAINTEXT",
             "listeners": ",".join(f"{name}://{address}" for name, address in listeners.items()),
             "advertised.listeners": ",".join(
-                f"{name}://{address}" for name, address in listeners.items() if name != "CONTROLLER"),
+                f"{name}://{address}" for name, address in listeners.items() if name != "CONTROLLER"
+            ),
             "listener.security.protocol.map": ",".join(f"{name}:{kind}" for name, kind in protocols.items()),
             "log.dirs": str(data_dir / f"node{node_id}"),
             **COMPOSE_SETTINGS,
@@ -371,15 +391,22 @@ class KRaftKafka(JvmKafka):
         controller_ports = [free_port() for _ in range(self.nodes)]
         voters = ",".join(f"{node}@{HOST}:{port}" for node, port in enumerate(controller_ports, start=1))
         cluster_id = uuid.uuid4().hex[:22]
-        scram = [f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
-                 for name, password in (self.sasl_tls.users.items() if self.sasl_tls else ())]
+        scram = [
+            f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
+            for name, password in (self.sasl_tls.users.items() if self.sasl_tls else ())
+        ]
         for node_id in range(1, self.nodes + 1):
             properties = _write_properties(
                 data_dir / f"node{node_id}.properties",
-                self._node_settings(node_id, data_dir, voters, controller_ports[node_id - 1]))
+                self._node_settings(node_id, data_dir, voters, controller_ports[node_id - 1]),
+            )
             logs = self.logs_dir / f"node{node_id}"
-            JvmProcess(self.line, "kafka.tools.StorageTool",
-                       ["format", "--ignore-formatted", "-t", cluster_id, "-c", str(properties), *scram], logs).run()
+            JvmProcess(
+                self.line,
+                "kafka.tools.StorageTool",
+                ["format", "--ignore-formatted", "-t", cluster_id, "-c", str(properties), *scram],
+                logs,
+            ).run()
             self.processes.append(JvmProcess(self.line, "kafka.Kafka", [str(properties)], logs))
         for process in self.processes:
             process.start()
@@ -395,7 +422,9 @@ def KRaftCluster(nodes: int = 3, **options) -> KRaftKafka:
 
 
 BROKERS: dict[str, Callable[..., JvmKafka]] = {
-    "zookeeper": ZooKeeperKafka, "kraft": KRaftKafka, "cluster": KRaftCluster,
+    "zookeeper": ZooKeeperKafka,
+    "kraft": KRaftKafka,
+    "cluster": KRaftCluster,
 }
 SESSION_BROKERS = ("embedded", "zookeeper", "kraft")
 
@@ -415,10 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return serve(
         BROKERS[args.kind](port=args.port),
-        lambda broker: f"{broker.name} ready. Bootstrap servers: {broker.bootstrap_servers}\n"
-        f"Logs: {broker.logs_dir}. Press Ctrl+C to stop it.",
+        lambda broker: (
+            f"{broker.name} ready. Bootstrap servers: {broker.bootstrap_servers}\n"
+            f"Logs: {broker.logs_dir}. Press Ctrl+C to stop it."
+        ),
         lambda broker: f"{broker.name} stopped by itself; logs: {broker.logs_dir}",
     )
+
 
 if __name__ == "__main__":
     sys.exit(main())

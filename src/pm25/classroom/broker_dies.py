@@ -34,8 +34,9 @@ def partitions(admin: KafkaAdminClient, topic: str) -> dict[int, tuple[int, list
 
 
 def describe(state: dict[int, tuple[int, list[int]]]) -> str:
-    return "; ".join(f"partition {number}: leader {leader}, in sync {isr}" for number, (leader, isr)
-                     in sorted(state.items()))  # fmt: skip
+    return "; ".join(
+        f"partition {number}: leader {leader}, in sync {isr}" for number, (leader, isr) in sorted(state.items())
+    )
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str):
@@ -67,9 +68,11 @@ class Outcome:
 
     def summary(self) -> str:
         twice = len(self.consumed) - len(set(self.consumed))
-        return (f"Sent {self.sent:,}, acknowledged {len(self.acknowledged):,}, failed {len(self.failed)}, "
-                f"all settled {self.settled_s:.1f} s after the kill; consumed {len(self.consumed):,} "
-                f"({twice} stored twice, {self.read_again} read again after a rebalance); lost {len(self.lost)}.")
+        return (
+            f"Sent {self.sent:,}, acknowledged {len(self.acknowledged):,}, failed {len(self.failed)}, "
+            f"all settled {self.settled_s:.1f} s after the kill; consumed {len(self.consumed):,} "
+            f"({twice} stored twice, {self.read_again} read again after a rebalance); lost {len(self.lost)}."
+        )
 
 
 class GroupReader(threading.Thread):
@@ -77,8 +80,13 @@ class GroupReader(threading.Thread):
 
     def __init__(self, bootstrap_servers: str, topic: str):
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, group_id=f"{topic}_readers",
-                                      auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap_servers,
+            group_id=f"{topic}_readers",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         self.values: dict[tuple[int, int], int] = {}  # by (partition, offset): a record read again counts once
         self.read_again = 0
         self.enough = threading.Event()
@@ -100,19 +108,27 @@ class GroupReader(threading.Thread):
             self.consumer.close()
 
 
-def run(cluster: KRaftKafka, sent: int = 6000, rate_per_s: float = 2000, say: Callable[[str], None] = print,
-        topic: str | None = None) -> Outcome:
+def run(
+    cluster: KRaftKafka,
+    sent: int = 6000,
+    rate_per_s: float = 2000,
+    say: Callable[[str], None] = print,
+    topic: str | None = None,
+) -> Outcome:
     """Send `sent` readings at `rate_per_s` while a group reads them; kill partition 0's leader after a third."""
     topic = topic or f"broker_dies_{uuid.uuid4().hex[:8]}"
     with KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers) as admin:
         admin.create_topics([NewTopic(topic, PARTITIONS, replication_factor=cluster.nodes)])
-        before = wait_for(lambda: (state := partitions(admin, topic)) and all(leader >= 0 for leader, _ in
-                          state.values()) and state, 30, f"every partition of {topic} to have a leader")  # fmt: skip
+        before = wait_for(
+            lambda: (state := partitions(admin, topic)) and all(leader >= 0 for leader, _ in state.values()) and state,
+            30,
+            f"every partition of {topic} to have a leader",
+        )
         say(f"Topic {topic}: {PARTITIONS} partitions, {cluster.nodes} copies each.\nBefore: {describe(before)}")
         reader = GroupReader(cluster.bootstrap_servers, topic)
         reader.start()
         producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, **PRODUCER_SETTINGS)
-        say(f"Sending {sent:,} readings at {rate_per_s:,.0f}/s with acks=\"all\" while a consumer group reads them.")
+        say(f'Sending {sent:,} readings at {rate_per_s:,.0f}/s with acks="all" while a consumer group reads them.')
         futures, killed, started = [], -1, time.monotonic()
         killed_at = started
         for number in range(sent):
@@ -126,14 +142,27 @@ def run(cluster: KRaftKafka, sent: int = 6000, rate_per_s: float = 2000, say: Ca
                 killed_at = time.monotonic()
                 say(f"Killed node {killed} (SIGKILL), the leader of partition 0, after {number:,} sends.")
         producer.flush(timeout=60)
-        outcome = Outcome(sent, killed, -1, before, {},
-                          acknowledged={n for n, future in enumerate(futures) if future.succeeded()},
-                          failed=[future.exception for future in futures if future.failed()],
-                          settled_s=time.monotonic() - killed_at)  # fmt: skip
+        outcome = Outcome(
+            sent,
+            killed,
+            -1,
+            before,
+            {},
+            acknowledged={n for n, future in enumerate(futures) if future.succeeded()},
+            failed=[future.exception for future in futures if future.failed()],
+            settled_s=time.monotonic() - killed_at,
+        )
         producer.close()
-        outcome.after = wait_for(lambda: (state := partitions(admin, topic)) and state[0][0] not in (killed, -1)
-                                 and all(killed not in isr for _, isr in state.values()) and state, 60,
-                                 f"partition 0 to get a new leader and node {killed} to leave the in-sync replicas")
+        outcome.after = wait_for(
+            lambda: (
+                (state := partitions(admin, topic))
+                and state[0][0] not in (killed, -1)
+                and all(killed not in isr for _, isr in state.values())
+                and state
+            ),
+            60,
+            f"partition 0 to get a new leader and node {killed} to leave the in-sync replicas",
+        )
         outcome.new_leader = outcome.after[0][0]
         say(f"After:  {describe(outcome.after)}")
         reader.target = len(outcome.acknowledged)

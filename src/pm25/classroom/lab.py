@@ -34,12 +34,17 @@ class PortError(ValueError):
 
 def jupyter_command(port: int) -> list[str]:
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--ip={HOST}", f"--port={port}",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ip={HOST}",
+        f"--port={port}",
         "--ServerApp.port_retries=0",  # a port in use is an error, never a quiet move to another port
         f"--ServerApp.root_dir={REPO_DIR}",
         f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
-    ]  # fmt: skip
+    ]
     if os.geteuid() == 0:  # CI and some containers run as root; Jupyter refuses root without this
         command.append("--allow-root")
     return command
@@ -90,10 +95,11 @@ def main() -> int:
         if start_broker:
             kafka_port = chosen_port(env, "KAFKA_PORT")
             check_free(
-                kafka_port, "KAFKA_PORT",
+                kafka_port,
+                "KAFKA_PORT",
                 f" (a broker of the Docker stack or another make lab? Then use it: "
                 f"KAFKA_BOOTSTRAP_SERVERS={HOST}:{kafka_port} make lab)",
-            )  # fmt: skip
+            )
             broker = chosen_broker(env, kafka_port)
     except ValueError as error:  # PortError, or KAFKA names no broker
         print(f"Error: {error}", file=sys.stderr)

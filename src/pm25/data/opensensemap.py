@@ -259,8 +259,9 @@ class OpenSenseMapClient:
         edges.append(stop)
         tables = []
         chunks = list(pairwise(edges))
-        for chunk_start, chunk_end in tqdm(chunks, desc="Fetching PM2.5 measurements", unit="request",
-                                           disable=len(chunks) < 2):
+        for chunk_start, chunk_end in tqdm(
+            chunks, desc="Fetching PM2.5 measurements", unit="request", disable=len(chunks) < 2
+        ):
             params = {
                 "bbox": bbox,
                 "phenomenon": "PM2.5",

@@ -17,7 +17,7 @@ NEAR_KM = 10  # an answer this close to the city's centre is right
 TOLERANCE = 1e-4  # degrees (about 10 m): rounding a corner to 4 decimals is still right
 EXAMPLE_TIME = "2023-02-26T08:00:00.000Z"
 NUMBERS_AS_TEXT = (
-    ". Numbers are not text: join them as text with an f-string, f\"{west},{south},...\", "
+    '. Numbers are not text: join them as text with an f-string, f"{west},{south},...", '
     "or turn each into text with str(number) first."
 )
 

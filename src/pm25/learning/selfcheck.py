@@ -212,8 +212,10 @@ def producer_check(kafka_options: dict, readings: Iterable[Reading]) -> Callable
             + ", ".join(map(str, sorted(set(numbers))))
             for name, numbers in sorted(partitions.items())
         ]
-        return (f"{len(records)} readings arrived, each box's on one partition, and the 1 send that failed was "
-                "counted:\n" + "\n".join(lines))  # fmt: skip
+        return (
+            f"{len(records)} readings arrived, each box's on one partition, and the 1 send that failed was "
+            "counted:\n" + "\n".join(lines)
+        )
 
     return check
 
@@ -306,8 +308,10 @@ def consumer_loop_check(
 
             send(range(half))
             group = f"pm25_practice_{uuid.uuid4().hex[:8]}"
-            group_options = {"session_timeout_ms": GROUP_SESSION_TIMEOUT_MS,
-                             "heartbeat_interval_ms": GROUP_SESSION_TIMEOUT_MS // 3}  # fmt: skip
+            group_options = {
+                "session_timeout_ms": GROUP_SESSION_TIMEOUT_MS,
+                "heartbeat_interval_ms": GROUP_SESSION_TIMEOUT_MS // 3,
+            }
             consumer = make_consumer({**kafka_options, **group_options}, topic, group)
             try:
                 _judge_consumer(consumer, topic, group)
@@ -333,8 +337,10 @@ def consumer_loop_check(
                     )
                 watched.processed.append((record.partition, record.offset))
 
-            print("The check makes your loop's first commit fail on purpose, as a rebalance does; your loop "
-                  "should say so and go on.")  # fmt: skip
+            print(
+                "The check makes your loop's first commit fail on purpose, as a rebalance does; your loop "
+                "should say so and go on."
+            )
             try:
                 run_loop(watched, process, stop)
                 stopped = None
@@ -354,8 +360,9 @@ def _judge_consumer(consumer, topic: str, group: str) -> None:
         raise WrongAnswer(f"make_consumer returned {consumer!r}, not a KafkaConsumer: end it with return consumer.")
     config = consumer.config
     if config["group_id"] is None:
-        raise WrongAnswer("Your consumer has no group_id: without a group nothing can be committed. Pass "
-                          "group_id=group_id.")  # fmt: skip
+        raise WrongAnswer(
+            "Your consumer has no group_id: without a group nothing can be committed. Pass group_id=group_id."
+        )
     if config["group_id"] != group:
         raise WrongAnswer(
             f"Your consumer's group_id is {config['group_id']!r}, not the group_id the function was given "
@@ -468,9 +475,12 @@ def window_detector_check(
         return (
             f"same alerts as pm25.rules.detector.Detector on {len(readings):,} readings: "
             f"{events['exceeded']} exceeded, {events['resolved']} resolved"
-            + (f", and the same on {len(cases)} hand-made boxes ({', '.join(case.shows for case in cases)})."
-               if cases else ".")
-        )  # fmt: skip
+            + (
+                f", and the same on {len(cases)} hand-made boxes ({', '.join(case.shows for case in cases)})."
+                if cases
+                else "."
+            )
+        )
 
     return check
 
@@ -568,7 +578,8 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
         ),
         _HandMadeCase(
             [*_busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)), _reading(timedelta(hours=1), high)]
-            if possible and min_hours > 1 else [],
+            if possible and min_hours > 1
+            else [],
             "too few hours with data",
             lambda steps, first: _too_few_hours_hint(steps, first, settings),
         ),
@@ -586,11 +597,12 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
             _hourly([low] * (window_hours - 1))
             + _busy_hour(high, busy_readings, hour=window_hours - 1)
             + [_reading(timedelta(hours=window_hours), low), _reading(timedelta(hours=window_hours + 1), low)]
-            if possible else [],
+            if possible
+            else [],
             "one busy hour among quiet ones",
             lambda steps, first: _mean_of_values_hint(steps, first, settings, busy_readings),
         ),
-    ]  # fmt: skip
+    ]
 
 
 def _low_without_a_tie(threshold: float, high: float, window_hours: int) -> float | None:

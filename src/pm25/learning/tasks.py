@@ -272,8 +272,9 @@ def _task_cell_failed(answers: dict[str, Any]) -> bool:
     source = shell.last_execution_result.info.raw_cell or ""
     if "tasks.check(" in source:
         return False  # the check itself, run again
-    return any(re.search(rf"^\s*(def|class)\s+{key}\b|^\s*{key}\s*(,[\w\s,]*)?=[^=]", source, re.MULTILINE)
-               for key in answers)  # fmt: skip
+    return any(
+        re.search(rf"^\s*(def|class)\s+{key}\b|^\s*{key}\s*(,[\w\s,]*)?=[^=]", source, re.MULTILINE) for key in answers
+    )
 
 
 def _solution_instead(name: str, answers: dict[str, Any]) -> dict[str, Any]:

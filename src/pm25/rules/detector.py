@@ -50,9 +50,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 
 __all__ = [
-    "SATURATED", "Alert", "Detector", "Hardened", "clock_hour", "hundredths", "is_valid_value",
+    "SATURATED",
+    "Alert",
+    "Detector",
+    "Hardened",
+    "clock_hour",
+    "hundredths",
+    "is_valid_value",
     "naive_last_rows_alerts",
-]  # fmt: skip
+]
 
 
 def is_valid_value(value) -> bool:
@@ -258,7 +264,10 @@ class Hardened:
         self.yours = yours
         self.package = Detector(yours.threshold, yours.window_hours, yours.min_hours)
         self.threshold, self.window_hours, self.min_hours = (
-            self.package.threshold, self.package.window_hours, self.package.min_hours)  # fmt: skip
+            self.package.threshold,
+            self.package.window_hours,
+            self.package.min_hours,
+        )
         self.your_alerts: list[Alert] = []
         self.package_alerts: list[Alert] = []
         self._exceeded: set[str] = set()
@@ -287,8 +296,9 @@ class Hardened:
         else:
             mean, n_hours = self.package.window(reading.box_id)
             end = _EPOCH + clock_hour(reading.timestamp) * _HOUR
-            alert = Alert(reading.box_id, reading.box_name, event, end, mean, n_hours, self.threshold,
-                          self.window_hours)  # fmt: skip
+            alert = Alert(
+                reading.box_id, reading.box_name, event, end, mean, n_hours, self.threshold, self.window_hours
+            )
         if event == EXCEEDED:
             self._exceeded.add(reading.box_id)
         else:
@@ -340,8 +350,10 @@ class Hardened:
         if not differing:
             return f"Alerts: {counted}, the same."
         number, (yours, package) = differing[0]
-        return (f"❗ Alerts: {counted}. They differ from alert {number} on: yours {yours or 'none'}, "
-                f"package {package or 'none'}.")  # fmt: skip
+        return (
+            f"❗ Alerts: {counted}. They differ from alert {number} on: yours {yours or 'none'}, "
+            f"package {package or 'none'}."
+        )
 
 
 def _said(alert: Alert) -> str:

@@ -30,8 +30,18 @@ from pm25.rules.detector import Alert, is_valid_value
 MIN_BOXES = 5
 RATIO = 3.0
 MARGIN = 10.0  # µg/m³
-COLUMNS = ["boxId", "boxName", "timestamp", "event", "mean", "network_median", "ratio", "out_of_line_hours",
-           "hours", "plausible"]  # fmt: skip
+COLUMNS = [
+    "boxId",
+    "boxName",
+    "timestamp",
+    "event",
+    "mean",
+    "network_median",
+    "ratio",
+    "out_of_line_hours",
+    "hours",
+    "plausible",
+]
 
 
 def hourly_means(readings) -> pd.DataFrame:
@@ -72,8 +82,18 @@ def review_row(table: pd.DataFrame, alert: Alert) -> list:
     network_median = float(judged["network_median"].mean()) if hours else math.nan
     ratio = alert.mean / network_median if network_median > 0 else math.nan
     plausible = None if not hours else out_of_line * 2 < hours  # implausible: at least half out of line
-    return [alert.box_id, alert.box_name, format_timestamp(alert.timestamp), alert.event, alert.mean,
-            network_median, ratio, out_of_line, hours, plausible]  # fmt: skip
+    return [
+        alert.box_id,
+        alert.box_name,
+        format_timestamp(alert.timestamp),
+        alert.event,
+        alert.mean,
+        network_median,
+        ratio,
+        out_of_line,
+        hours,
+        plausible,
+    ]
 
 
 def review_alerts(alerts: list[Alert], hourly: pd.DataFrame) -> pd.DataFrame:
@@ -81,8 +101,16 @@ def review_alerts(alerts: list[Alert], hourly: pd.DataFrame) -> pd.DataFrame:
     hours, ratio the alert's mean over it; plausible is empty when no hour of the window has a network."""
     table = with_network(hourly)
     review = pd.DataFrame([review_row(table, alert) for alert in alerts], columns=COLUMNS)
-    return review.astype({"mean": float, "network_median": float, "ratio": float, "out_of_line_hours": int,
-                          "hours": int, "plausible": "boolean"})  # fmt: skip
+    return review.astype(
+        {
+            "mean": float,
+            "network_median": float,
+            "ratio": float,
+            "out_of_line_hours": int,
+            "hours": int,
+            "plausible": "boolean",
+        }
+    )
 
 
 def write_review(path: Path, review: pd.DataFrame) -> Path:

@@ -37,8 +37,19 @@ from pm25.data.contract import format_timestamp
 from pm25.rules.daily import DailyMeans
 from pm25.rules.detector import Detector, clock_hour, hundredths
 
-COLUMNS = ["boxId", "boxName", "lat", "lon", "status", "quality", "last_seen", "last_value",
-           "days_valid", "days_above_who", "days_above_eu_2030"]  # fmt: skip
+COLUMNS = [
+    "boxId",
+    "boxName",
+    "lat",
+    "lon",
+    "status",
+    "quality",
+    "last_seen",
+    "last_value",
+    "days_valid",
+    "days_above_who",
+    "days_above_eu_2030",
+]
 SUSPECT_HOURS = 24
 NOT_ENOUGH_DATA = "not enough data"
 
@@ -58,8 +69,9 @@ class _BoxStatus:
 class StatusTracker:
     """Feed it the readings the detector accepted; table() then tells the state of every box."""
 
-    def __init__(self, active_hours: float = 24.0, suspect_range: float = 1.0, suspect_min_hours: int = 6,
-                 min_hours: int = 18):  # fmt: skip
+    def __init__(
+        self, active_hours: float = 24.0, suspect_range: float = 1.0, suspect_min_hours: int = 6, min_hours: int = 18
+    ):
         if not active_hours > 0:
             raise ValueError(f"active_hours must be > 0, got {active_hours!r}")
         if not suspect_range > 0:
@@ -144,8 +156,16 @@ class StatusTracker:
                 rows.append(self._row(box_id, seen.name, seen.lat, seen.lon, seen))
 
         frame = pd.DataFrame(rows, columns=COLUMNS)
-        frame = frame.astype({"lat": float, "lon": float, "last_value": float, "days_valid": int,
-                              "days_above_who": int, "days_above_eu_2030": int})  # fmt: skip
+        frame = frame.astype(
+            {
+                "lat": float,
+                "lon": float,
+                "last_value": float,
+                "days_valid": int,
+                "days_above_who": int,
+                "days_above_eu_2030": int,
+            }
+        )
         # ISO8601: the texts mix forms with and without milliseconds, and pandas would guess one from the first
         frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True, format="ISO8601")
         if detector is not None:

@@ -47,8 +47,13 @@ class ProcessedOffsets(ConsumerRebalanceListener):
     alerts are rebuilt, not published again (`is_new`).
     """
 
-    def __init__(self, consumer: KafkaConsumer, alert_producer: KafkaProducer, forget: Callable[[set[str]], None],
-                 topic_partitions: int):  # fmt: skip
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        alert_producer: KafkaProducer,
+        forget: Callable[[set[str]], None],
+        topic_partitions: int,
+    ):
         self.consumer = consumer
         self.alert_producer = alert_producer
         self.forget = forget
@@ -209,9 +214,11 @@ class ProcessedOffsets(ConsumerRebalanceListener):
         if not self.joined:
             return "This member never joined its group."
         if not share.partitions:
-            return (f"This member got no partition: the group has more members than the topic has partitions "
-                    f"({self.topic_partitions}), so it waited until {self.consumer.config['group_id']} had no "
-                    "work for it.")  # fmt: skip
+            return (
+                f"This member got no partition: the group has more members than the topic has partitions "
+                f"({self.topic_partitions}), so it waited until {self.consumer.config['group_id']} had no "
+                "work for it."
+            )
         if self.messages_read == 0 and share.whole:
             topic = next(iter(self.owned)).topic
             raise TopicEmpty(f"The topic {topic!r} is empty or missing: run step 2 first. {REPLAY_FROM_STEP_3}")
@@ -358,8 +365,14 @@ class Stream:
     classes), commits what was processed, goes back to the first record not processed and ends with one line.
     """
 
-    def __init__(self, consumer: KafkaConsumer, offsets: ProcessedOffsets, process: Callable,
-                 idle_timeout_s: float, after_batch: Callable[[dict], None] = lambda newest: None):  # fmt: skip
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        offsets: ProcessedOffsets,
+        process: Callable,
+        idle_timeout_s: float,
+        after_batch: Callable[[dict], None] = lambda newest: None,
+    ):
         self._consumer, self.offsets, self._process, self.after_batch = consumer, offsets, process, after_batch
         self.idle = IdleTimer(idle_timeout_s)
         self.meter: latency.SendToAlertLatency | None = None
@@ -606,10 +619,14 @@ def lag_table(kafka_options: dict, group_id: str, topic: str, timeout_s: float =
         while any(consumer.highwater(p) is None for p in partitions) and time.monotonic() < deadline:
             consumer.poll(timeout_ms=200, max_records=1)
         rows = [
-            {"partition": p.partition, "committed": committed[p], "newest": consumer.highwater(p),
-             "lag": consumer.highwater(p) - committed[p]}
+            {
+                "partition": p.partition,
+                "committed": committed[p],
+                "newest": consumer.highwater(p),
+                "lag": consumer.highwater(p) - committed[p],
+            }
             for p in partitions
-        ]  # fmt: skip
+        ]
     return pd.DataFrame(rows, columns=["partition", "committed", "newest", "lag"])
 
 
@@ -629,8 +646,9 @@ def read_clocks(kafka_options: dict, topic: str, timeout_s: float = 60.0) -> pd.
                     with contextlib.suppress(contract.InvalidMessage):
                         event.append(decode(record).timestamp)
                         arrival.append(record.timestamp)
-            complete = all(consumer.highwater(p) is not None and consumer.position(p) >= consumer.highwater(p)
-                           for p in partitions)  # fmt: skip
+            complete = all(
+                consumer.highwater(p) is not None and consumer.position(p) >= consumer.highwater(p) for p in partitions
+            )
     if not complete:
         print(f"Read {len(event):,} readings of {topic!r} in {timeout_s:g} s; the topic holds more.")
     elif not event:

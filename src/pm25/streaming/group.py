@@ -149,8 +149,15 @@ class GroupMember(ConsumerRebalanceListener):
                     "boxes": len(self._boxes.get(number, ())),
                 }
                 for number in numbers
-            ] or [{"member": self.name + " (no partition)", "partition": None, "processed": 0,
-                   "next offset": None, "boxes": 0}]  # fmt: skip
+            ] or [
+                {
+                    "member": self.name + " (no partition)",
+                    "partition": None,
+                    "processed": 0,
+                    "next offset": None,
+                    "boxes": 0,
+                }
+            ]
 
     # ConsumerRebalanceListener: called inside poll(), on this member's thread.
     def on_partitions_revoked(self, revoked):
@@ -247,9 +254,11 @@ def check_split(prediction, members: Iterable[GroupMember]) -> str:
         return f"Write the prediction as one number per member, e.g. [2, 1]. The group gave {shares}."
     if predicted == sorted(counts, reverse=True):
         return f"✅ As you predicted: {shares}."
-    return (f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
-            "can, and each partition has exactly one owner in the group. Change `split`, run it, then this cell "
-            "again.")  # fmt: skip
+    return (
+        f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
+        "can, and each partition has exactly one owner in the group. Change `split`, run it, then this cell "
+        "again."
+    )
 
 
 def holders(members: Iterable[GroupMember]) -> str:
@@ -270,8 +279,9 @@ def wait_until_settled(members: Iterable[GroupMember], what: str, timeout_s: flo
 
 
 def _topic_partitions(members: list[GroupMember], timeout_s: float) -> int:
-    wait_until(lambda: all(m.topic_partitions is not None or not m.running for m in members), "the members to start",
-               timeout_s)  # fmt: skip
+    wait_until(
+        lambda: all(m.topic_partitions is not None or not m.running for m in members), "the members to start", timeout_s
+    )
     return max(member.topic_partitions or 0 for member in members)
 
 
@@ -286,8 +296,12 @@ def wait_until_caught_up(lag: Callable[[], pd.DataFrame], what: str, timeout_s: 
     wait_until(caught_up, what, timeout_s, lambda: f"lag {total['lag']:,}")
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = SETTLE_TIMEOUT_S,
-               state: Callable[[], str] | None = None) -> None:  # fmt: skip
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout_s: float = SETTLE_TIMEOUT_S,
+    state: Callable[[], str] | None = None,
+) -> None:
     """Return once condition() holds; a GroupError naming `what`, the state and the way out if not within timeout_s.
 
     A wait of more than PROGRESS_AFTER_S shows one line, rewritten every PROGRESS_EVERY_S: what it waits for,

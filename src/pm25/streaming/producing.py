@@ -60,8 +60,10 @@ class NoBroker(LearnerError):
 
     def __init__(self, bootstrap_servers: str):
         if refusal := refused_logins.last_refusal():
-            super().__init__(f"The Kafka broker at {bootstrap_servers} refused the login ({refusal}): "
-                             "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM).")
+            super().__init__(
+                f"The Kafka broker at {bootstrap_servers} refused the login ({refusal}): "
+                "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (and KAFKA_SASL_MECHANISM)."
+            )
         else:
             super().__init__(f"No Kafka broker answers at {bootstrap_servers}. {HOW_TO_START_A_BROKER}")
 
@@ -420,12 +422,14 @@ class BackgroundReplay:
     """Step 2's replay, run from step 3 in a thread: the readings paced by their timestamps, `speedup` times
     real time, with `disorder`, into a topic of their own. A consumer that starts meanwhile sees them arrive."""
 
-    def __init__(self, kafka_options: dict, topic: str, readings: list[Reading], speedup: float,
-                 disorder: Disorder | None = None):  # fmt: skip
+    def __init__(
+        self, kafka_options: dict, topic: str, readings: list[Reading], speedup: float, disorder: Disorder | None = None
+    ):
         self.topic, self.report, self.error = topic, DeliveryReport(show_first=0), None
         self.finished, self._stopping = threading.Event(), threading.Event()
-        self._producer = KafkaProducer(**kafka_options, key_serializer=KeySerializer(),
-                                       value_serializer=ReadingSerializer(), **PRODUCER_SETTINGS)  # fmt: skip
+        self._producer = KafkaProducer(
+            **kafka_options, key_serializer=KeySerializer(), value_serializer=ReadingSerializer(), **PRODUCER_SETTINGS
+        )
         sending = (disorder or Disorder()).apply(paced(readings, speedup, sleep=self._stopping.wait))
         self._thread = threading.Thread(target=self._send, args=(sending,), name="pm25-replay", daemon=True)
         self._thread.start()
@@ -518,9 +522,16 @@ def _latest_pm25(box: dict, aoi: Aoi) -> list[Reading]:
             continue
         try:
             found.append(
-                Reading(box["_id"], box["name"], sensor["_id"], lat, lon,
-                        parse_timestamp(latest["createdAt"]), float(latest["value"]))
-            )  # fmt: skip
+                Reading(
+                    box["_id"],
+                    box["name"],
+                    sensor["_id"],
+                    lat,
+                    lon,
+                    parse_timestamp(latest["createdAt"]),
+                    float(latest["value"]),
+                )
+            )
         except (InvalidMessage, KeyError, TypeError, ValueError):
             continue  # a measurement that breaks the contract is not sent (e.g. 999.9, saturated)
     return found

@@ -90,10 +90,24 @@ def start_instance(
     work_dir/name.log."""
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "pm25.streaming.stream_processor", "--group", group, "--state-dir", str(work_dir / name),
-        "--alert-topic", alert_topic, "--threshold", str(rule.threshold), "--window-hours", str(rule.window_hours),
-        "--min-hours", str(rule.min_hours), "--idle-timeout-s", str(idle_timeout_s),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pm25.streaming.stream_processor",
+        "--group",
+        group,
+        "--state-dir",
+        str(work_dir / name),
+        "--alert-topic",
+        alert_topic,
+        "--threshold",
+        str(rule.threshold),
+        "--window-hours",
+        str(rule.window_hours),
+        "--min-hours",
+        str(rule.min_hours),
+        "--idle-timeout-s",
+        str(idle_timeout_s),
+    ]
     environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
@@ -200,8 +214,12 @@ def send_records(kafka_options: dict, topic: str, parts: dict[int, list]) -> int
     """Send the records to the same partitions of `topic`, in order; how many. A LearnerError if any failed."""
     records = [record for number in sorted(parts) for record in parts[number]]
     with KafkaProducer(**kafka_options, max_in_flight_requests_per_connection=1) as producer:  # 1: order kept
-        futures = [producer.send(topic, key=record.key, value=record.value, partition=record.partition,
-                                 timestamp_ms=record.timestamp) for record in records]  # fmt: skip
+        futures = [
+            producer.send(
+                topic, key=record.key, value=record.value, partition=record.partition, timestamp_ms=record.timestamp
+            )
+            for record in records
+        ]
         producer.flush(timeout=60)
     if failed := sum(not future.succeeded() for future in futures):
         raise LearnerError(f"{failed} of {len(records)} readings were not acknowledged by the broker: is it running?")
@@ -248,5 +266,3 @@ def compare_with_step3(quix: pd.DataFrame, step3_csv: Path) -> pd.DataFrame:
     )
     table["same"] = (table["_merge"] == "both") & ((table["mean_step3"] - table["mean_quix"]).abs() <= 1e-9)
     return table.drop(columns="_merge")
-
-

@@ -46,10 +46,14 @@ def _closed_during_login(record: logging.LogRecord) -> bool:
     """kafka-python's "<connection>: Connection lost: <error>" of a connection that never finished starting."""
     args = record.args if isinstance(record.args, tuple) else ()
     connection = args[0] if args else None
-    if (isinstance(connection, KafkaConnection) and "Connection lost" in str(record.msg)
-            and connection.sasl_enabled and connection.broker_version_data is not None
-            and connection.init_future.failed()
-            and not (last_refusal() or "").startswith("Authentication failed")):  # a reason says more: keep it
+    if (
+        isinstance(connection, KafkaConnection)
+        and "Connection lost" in str(record.msg)
+        and connection.sasl_enabled
+        and connection.broker_version_data is not None
+        and connection.init_future.failed()
+        and not (last_refusal() or "").startswith("Authentication failed")
+    ):  # a reason says more: keep it
         _remember(CLOSED_DURING_LOGIN)
     return True
 

@@ -22,9 +22,13 @@ from pm25.views.leaflet_assets import leaflet_css, leaflet_js
 SHAPE_STYLE = {"shapeOptions": {"color": "#3388ff", "fillOpacity": 0.2}}
 # PM2.5 colours by the WHO 2021 levels for a 24-hour mean: the guideline level (15) and the interim targets
 # 4, 3 and 2 (25, 37.5, 50). ColorBrewer's YlOrRd: colour-blind safe, darker means dirtier, also in greyscale.
-LEVELS = [(15.0, "#ffffb2", "≤ 15 (WHO guideline level)"), (25.0, "#fecc5c", "15–25 (to interim target 4)"),
-          (37.5, "#fd8d3c", "25–37.5 (to interim target 3)"), (50.0, "#f03b20", "37.5–50 (to interim target 2)"),
-          (float("inf"), "#bd0026", "> 50 (above interim target 2)")]  # fmt: skip
+LEVELS = [
+    (15.0, "#ffffb2", "≤ 15 (WHO guideline level)"),
+    (25.0, "#fecc5c", "15–25 (to interim target 4)"),
+    (37.5, "#fd8d3c", "25–37.5 (to interim target 3)"),
+    (50.0, "#f03b20", "37.5–50 (to interim target 2)"),
+    (float("inf"), "#bd0026", "> 50 (above interim target 2)"),
+]
 LEVELS_NOTE = (
     "Classes: the WHO 2021 guideline level and interim targets for a 24-hour mean of PM2.5, "
     "here applied to one low-cost sensor's rolling mean: a screening aid, not an official assessment."
@@ -223,8 +227,9 @@ class LiveMap:
             self._add(feature["properties"]["boxId"], feature["properties"]["name"], lat, lon)
 
     def _add(self, box_id: str, name: str, lat: float, lon: float) -> CircleMarker:
-        marker = CircleMarker(location=(lat, lon), radius=9, fill_color=NO_DATA, fill_opacity=0.9, name=name,
-                              **NORMAL_OUTLINE)  # fmt: skip
+        marker = CircleMarker(
+            location=(lat, lon), radius=9, fill_color=NO_DATA, fill_opacity=0.9, name=name, **NORMAL_OUTLINE
+        )
         marker.popup = HTML(f"<b>{name}</b><br>no reading yet")
         self.markers[box_id] = marker
         self.widget.add(marker)
@@ -350,9 +355,11 @@ class SavedMap:
 def _status_marker(row, mean: float, alert: bool, implausible: bool, window_hours: float) -> folium.CircleMarker:
     """One box: where it is, how it looks, and what its popup and tooltip say."""
     name = escape(row.boxName)
-    style = {"active": {"radius": 10, "fill_opacity": 0.9},
-             "stale": {"radius": 8, "fill_opacity": 0.5, "dash_array": "4"},
-             "inactive": {"radius": 6, "fill_opacity": 0.3, "dash_array": "2"}}[row.status]  # fmt: skip
+    style = {
+        "active": {"radius": 10, "fill_opacity": 0.9},
+        "stale": {"radius": 8, "fill_opacity": 0.5, "dash_array": "4"},
+        "inactive": {"radius": 6, "fill_opacity": 0.3, "dash_array": "2"},
+    }[row.status]
     outline = IMPLAUSIBLE_OUTLINE if implausible else ALERT_OUTLINE if alert else NORMAL_OUTLINE
     style = {**style, "color": outline["color"], "weight": outline["weight"]}
     if "dashArray" in outline:

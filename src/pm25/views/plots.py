@@ -47,8 +47,17 @@ def readings_plot(
     figure, axis = plt.subplots(figsize=(11, 4 + 0.2 * legend_rows), layout="constrained")
     for box_name, (colour, style, marker) in zip(boxes, line_styles(), strict=False):
         rows = hourly.loc[box_name]
-        axis.plot(rows.index, rows.values, color=colour, linestyle=style, marker=marker,
-                  markevery=max(1, len(rows) // 6), markersize=4, linewidth=1, label=box_name)  # fmt: skip
+        axis.plot(
+            rows.index,
+            rows.values,
+            color=colour,
+            linestyle=style,
+            marker=marker,
+            markevery=max(1, len(rows) // 6),
+            markersize=4,
+            linewidth=1,
+            label=box_name,
+        )
     axis.axhline(threshold, color="black", linestyle="--", linewidth=2.5, label=f"{threshold:g} µg/m³")
     for index, hour in enumerate(humid_hours if humid_hours is not None else []):
         label = f"median humidity above {HUMID_RH:g} % RH" if index == 0 else None
@@ -108,8 +117,9 @@ def hourly_window_means(history: pd.DataFrame) -> pd.DataFrame:
 def most_important_first(means: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     """The rows ordered by the longest time in alert, then by the highest median window mean."""
     time_in_alert = (intervals["end"] - intervals["start"]).groupby(intervals["boxName"]).sum()
-    order = pd.DataFrame({"alert": time_in_alert.reindex(means.index, fill_value=pd.Timedelta(0)),
-                          "median": means.median(axis=1)})  # fmt: skip
+    order = pd.DataFrame(
+        {"alert": time_in_alert.reindex(means.index, fill_value=pd.Timedelta(0)), "median": means.median(axis=1)}
+    )
     return means.loc[order.sort_values(["alert", "median"], ascending=False).index]
 
 
@@ -140,8 +150,11 @@ def rolling_mean_plot(
     for interval in intervals[intervals["boxName"].isin(rows)].itertuples():
         start, end = mdates.date2num([interval.start, interval.end])
         mark = ALERT_MARK if interval.plausible else IMPLAUSIBLE_MARK
-        axis.add_patch(Rectangle((start, rows[interval.boxName]), end - start, 1, fill=False, edgecolor="black",
-                                 linewidth=1.2, **mark))  # fmt: skip
+        axis.add_patch(
+            Rectangle(
+                (start, rows[interval.boxName]), end - start, 1, fill=False, edgecolor="black", linewidth=1.2, **mark
+            )
+        )
     # Box names: as many as fit at a readable size, from the top (the boxes that matter most).
     step = max(1, math.ceil(boxes * LABEL_POINTS / 72 / rows_inches))
     axis.set_yticks([row + 0.5 for row in range(0, boxes, step)], means.index[::step], fontsize=LABEL_POINTS)
@@ -156,12 +169,24 @@ def rolling_mean_plot(
     colour_bar.ax.axhline(threshold, color="black", linewidth=2)
     ticks = [level for level in norm.boundaries if abs(level - threshold) >= 3] + [threshold]  # no overlap
     colour_bar.set_ticks(ticks, labels=[f"threshold {tick:g}" if tick == threshold else f"{tick:g}" for tick in ticks])
-    handles = [Patch(facecolor=NO_DATA, label="no reading in this hour"),
-               Patch(fill=False, edgecolor="black", label=f"in alert ({window_hours:g} h mean > {threshold:g}, "
-                                                          "until resolved)", **ALERT_MARK)]  # fmt: skip
+    handles = [
+        Patch(facecolor=NO_DATA, label="no reading in this hour"),
+        Patch(
+            fill=False,
+            edgecolor="black",
+            label=f"in alert ({window_hours:g} h mean > {threshold:g}, until resolved)",
+            **ALERT_MARK,
+        ),
+    ]
     if not intervals["plausible"].all():
-        handles.append(Patch(fill=False, edgecolor="black", label="in alert, implausible (out of line with "
-                                                                   "the network)", **IMPLAUSIBLE_MARK))  # fmt: skip
+        handles.append(
+            Patch(
+                fill=False,
+                edgecolor="black",
+                label="in alert, implausible (out of line with the network)",
+                **IMPLAUSIBLE_MARK,
+            )
+        )
     figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small", frameon=False)
     figure.suptitle(f"{window_hours:g} h mean of PM2.5 per box, hour by hour (UTC)")
     path.parent.mkdir(parents=True, exist_ok=True)
