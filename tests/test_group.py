@@ -216,7 +216,10 @@ def test_a_wrong_split_says_the_real_one_and_how_to_check_again():
     wrong = check_split([3, 0], members)
     assert wrong.startswith("❌ You predicted [3, 0]; the group gave first [0, 2], second [1]")
     assert "Change `split`, run it, then this cell again." in wrong
-    assert check_split([1, 2], members) == "✅ As you predicted: first [0, 2], second [1]."
+    assert check_split([2, 1], members) == "✅ As you predicted: first [0, 2], second [1]."
+    assert check_split([1, 2], members) == (
+        "✅ As you predicted: first [0, 2], second [1] (which member gets how many is the group's choice)."
+    )
 
 
 def test_a_member_stopped_while_another_joins_leaves_only_once_the_group_settled(kafka_options, readings_topic):
@@ -269,7 +272,7 @@ def test_step_3b_runs_each_cell_twice_in_a_row_and_then_all_again_in_one_kernel(
     env = {"PM25_TOPIC": topic, "PM25_DATA_DIR": str(tmp_path), "PM25_WORK_MS_PER_RECORD": "0"}
     printed = stream_text(run(notebook, SRC, env, timeout_s=180))
     for name in ("first", "second", "third", "fourth"):
-        assert f"Stopped the earlier member {name!r} first" in printed
+        assert f"Stopped the earlier member {name!r} (of group" in printed
     assert printed.count("No prediction written. The group gave") == 3 * 2
     assert "in vain" not in printed
 

@@ -61,7 +61,7 @@ def test_quantiles_are_nearest_rank_over_whole_milliseconds():
 def test_summary_without_readings_says_how_to_get_some():
     meter = latency.SendToAlertLatency()
     assert math.isnan(meter.quantile(0.5))
-    assert "Run step 2 in replay mode" in meter.summary()
+    assert "set live_speedup in section 3" in meter.summary()
 
 
 def test_latency_of_real_records_lies_between_zero_and_the_time_the_round_trip_took(bootstrap_servers, topic):

@@ -92,7 +92,7 @@ class GroupMember(ConsumerRebalanceListener):
         earlier = _members.get(self.name)
         if earlier is not None and earlier is not self and earlier.running:
             earlier.stop(wait_for_group=earlier.group_id == self.group_id)
-            print(f"Stopped the earlier member {self.name!r} first (of group {earlier.group_id}).")
+            print(f"Stopped the earlier member {self.name!r} (of group {earlier.group_id}) before starting this one.")
         _members[self.name] = self
         self._thread.start()
         return self
@@ -249,11 +249,13 @@ def check_split(prediction, members: Iterable[GroupMember]) -> str:
     if prediction is ... or prediction is None:
         return f"No prediction written. The group gave {shares}."
     try:
-        predicted = sorted((int(count) for count in prediction), reverse=True)
+        as_written = [int(count) for count in prediction]
     except (TypeError, ValueError):
         return f"Write the prediction as one number per member, e.g. [2, 1]. The group gave {shares}."
+    predicted = sorted(as_written, reverse=True)
     if predicted == sorted(counts, reverse=True):
-        return f"✅ As you predicted: {shares}."
+        whose = "" if as_written == counts else " (which member gets how many is the group's choice)"
+        return f"✅ As you predicted: {shares}{whose}."
     return (
         f"❌ You predicted {predicted}; the group gave {shares}: it shares the partitions out as evenly as it "
         "can, and each partition has exactly one owner in the group. Change `split`, run it, then this cell "

@@ -62,8 +62,8 @@ class SendToAlertLatency:
     def summary(self) -> str:
         if not self.histogram:
             return (
-                "Send-to-alert latency: no reading was sent while this consumer ran. Run step 2 in replay mode "
-                "while this loop runs to measure it."
+                "Send-to-alert latency: no reading was sent while this consumer ran (all were there before it "
+                "started). To measure it, set live_speedup in section 3 and run from there."
             )
         return (
             f"Send-to-alert latency of the {self.count:,} readings sent while this consumer ran: "
