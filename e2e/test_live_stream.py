@@ -12,7 +12,7 @@ import nbformat
 from kafka import KafkaAdminClient
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import SRC
+from e2e.conftest import REPO
 from e2e.test_browser import (
     assert_no_errors,
     open_notebook,
@@ -64,7 +64,7 @@ COLOURED = (  # a circle marker coloured by a window mean: a reading of its box 
 
 
 def live_speedup_cell() -> str:
-    notebook = nbformat.read(SRC / STEP_3, as_version=4)
+    notebook = nbformat.read(REPO / "src" / STEP_3, as_version=4)
     [cell] = [cell for cell in notebook.cells if "live_speedup = settings.live_speedup" in cell.source]
     return cell.source
 
