@@ -76,7 +76,7 @@ def test_lab_needs_the_token_listens_on_loopback_and_stops_with_the_broker():
         printed, _ = process.communicate(timeout=30)
         assert f"Kafka broker: 127.0.0.1:{kafka_port}" in printed
         assert f"Open JupyterLab at {base}/lab/tree/src/step_1_data_prep.ipynb?token=lab-test-token" in printed
-        assert _wait_until(lambda: port_is_free(kafka_port) and port_is_free(port), timeout_s=15)
+        assert port_is_free(port) and port_is_free(kafka_port)  # make lab ends after JupyterLab, not before
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -136,3 +136,32 @@ def test_lab_does_not_ask_about_jupyter_news_yet_keeps_the_users_config_folders(
     assert not error
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
     assert os.environ["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(tmp_path)
+
+
+def test_ctrl_c_stops_jupyterlab_cleanly_and_make_lab_ends_after_it(tmp_path):
+    # A stand-in for JupyterLab that ignores Ctrl+C (JupyterLab's own asks to confirm, and with no terminal to
+    # answer it goes on running) and stops on SIGTERM, cleanly (kernels shut down, port closed), noting it.
+    stopped = tmp_path / "stopped cleanly"
+    stand_in = tmp_path / "jupyter.py"
+    stand_in.write_text(
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: sys.exit(pathlib.Path({str(stopped)!r}).touch()))\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    time.sleep(1)\n"
+    )
+    script = (
+        "import sys\n"
+        "from pm25.classroom.lab import run_until_stopped\n"
+        f"sys.exit(run_until_stopped([sys.executable, {str(stand_in)!r}], {{}}))\n"
+    )
+    make_lab = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert make_lab.stdout.readline() == "ready\n"
+        make_lab.send_signal(signal.SIGINT)
+        assert make_lab.wait(timeout=30) == 0
+        assert stopped.exists()  # stopped by SIGTERM, not killed, and make lab waited until it had
+    finally:
+        if make_lab.poll() is None:
+            make_lab.kill()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -114,11 +115,31 @@ def main() -> int:
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         print(f"Kafka broker: {env['KAFKA_BOOTSTRAP_SERVERS']}")
         print(f"Open JupyterLab at http://{HOST}:{port}/lab/tree/{FIRST_NOTEBOOK}?token={env['JUPYTER_TOKEN']}")
-        print("Press Ctrl+C (twice if Jupyter asks) to stop JupyterLab and the broker.", flush=True)
-        try:
-            return subprocess.run(jupyter_command(port), env=env).returncode
-        except KeyboardInterrupt:
-            return 0
+        print("Press Ctrl+C to stop JupyterLab and the broker.", flush=True)
+        return run_until_stopped(jupyter_command(port), env)
+
+
+def run_until_stopped(command: list[str], env: dict[str, str]) -> int:
+    """Run JupyterLab and return once it has exited: its port is free and its kernels are shut down by then.
+
+    Ctrl+C stops it with SIGTERM, its clean shutdown, and waits. Not a KeyboardInterrupt: two quick Ctrl+C may
+    arrive as one signal, and JupyterLab's own Ctrl+C asks to confirm, which nobody answers when its input is
+    not a terminal (then it goes on running).
+    """
+    jupyter = subprocess.Popen(command, env=env)
+    stopped = False
+
+    def stop(number, frame) -> None:
+        nonlocal stopped
+        stopped = True
+        jupyter.terminate()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        code = jupyter.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0 if stopped else code
 
 
 if __name__ == "__main__":
