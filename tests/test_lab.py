@@ -1,6 +1,7 @@
 """`make lab` serves JupyterLab on 127.0.0.1 with a token, rooted at the repository, next to a running broker;
 a port in use stops it with a message naming the variable that moves it."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -156,12 +157,15 @@ def test_ctrl_c_stops_jupyterlab_cleanly_and_make_lab_ends_after_it(tmp_path):
         "from pm25.classroom.lab import run_until_stopped\n"
         f"sys.exit(run_until_stopped([sys.executable, {str(stand_in)!r}], {{}}))\n"
     )
-    make_lab = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    make_lab = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert make_lab.stdout.readline() == "ready\n"
         make_lab.send_signal(signal.SIGINT)
         assert make_lab.wait(timeout=30) == 0
         assert stopped.exists()  # stopped by SIGTERM, not killed, and make lab waited until it had
     finally:
-        if make_lab.poll() is None:
-            make_lab.kill()
+        with contextlib.suppress(ProcessLookupError):  # the stand-in too, if a failure left it behind
+            os.killpg(make_lab.pid, signal.SIGKILL)
+        make_lab.wait()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pm25.brokers.embedded import EmbeddedBroker
+from pm25.brokers.embedded import EmbeddedBroker, free_port
 from pm25.classroom import lab
 
 pytestmark = pytest.mark.faults
@@ -100,9 +100,8 @@ def test_make_lab_serves_on_loopback_with_a_fresh_token(monkeypatch):
     seen = []
     monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    monkeypatch.setattr(
-        lab.subprocess, "run", lambda command, env: seen.append(env) or subprocess.CompletedProcess(command, 0)
-    )
+    monkeypatch.setenv("JUPYTER_PORT", str(free_port()))  # a JupyterLab of the learner's may hold 8888
+    monkeypatch.setattr(lab, "run_until_stopped", lambda command, env: seen.append(env) or 0)
     lab.main()
     lab.main()
     tokens = [env["JUPYTER_TOKEN"] for env in seen]
