@@ -4,9 +4,6 @@ alerts read with read_committed are exactly those of one uninterrupted instance,
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from pm25.streaming.quix_instances import Instance, committed
+from pm25.streaming.quix_instances import Instance, committed, start_instance
 from pm25.streaming.stream_processor import DailyMeanRule, prepare_readings_topic
 from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
 
@@ -26,33 +23,8 @@ BOXES, STEPS, EVERY = 24, 2 * 24 * 12, timedelta(minutes=5)
 
 
 def start_exactly_once(name: str, group: str, work_dir: Path, alert_topic: str, env: dict[str, str]) -> Instance:
-    """What `start_instance` starts, with --exactly-once (transactions) and a 20 s idle time-out."""
-    rule = DailyMeanRule()
-    command = [
-        sys.executable,
-        "-m",
-        "pm25.streaming.stream_processor",
-        "--group",
-        group,
-        "--state-dir",
-        str(work_dir / name),
-        "--alert-topic",
-        alert_topic,
-        "--threshold",
-        str(rule.threshold),
-        "--window-hours",
-        str(rule.window_hours),
-        "--min-hours",
-        str(rule.min_hours),
-        "--idle-timeout-s",
-        "20",
-        "--exactly-once",
-    ]
-    environment = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-    log = work_dir / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    return Instance(name, process, log, work_dir / name)
+    """`start_instance` with --exactly-once (transactions) and a 20 s idle time-out."""
+    return start_instance(name, group, work_dir, DailyMeanRule(), alert_topic, 20, env, exactly_once=True)
 
 
 def create_alert_topic(bootstrap_servers: str, name: str) -> None:

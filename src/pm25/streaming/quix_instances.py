@@ -85,6 +85,7 @@ def start_instance(
     alert_topic: str,
     idle_timeout_s: float = 10.0,
     env: dict[str, str] | None = None,
+    exactly_once: bool = False,
 ) -> Instance:
     """Start `python -m pm25.streaming.stream_processor` for one instance: state in work_dir/name, log in
     work_dir/name.log."""
@@ -107,6 +108,7 @@ def start_instance(
         str(rule.min_hours),
         "--idle-timeout-s",
         str(idle_timeout_s),
+        *(["--exactly-once"] if exactly_once else []),  # transactions: needs a real Kafka
     ]
     environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     log = work_dir / f"{name}.log"
