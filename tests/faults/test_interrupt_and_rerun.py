@@ -150,7 +150,7 @@ def test_a_rerun_in_a_group_that_committed_everything_never_moves_its_commit_bac
         rerun.run(CLOSE_CELL)
 
 
-EVICTS = os.environ.get("PM25_BROKER_EVICTS") == "1"  # set by the nightly run against the compose stack's Kafka
+EVICTS = os.environ.get("PM25_BROKER_EVICTS") == "1"  # set by make test-kafka: real Kafka
 NEVER_EVICTS = "the embedded broker never evicts, so a lost member's partitions stay with it (PM25_BROKER_EVICTS=1)"
 
 
