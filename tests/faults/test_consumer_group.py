@@ -94,8 +94,8 @@ def test_members_of_one_group_share_the_work_and_together_equal_a_single_consume
     figures.alert_topic_duplicates += sum((published - expected).values())
     figures.faults_injected += 1
 
-    # Only a member that ended with every partition writes the whole-topic files (real Kafka gives a leaving
-    # member's partitions to those still polling, which rebuild them; the embedded broker never does), and
+    # Only a member that ended with every partition writes the whole-topic files (a leaving member's
+    # partitions go to those still polling, which rebuild them), and
     # every member's status rows equal the single consumer's.
     whole = [text for text in printed if "messages from all 3 partitions" in text]
     assert (shared / "output" / "alerts.csv").exists() == bool(whole)
