@@ -14,7 +14,7 @@ from kafka.errors import CommitFailedError
 
 from pm25.config import BUNDLED_DATA_DIR
 from pm25.data.contract import Reading
-from pm25.learning import selfcheck
+from pm25.learning import consumer_checks, detector_checks, producer_checks
 from pm25.learning.tasks import WrongAnswer, solved_values
 from tests import wrong_answers
 
@@ -51,14 +51,14 @@ def wrong_detector(name: str) -> type:
 
 
 def test_window_detector_solution_gives_the_reference_alerts_on_the_berlin_recording(berlin_stream):
-    check = selfcheck.window_detector_check(berlin_stream)
+    check = detector_checks.window_detector_check(berlin_stream)
     message = check(SOLUTION)
     assert "same alerts" in message
     assert " 0 exceeded" not in message  # the recording does cross the threshold: the comparison means something
 
 
 def test_a_mistake_without_a_hint_of_its_own_is_shown_its_first_differing_alert(berlin_stream):
-    check = selfcheck.window_detector_check(berlin_stream)
+    check = detector_checks.window_detector_check(berlin_stream)
     first_difference = r"The first difference is at reading [\d,]+ \(box .+\): Detector gives .+, yours gives"
     with pytest.raises(WrongAnswer, match=first_difference) as hint:
         check(wrong_detector("LATEST_HOUR_ONLY"))
@@ -111,7 +111,7 @@ HINTS_WITH_THE_DEFAULTS = {
 @pytest.mark.parametrize("wrong_answer", sorted(HINTS_WITH_THE_DEFAULTS))
 def test_each_typical_mistake_gets_its_own_hint(berlin_stream, wrong_answer):
     with pytest.raises(WrongAnswer) as hint:
-        selfcheck.window_detector_check(berlin_stream)(wrong_detector(wrong_answer))
+        detector_checks.window_detector_check(berlin_stream)(wrong_detector(wrong_answer))
     for words in HINTS_WITH_THE_DEFAULTS[wrong_answer]:
         assert words in str(hint.value)
 
@@ -137,7 +137,7 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
     hint = HINTS[wrong_answer]
     if wrong_answer == "HOUR_NOT_TRUNCATED" and min_hours == 1:
         hint = HINTS["MEAN_OF_ALL_VALUES"]  # what is left of the mistake: each reading weighs as much as an hour
-    check = selfcheck.window_detector_check([], threshold, window_hours, min_hours)
+    check = detector_checks.window_detector_check([], threshold, window_hours, min_hours)
     with pytest.raises(WrongAnswer, match=re.escape(hint)):
         check(wrong_detector(wrong_answer))
 
@@ -154,7 +154,7 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
     ],  # no exact tie in floats: no box at the threshold
 )
 def test_the_solution_passes_every_hand_made_box_with_other_settings(threshold, window_hours, min_hours, boxes):
-    said = selfcheck.window_detector_check([], threshold, window_hours, min_hours)(SOLUTION)
+    said = detector_checks.window_detector_check([], threshold, window_hours, min_hours)(SOLUTION)
     assert f"the same on {boxes} hand-made boxes" in said, said
 
 
@@ -164,33 +164,33 @@ def test_window_detector_that_returns_something_else_is_told_what_to_return(berl
             return True
 
     with pytest.raises(WrongAnswer, match="must return"):
-        selfcheck.window_detector_check(berlin_stream[:10])(ReturnsTrue)
+        detector_checks.window_detector_check(berlin_stream[:10])(ReturnsTrue)
 
 
 def test_a_misspelt_key_field_is_told_its_spelling():
     with pytest.raises(WrongAnswer, match="'boxid' is not a field of a reading: did you mean 'boxId'"):
-        selfcheck.key_field_check()("boxid")
+        producer_checks.key_field_check()("boxid")
 
 
 def test_an_unknown_key_field_is_told_the_fields():
     with pytest.raises(WrongAnswer, match="'id' is not a field of a reading; the task cell names four"):
-        selfcheck.key_field_check()("id")
+        producer_checks.key_field_check()("id")
 
 
 def test_a_key_encoded_by_the_learner_is_told_that_the_producer_encodes_it():
     # key=reading["boxId"].encode(): the check's producer encodes text keys itself, so the key arrives as b"b'...'".
-    assert "key_serializer" in selfcheck.key_hint(b"b'582473be'", "582473be")
-    assert "key_serializer" not in selfcheck.key_hint(b"Garten", "582473be")
+    assert "key_serializer" in producer_checks.key_hint(b"b'582473be'", "582473be")
+    assert "key_serializer" not in producer_checks.key_hint(b"Garten", "582473be")
 
 
 def test_key_field_timestamp_gets_its_hint():
     with pytest.raises(WrongAnswer, match="lose their order"):
-        selfcheck.key_field_check()("timestamp")
+        producer_checks.key_field_check()("timestamp")
 
 
 def test_producer_solution_shows_one_partition_per_box(bootstrap_servers):
     solution = solved_values("producer")
-    message = selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(
+    message = producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(
         **{name: solution[name] for name in ("to_json", "send_readings")}
     )
     assert "11 readings arrived" in message and "the 1 send that failed was counted" in message
@@ -206,7 +206,7 @@ def test_producer_that_does_not_count_failed_sends_is_told_to_keep_the_futures(b
         producer.flush()
 
     with pytest.raises(WrongAnswer, match=r"returned None.*flush\(\) also returns when sends failed.*failed\(\)"):
-        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+        producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_producer_that_counts_failures_before_flush_is_told_to_count_after_it(bootstrap_servers):
@@ -219,11 +219,11 @@ def test_producer_that_counts_failures_before_flush_is_told_to_count_after_it(bo
         return failed
 
     with pytest.raises(WrongAnswer, match=r"returned 0: 1 of the 12 sends failed.*after flush\(\)"):
-        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+        producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_the_producer_practice_has_several_readings_of_each_of_a_few_boxes(berlin_stream):
-    practice = selfcheck.practice_sample(berlin_stream, boxes=3, per_box=4)
+    practice = producer_checks.practice_sample(berlin_stream, boxes=3, per_box=4)
     per_box = Counter(reading.box_id for reading in practice)
     assert sorted(per_box.values()) == [4, 4, 4]
     assert practice == [reading for reading in berlin_stream if reading in practice]  # in the stream's order
@@ -231,7 +231,7 @@ def test_the_producer_practice_has_several_readings_of_each_of_a_few_boxes(berli
 
 def test_the_producer_practice_makes_do_with_an_area_of_few_readings():
     readings = few_readings(boxes=2, per_box=3)
-    assert selfcheck.practice_sample(readings, boxes=3, per_box=4) == readings
+    assert producer_checks.practice_sample(readings, boxes=3, per_box=4) == readings
 
 
 def test_producer_without_flush_is_told_to_flush(bootstrap_servers):
@@ -242,7 +242,7 @@ def test_producer_without_flush_is_told_to_flush(bootstrap_servers):
             producer.send(topic, key=reading["boxId"], value=reading)
 
     with pytest.raises(WrongAnswer, match="flush"):
-        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+        producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_producer_without_key_is_told_to_send_the_box_as_key(bootstrap_servers):
@@ -254,13 +254,13 @@ def test_producer_without_key_is_told_to_send_the_box_as_key(bootstrap_servers):
         producer.flush()
 
     with pytest.raises(WrongAnswer, match="no key"):
-        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
+        producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(to_json, send_readings)
 
 
 def test_to_json_returning_text_is_told_to_encode(bootstrap_servers):
     send_readings = solved_values("producer")["send_readings"]
     with pytest.raises(WrongAnswer, match="must return bytes"):
-        selfcheck.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(str, send_readings)
+        producer_checks.producer_check({"bootstrap_servers": bootstrap_servers}, few_readings())(str, send_readings)
 
 
 def make_consumer_with(**changed):
@@ -293,7 +293,7 @@ MAKE_CONSUMER = make_consumer_with()
     ids=["another group", "no group", "latest", "auto-commit", "not subscribed"],
 )
 def test_a_consumer_made_wrong_gets_the_hint_for_its_setting(bootstrap_servers, make_consumer, hint):
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match=hint):
         check(make_consumer, solved_values("consumer_loop")["run_loop"])
 
@@ -306,7 +306,7 @@ def test_committing_after_each_record_is_told_what_commit_without_arguments_comm
                     process(record)
                     consumer.commit()
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(
         WrongAnswer,
         match=r"before processing it.*commit\(\) without arguments commits the position of "
@@ -316,7 +316,7 @@ def test_committing_after_each_record_is_told_what_commit_without_arguments_comm
 
 
 def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_servers):
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     message = check(**{name: solved_values("consumer_loop")[name] for name in ("make_consumer", "run_loop")})
     assert "processed all 12 records" in message
     assert "add up to 12" in message
@@ -324,7 +324,7 @@ def test_consumer_loop_solution_commits_everything_it_processed(bootstrap_server
 
 
 def test_consumer_loop_check_says_before_the_loop_runs_that_it_makes_a_commit_fail(bootstrap_servers, capsys):
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     message = check(**{name: solved_values("consumer_loop")[name] for name in ("make_consumer", "run_loop")})
     printed = capsys.readouterr().out
     announced = printed.find("The check makes your loop's first commit fail on purpose")
@@ -366,7 +366,7 @@ def loop(commit_every_poll=False, catch=True, close=True):
     ids=["commits when idle", "a failed commit stops it", "not closed"],
 )
 def test_consumer_loop_without_one_of_its_parts_gets_the_hint_for_it(bootstrap_servers, answer, hint):
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match=hint):
         check(MAKE_CONSUMER, answer)
 
@@ -380,7 +380,7 @@ def test_consumer_loop_committing_before_processing_is_told_a_crash_would_lose_r
                 for record in records:
                     process(record)
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="before processing it"):
         check(MAKE_CONSUMER, run_loop)
 
@@ -392,7 +392,7 @@ def test_consumer_loop_without_commit_is_told_to_commit(bootstrap_servers):
                 for record in records:
                     process(record)
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match="Nothing was committed"):
         check(MAKE_CONSUMER, run_loop)
 
@@ -402,7 +402,7 @@ def test_consumer_loop_that_never_polls_gets_a_verdict_within_seconds(bootstrap_
         while not stop():
             pass  # never polls
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     started = time.monotonic()
     with pytest.raises(WrongAnswer, match=r"poll\(\) was never called"):
         check(MAKE_CONSUMER, run_loop)
@@ -416,7 +416,7 @@ def test_consumer_loop_that_skips_records_gets_a_verdict_within_seconds(bootstra
             for records in batch.values():
                 process(records[0])  # only the first of each batch
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     started = time.monotonic()
     with pytest.raises(WrongAnswer, match="records were processed: process every record"):
         check(MAKE_CONSUMER, run_loop)
@@ -429,6 +429,6 @@ def test_consumer_loop_over_the_batch_dict_itself_is_told_what_a_batch_holds(boo
             for record in consumer.poll(timeout_ms=500):  # the dict's keys: TopicPartitions
                 process(record)
 
-    check = selfcheck.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
+    check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
     with pytest.raises(WrongAnswer, match=r"got TopicPartition .*loop over batch\.values\(\)"):
         check(MAKE_CONSUMER, run_loop)

@@ -336,7 +336,7 @@ class FakeShell:
     [
         ("key_field = boxid  # a NameError", False, False),
         ('key_field = "boxId"', True, True),
-        ('key_field = tasks.check("message_key", selfcheck.key_field_check(), key_field=key_field)', False, True),
+        ('key_field = tasks.check("message_key", producer_checks.key_field_check(), key_field=key_field)', False, True),
         ("print(1 / 0)", False, True),
     ],
     ids=["the task cell failed", "it ran", "the check itself failed before", "another cell failed"],
