@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pm25.brokers.embedded import EmbeddedBroker
-from pm25.brokers.jvm import BROKERS, NAMES, JvmKafka, missing
+from pm25.brokers.jvm import BROKERS
+from pm25.brokers.jvm_process import NAMES, JvmKafka, missing
 from tests.notebooks import execute_notebook
 from tests.osem_replay import ReplayServer
 

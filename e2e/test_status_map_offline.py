@@ -18,6 +18,7 @@ from pm25.data.readings import RECORDING_CSV, parse_readings_csv, recording_read
 from pm25.rules.detector import Detector
 from pm25.rules.status import StatusTracker
 from pm25.views import maps
+from pm25.views.status_map import SavedMap, status_map
 
 MARKERS = ".leaflet-overlay-pane path.leaflet-interactive"  # Leaflet draws a CircleMarker as an SVG path
 
@@ -34,8 +35,8 @@ def status_table():
 
 
 @pytest.fixture(scope="module")
-def saved_map(status_table, tmp_path_factory) -> maps.SavedMap:
-    return maps.status_map(status_table, tmp_path_factory.mktemp("output") / "sensor_status_map.html")
+def saved_map(status_table, tmp_path_factory) -> SavedMap:
+    return status_map(status_table, tmp_path_factory.mktemp("output") / "sensor_status_map.html")
 
 
 @pytest.fixture(scope="module")

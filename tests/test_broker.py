@@ -11,7 +11,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.brokers.embedded import BrokerError, EmbeddedBroker, free_port
-from pm25.brokers.jvm import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, ZooKeeperKafka, missing, session_broker
+from pm25.brokers.jvm import COMPOSE_SETTINGS, KRAFT_ONLY_SETTINGS, KRaftKafka, ZooKeeperKafka, session_broker
+from pm25.brokers.jvm_process import missing
 from pm25.classroom.lab import chosen_broker
 
 REPO = Path(__file__).resolve().parents[1]

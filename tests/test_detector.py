@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pm25.data.contract import SATURATED
-from pm25.rules.detector import Alert, Detector, Hardened, is_valid_value, naive_last_rows_alerts
+from pm25.rules.detector import Alert, Detector, is_valid_value, naive_last_rows_alerts
+from pm25.rules.hardened import Hardened
 
 T0 = datetime(2023, 2, 26, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from pm25.brokers.embedded import EmbeddedBroker
 from pm25.data import contract
 from pm25.rules.detector import Detector
 from pm25.streaming import consuming, producing, topics
-from pm25.views import maps
+from pm25.views.live_map import LiveMap
 from tests.notebooks import execute_notebook, small_readings, stream_text
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
@@ -120,7 +120,7 @@ def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_
         settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
         live, replay = producing.start_live_replay(settings, readings, speedup=8_640)
         assert live.topic.startswith("pm25_stream_live_")
-        detector, live_map, states = Detector(), maps.LiveMap(boxes), []
+        detector, live_map, states = Detector(), LiveMap(boxes), []
         options = {
             "group_id": live.topic,
             "auto_offset_reset": "earliest",

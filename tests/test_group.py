@@ -12,20 +12,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25.errors import LearnerError
-from pm25.streaming import consuming, group
-from pm25.streaming.group import (
-    GroupError,
-    GroupMember,
-    check_split,
-    group_table,
-    holders,
-    require_topic,
-    settled,
-    wait_until,
-    wait_until_caught_up,
-    wait_until_settled,
-)
+from pm25.streaming import consuming, waiting
+from pm25.streaming.group import GroupMember, check_split, group_table, require_topic
 from pm25.streaming.topics import ensure_topic
+from pm25.streaming.waiting import GroupError, holders, settled, wait_until, wait_until_caught_up, wait_until_settled
 from tests.faults.support import create_topic, produce, random_walk_stream
 from tests.notebooks import SRC, run, stream_text
 
@@ -175,8 +165,8 @@ def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch)
 def clock(monkeypatch):
     """A clock that group's waits read and that their pause moves on: no real time passes."""
     clock = Clock()
-    monkeypatch.setattr(group.time, "monotonic", clock)
-    monkeypatch.setattr(group.time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
+    monkeypatch.setattr(waiting.time, "monotonic", clock)
+    monkeypatch.setattr(waiting.time, "sleep", lambda seconds: setattr(clock, "now", clock.now + seconds))
     return clock
 
 

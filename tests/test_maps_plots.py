@@ -19,7 +19,8 @@ from matplotlib.colors import to_hex
 from pm25.data.readings import recording_readings
 from pm25.rules.detector import Detector, naive_last_rows_alerts
 from pm25.rules.status import StatusTracker
-from pm25.views import maps, plots
+from pm25.views import live_map, maps, plots
+from pm25.views.status_map import IMPLAUSIBLE_OUTLINE, status_map
 
 matplotlib.use("Agg")
 T0 = datetime(2023, 2, 26, tzinfo=UTC)
@@ -39,7 +40,7 @@ def saved_status_map(path, box_name="Garten"):
     for r in readings([40] * 20, box_name):
         detector.process(r)
         status.update(r)
-    return maps.status_map(status.table([], detector), path, detector.window_hours)
+    return status_map(status.table([], detector), path, detector.window_hours)
 
 
 class PageParts(HTMLParser):
@@ -98,7 +99,7 @@ def test_saved_status_map_shows_the_window_and_marks_alerts_with_a_ring(tmp_path
         detector.process(r)
         status.update(r)
     path = tmp_path / "map.html"
-    maps.status_map(status.table([], detector), path, window_hours)
+    status_map(status.table([], detector), path, window_hours)
     html = path.read_text()
     assert f"{window_hours} h mean PM2.5" in html and f"{window_hours} h mean: 40.0" in html
     assert maps.level_colour(40) in html
@@ -125,19 +126,19 @@ def test_saved_status_map_marks_an_implausible_alert_with_a_dashed_ring(tmp_path
             "plausible": pd.array([False], dtype="boolean"),
         }
     )
-    plain = maps.status_map(table, tmp_path / "plain.html").page
-    doubted = maps.status_map(table, tmp_path / "doubted.html", review=review).page
-    dashed = f'"dashArray": "{maps.IMPLAUSIBLE_OUTLINE["dashArray"]}"'
+    plain = status_map(table, tmp_path / "plain.html").page
+    doubted = status_map(table, tmp_path / "doubted.html", review=review).page
+    dashed = f'"dashArray": "{IMPLAUSIBLE_OUTLINE["dashArray"]}"'
     assert dashed not in plain and "implausible" not in plain
     assert dashed in doubted and '"weight": 4' in doubted
     assert "alert, implausible (out of line with the network)" in doubted  # its legend entry
     plausible = review.assign(plausible=pd.array([True], dtype="boolean"))
-    assert dashed not in maps.status_map(table, tmp_path / "trusted.html", review=plausible).page
+    assert dashed not in status_map(table, tmp_path / "trusted.html", review=plausible).page
 
 
 @pytest.mark.parametrize("window_hours", [24, 72])
 def test_live_map_popup_and_legend_name_the_window(window_hours):
-    live = maps.LiveMap([], window_hours=window_hours)
+    live = live_map.LiveMap([], window_hours=window_hours)
     (reading,) = readings([20])
     live.update(reading, 20.0, alerting=True)
     marker = live.markers[BOX]
@@ -149,7 +150,7 @@ def test_live_map_popup_and_legend_name_the_window(window_hours):
 
 
 def test_live_map_says_it_is_provisional_until_told_the_stream_ended():
-    live = maps.LiveMap([])
+    live = live_map.LiveMap([])
     (reading,) = readings([20])
     live.update(reading, 20.0, alerting=False)
     note = next(control for control in live.widget.controls if getattr(control, "widget", None) is live.note)
@@ -174,7 +175,7 @@ def on_screen(live, lat, lon, width, zoom=None):
 
     x, y = world(lat, lon)
     center_x, center_y = world(*live.widget.center)
-    return width / 2 + x - center_x, maps.MAP_HEIGHT / 2 + y - center_y
+    return width / 2 + x - center_x, live_map.MAP_HEIGHT / 2 + y - center_y
 
 
 def berlin_boxes():
@@ -198,25 +199,27 @@ MARKER_RADIUS = 9 + 4 // 2  # radius and half the alert ring
 
 
 @pytest.mark.parametrize("area", AREAS)
-@pytest.mark.parametrize("width", [maps.MIN_MAP_WIDTH, 1000])
+@pytest.mark.parametrize("width", [live_map.MIN_MAP_WIDTH, 1000])
 def test_live_map_shows_every_box_below_the_legend_and_inside_the_map(area, width):
     locations = AREAS[area]()
-    live = maps.LiveMap(box_features(locations))
-    assert live.legend.position == "topright" and live.widget.layout.height == f"{maps.MAP_HEIGHT}px"
+    live = live_map.LiveMap(box_features(locations))
+    assert live.legend.position == "topright" and live.widget.layout.height == f"{live_map.MAP_HEIGHT}px"
     for lat, lon in locations:
         x, y = on_screen(live, lat, lon, width)
         assert MARKER_RADIUS + 30 <= x <= width - MARKER_RADIUS - 30  # clear of the zoom buttons, the edges
-        assert LEGEND_BOTTOM + MARKER_RADIUS <= y <= maps.MAP_HEIGHT - MARKER_RADIUS - 18  # and the attribution
+        assert LEGEND_BOTTOM + MARKER_RADIUS <= y <= live_map.MAP_HEIGHT - MARKER_RADIUS - 18  # and the attribution
 
 
 @pytest.mark.parametrize("area", AREAS)
 def test_live_map_zooms_in_as_far_as_the_boxes_allow(area):
     locations = AREAS[area]()
-    live = maps.LiveMap(box_features(locations))
-    if live.widget.zoom < maps.MAX_ZOOM:
-        closer = [on_screen(live, lat, lon, maps.MIN_MAP_WIDTH, zoom=live.widget.zoom + 1) for lat, lon in locations]
+    live = live_map.LiveMap(box_features(locations))
+    if live.widget.zoom < live_map.MAX_ZOOM:
+        closer = [
+            on_screen(live, lat, lon, live_map.MIN_MAP_WIDTH, zoom=live.widget.zoom + 1) for lat, lon in locations
+        ]
         xs, ys = zip(*closer, strict=True)
-        free = maps.FREE_AREA
+        free = live_map.FREE_AREA
         assert max(xs) - min(xs) > free["right"] - free["left"] or max(ys) - min(ys) > free["bottom"] - free["top"]
 
 

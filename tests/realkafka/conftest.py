@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pm25.brokers.jvm import missing
+from pm25.brokers.jvm_process import missing
 
 
 def session_broker_line() -> str:

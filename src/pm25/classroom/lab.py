@@ -20,7 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from pm25.brokers.embedded import HOST, BrokerError, EmbeddedBroker, port_is_free
-from pm25.brokers.jvm import BROKERS, JvmKafka
+from pm25.brokers.jvm import BROKERS
+from pm25.brokers.jvm_process import JvmKafka
 from pm25.config import REPO_DIR
 
 FIRST_NOTEBOOK = "src/step_1_data_prep.ipynb"
