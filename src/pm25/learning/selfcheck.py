@@ -26,7 +26,7 @@ from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from pm25.data.contract import VALUE_LIMIT, Reading, format_timestamp
 from pm25.learning.tasks import WrongAnswer
 from pm25.rules.detector import Detector, hundredths
-from pm25.streaming.producing import FunctionSerializer, TextKey
+from pm25.streaming.sending import FunctionSerializer, TextKey
 from pm25.streaming.topics import ensure_topic
 
 EVENTS = ("exceeded", "resolved", None)
