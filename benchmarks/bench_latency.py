@@ -2,7 +2,7 @@
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_latency.py [--json PATH] [--seconds S]
 
-A producer process with step 2's settings (pm25.streaming.producing.PRODUCER_SETTINGS: acks="all", idempotence, its
+A producer process with step 2's settings (pm25.streaming.sending.PRODUCER_SETTINGS: acks="all", idempotence, its
 linger_ms and batch_size) sends readings at a fixed rate, 100 and then 1,000 readings/s. A consumer in this
 process, with step 3's fetch wait (pm25.streaming.latency.FETCH_MAX_WAIT_MS), does per message what step 3's loop does:
 decode against the contract, Detector.process, StatusTracker.update, publish an alert when there is one; then
@@ -32,7 +32,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from pm25.data import contract
 from pm25.rules.detector import Detector
 from pm25.rules.status import StatusTracker
-from pm25.streaming import consuming, latency, producing
+from pm25.streaming import latency, messages, sending
 
 RATES = (100, 1_000)
 KAFKA_DEFAULT_FETCH_MAX_WAIT_MS = 500
@@ -46,7 +46,7 @@ def produce(bootstrap: str, topic: str, rate: int, count: int, ready) -> None:
         bootstrap_servers=bootstrap,
         key_serializer=contract.KeySerializer(),
         value_serializer=contract.ReadingSerializer(),
-        **producing.PRODUCER_SETTINGS,
+        **sending.PRODUCER_SETTINGS,
     )
     readings = list(streams.raw_readings(count))
     producer.partitions_for(topic)
@@ -55,7 +55,7 @@ def produce(bootstrap: str, topic: str, rate: int, count: int, ready) -> None:
     for index, reading in enumerate(readings):
         pause = started + index / rate - time.monotonic()
         if pause > 0:
-            time.sleep(pause)  # pacing at the fixed rate, as producing.paced does; not synchronisation
+            time.sleep(pause)  # pacing at the fixed rate, as replay.paced does; not synchronisation
         producer.send(topic, key=reading.key, value=reading)
     producer.flush(timeout=60)
     producer.close(timeout=10)
@@ -83,7 +83,7 @@ def measure(bootstrap: str, rate: int, seconds: float, fetch_max_wait_ms: int) -
     alert_producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         key_serializer=contract.KeySerializer(),
-        value_serializer=consuming.AlertSerializer(),
+        value_serializer=messages.AlertSerializer(),
         acks="all",
     )
     detector, status = Detector(), StatusTracker(active_hours=24)
@@ -142,7 +142,7 @@ def main() -> None:
         results = [measure(bootstrap, rate, args.seconds, wait) for rate, wait in runs]
     print(
         f"Send-to-alert latency on {broker}, replay at a fixed rate for {args.seconds:g} s, 3 partitions, "
-        f"producer linger_ms={producing.LINGER_MS}"
+        f"producer linger_ms={sending.LINGER_MS}"
     )
     header = ("rate/s", "fetch wait", "sent", "received", "p50 ms", "p99 ms", "max ms", "load")
     print("".join(f"{name:>{width}}" for name, width in zip(header, (8, 12, 8, 10, 8, 8, 8, 6), strict=True)))
@@ -161,7 +161,7 @@ def main() -> None:
         "broker": broker,
         "readings": streams.describe(),
         "seconds_per_rate": args.seconds,
-        "linger_ms": producing.LINGER_MS,
+        "linger_ms": sending.LINGER_MS,
         "fetch_max_wait_ms": args.fetch_max_wait_ms,
         "results": results,
         "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS},

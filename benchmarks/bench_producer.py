@@ -7,11 +7,11 @@ It starts an embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS), creates 3-partit
 - ceiling: kafka-python with nothing of ours: pre-serialized key and value bytes, 1 MiB batches, no futures
   kept, no callbacks. The fastest this client goes on this broker and machine, with the same acks="all" and
   idempotence;
-- bulk: step 2's send loop as the notebook runs it: its producer settings (pm25.streaming.producing), the contract's
+- bulk: step 2's send loop as the notebook runs it: its producer settings (pm25.streaming.sending), the contract's
   serializers, a DeliveryReport that keeps every future, Ctrl+C safety around each send, one flush at the end;
 - flush after every message: the same producer and loop with a flush() after each send, the way the
   notebook warns against (the fair baseline: only the flush differs);
-- with --sweep: bulk with every pair of linger_ms and batch_size below, to choose pm25.streaming.producing's values.
+- with --sweep: bulk with every pair of linger_ms and batch_size below, to choose pm25.streaming.sending's values.
 The readings are raw-rate readings (benchmarks/streams.py). Every message must be acknowledged.
 """
 
@@ -33,7 +33,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka import __version__ as kafka_python_version
 
 from pm25.data import contract
-from pm25.streaming import producing
+from pm25.streaming import delivery, interrupts, sending
 
 BULK_MESSAGES = 100_000
 FLUSH_EACH_MESSAGES = 2_000
@@ -47,12 +47,12 @@ TARGET_RATIO = 30
 
 
 def make_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
-    """Step 2's producer: its settings come from pm25.streaming.producing, as the notebook's do."""
+    """Step 2's producer: its settings come from pm25.streaming.sending, as the notebook's do."""
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers.split(","),
         key_serializer=contract.KeySerializer(),
         value_serializer=contract.ReadingSerializer(),
-        **producing.PRODUCER_SETTINGS | overrides,
+        **sending.PRODUCER_SETTINGS | overrides,
     )
 
 
@@ -63,9 +63,9 @@ def run_send_loop(
     flush_each, a flush() after every send too: one round trip per message, and the only difference."""
     producer = make_producer(bootstrap_servers, **overrides)
     producer.partitions_for(topic)  # connect and learn the partitions before the clock starts, as the notebook does
-    report = producing.DeliveryReport(show_first=0)
+    report = delivery.DeliveryReport(show_first=0)
     started, cpu_started = time.perf_counter(), time.process_time()
-    with producing.ctrl_c_between_sends() as held:
+    with interrupts.ctrl_c_between_sends() as held:
         for reading in readings:
             with held:
                 report.track(producer.send(topic, key=reading.key, value=reading), reading)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": ratio >= TARGET_RATIO,
         "all_acknowledged": all_acknowledged,
     }
-    batching = f"linger_ms={producing.LINGER_MS}, batch_size={producing.BATCH_SIZE // 1024} KiB"
+    batching = f"linger_ms={sending.LINGER_MS}, batch_size={sending.BATCH_SIZE // 1024} KiB"
     rows = [
         ("ceiling (bytes, 1 MiB batches, no callbacks)", f"{ceiling['per_s']:,} msg/s", "", None),
         (
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_1min": os.getloadavg()[0],  # other work on the machine slows every run
         "broker": broker,
         "readings": streams.describe(),
-        "producer_settings": producing.PRODUCER_SETTINGS,
+        "producer_settings": sending.PRODUCER_SETTINGS,
         "ceiling": ceiling | {"settings": CEILING_SETTINGS},
         "bulk": bulk,
         "flush_each": flush_each,

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from kafka import TopicPartition
 
 from pm25.data import contract
 from pm25.data.contract import Reading
-from pm25.streaming import consuming
+from pm25.streaming import commits, messages, poll_loop
 
 BOX = "a" * 24
 MOMENT = datetime(2023, 2, 26, 12, tzinfo=UTC)
@@ -22,7 +23,7 @@ def record(key: bytes | None, box_id: str = BOX) -> SimpleNamespace:
 
 
 def test_a_record_keyed_by_its_box_id_is_a_reading():
-    assert consuming.decode(record(BOX.encode())).box_id == BOX
+    assert messages.decode(record(BOX.encode())).box_id == BOX
 
 
 @pytest.mark.parametrize("key", [b"c" * 24, None, b"\xff\xfe"], ids=["another box", "no key", "not UTF-8"])
@@ -30,13 +31,13 @@ def test_a_record_whose_key_is_not_its_box_id_is_rejected_with_the_reason(key):
     """The key decides the partition: a box's readings under another key (or none) land on another
     partition, out of order with the rest of the box, and in a group two members would judge one box."""
     with pytest.raises(contract.InvalidMessage, match=f"is not the boxId {BOX}"):
-        consuming.decode(record(key))
+        messages.decode(record(key))
 
 
 def test_the_members_summary_says_how_many_messages_it_processed_again():
     """A rebalance makes a member re-read a partition from its start: "read N messages" counted those twice."""
-    offsets = consuming.ProcessedOffsets(SimpleNamespace(), None, lambda box_ids: None, topic_partitions=1)
-    offsets.owned, offsets.joined = {consuming.TopicPartition("t", 0)}, True
+    offsets = commits.ProcessedOffsets(SimpleNamespace(), None, lambda box_ids: None, topic_partitions=1)
+    offsets.owned, offsets.joined = {TopicPartition("t", 0)}, True
     for offset in [0, 1, 2, 0, 1]:  # all three, then the first two again after a rebalance
         offsets.processed(SimpleNamespace(topic="t", partition=0, offset=offset), None)
     assert offsets.summary() == (
@@ -47,14 +48,14 @@ def test_the_members_summary_says_how_many_messages_it_processed_again():
 
 def test_a_quiet_stream_shows_how_long_until_the_loop_stops_once_it_has_its_partitions(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr(consuming.time, "monotonic", lambda: now[0])
-    idle = consuming.IdleTimer(10)
+    monkeypatch.setattr(poll_loop.time, "monotonic", lambda: now[0])
+    idle = poll_loop.IdleTimer(10)
     joined = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
-    assert consuming._QuietLine.text(idle) == ""  # joining the group is not quiet
+    assert poll_loop._QuietLine.text(idle) == ""  # joining the group is not quiet
     idle.observe({}, joined)
     now[0] += 1
-    assert consuming._QuietLine.text(idle) == ""  # a pause between batches
+    assert poll_loop._QuietLine.text(idle) == ""  # a pause between batches
     now[0] += 3
-    assert consuming._QuietLine.text(idle) == "No new readings for 4 s; stopping in 6 s (■ to stop now)."
+    assert poll_loop._QuietLine.text(idle) == "No new readings for 4 s; stopping in 6 s (■ to stop now)."
     now[0] += 7
-    assert idle.expired and consuming._QuietLine.text(idle) == ""
+    assert idle.expired and poll_loop._QuietLine.text(idle) == ""

@@ -14,7 +14,8 @@ from pm25 import config
 from pm25.brokers.embedded import EmbeddedBroker
 from pm25.data import contract
 from pm25.rules.detector import Detector
-from pm25.streaming import consuming, producing, topics
+from pm25.streaming import lag_and_clocks, messages, topics
+from pm25.streaming.replay import Disorder, start_live_replay
 from pm25.views.live_map import LiveMap
 from tests.notebooks import execute_notebook, small_readings, stream_text
 
@@ -41,7 +42,7 @@ def run(readings) -> tuple[list, dict]:
 def test_late_and_duplicate_copies_move_the_counters_and_leave_the_alerts_unchanged():
     readings = stream()
     orderly_alerts, orderly_counts = run(readings)
-    disorder = producing.Disorder(late_share=0.1, duplicate_share=0.1)
+    disorder = Disorder(late_share=0.1, duplicate_share=0.1)
     disordered_alerts, counts = run(list(disorder.apply(readings)))
 
     assert len(orderly_alerts) == 8  # each box: exceeded, then resolved
@@ -54,7 +55,7 @@ def test_late_and_duplicate_copies_move_the_counters_and_leave_the_alerts_unchan
 
 def test_a_late_copy_comes_after_a_newer_reading_of_its_box():
     readings = stream(boxes=2, days=1)
-    sent = list(producing.Disorder(late_share=0.3).apply(readings))
+    sent = list(Disorder(late_share=0.3).apply(readings))
     newest = {}
     late = 0
     for reading in sent:
@@ -66,16 +67,16 @@ def test_a_late_copy_comes_after_a_newer_reading_of_its_box():
 
 def test_the_same_seed_gives_the_same_disorder_and_no_shares_give_none():
     readings = stream(boxes=2, days=1)
-    seeded = list(producing.Disorder(0.2, 0.2).apply(readings))
-    assert list(producing.Disorder(0.2, 0.2).apply(readings)) == seeded
-    assert list(producing.Disorder(0.2, 0.2, seed=1).apply(readings)) != seeded
-    assert list(producing.Disorder().apply(readings)) == readings
+    seeded = list(Disorder(0.2, 0.2).apply(readings))
+    assert list(Disorder(0.2, 0.2).apply(readings)) == seeded
+    assert list(Disorder(0.2, 0.2, seed=1).apply(readings)) != seeded
+    assert list(Disorder().apply(readings)) == readings
 
 
 def test_the_shares_come_from_the_environment_and_default_to_none():
     assert config.Settings.from_env({}).late_share == config.Settings.from_env({}).duplicate_share == 0
     settings = config.Settings.from_env({"PM25_LATE_SHARE": "0.05", "PM25_DUPLICATE_SHARE": "0.1"})
-    assert producing.Disorder.from_settings(settings) == producing.Disorder(0.05, 0.1)
+    assert Disorder.from_settings(settings) == Disorder(0.05, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_read_clocks_gives_each_reading_its_arrival_and_its_event_time():
         producer.send(topic, key=b"x", value=b"not json")  # left out, not fatal
         producer.flush(timeout=10)
         producer.close()
-        clocks = consuming.read_clocks({"bootstrap_servers": broker.bootstrap_servers}, topic, timeout_s=30)
+        clocks = lag_and_clocks.read_clocks({"bootstrap_servers": broker.bootstrap_servers}, topic, timeout_s=30)
     assert sorted(clocks["event"]) == sorted(reading.timestamp for reading in readings)
     assert (clocks["arrival"] >= sent_from).all()
     assert (clocks["arrival"] - clocks["event"]).min() > timedelta(days=300)  # two clocks, far apart
@@ -118,7 +119,7 @@ def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_
     ]
     with EmbeddedBroker() as broker:
         settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
-        live, replay = producing.start_live_replay(settings, readings, speedup=8_640)
+        live, replay = start_live_replay(settings, readings, speedup=8_640)
         assert live.topic.startswith("pm25_stream_live_")
         detector, live_map, states = Detector(), LiveMap(boxes), []
         options = {
@@ -133,7 +134,7 @@ def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_
             while detector.counts["processed"] < len(readings) and time.monotonic() < deadline:
                 for records in consumer.poll(timeout_ms=200).values():
                     for record in records:
-                        reading = consuming.decode(record)
+                        reading = messages.decode(record)
                         detector.process(reading)
                         live_map.update(reading, detector.window(reading.box_id)[0], False)
                 colours = [marker.fill_color for marker in live_map.markers.values()]
@@ -167,8 +168,8 @@ def test_starting_the_live_replay_again_stops_the_earlier_one_and_takes_another_
     readings = stream(boxes=1, days=2)
     with EmbeddedBroker() as broker:
         settings = config.Settings(bootstrap_servers=broker.bootstrap_servers, topic="pm25_stream")
-        first_settings, first = producing.start_live_replay(settings, readings, speedup=60)  # hours to send
-        second_settings, second = producing.start_live_replay(first_settings, readings, speedup=60)
+        first_settings, first = start_live_replay(settings, readings, speedup=60)  # hours to send
+        second_settings, second = start_live_replay(first_settings, readings, speedup=60)
         assert first.finished.is_set() and not second.finished.is_set()
         assert f"Stopped the earlier replay into {first.topic!r}." in capsys.readouterr().out
         assert second_settings.topic.startswith("pm25_stream_live_") and second.topic != first.topic

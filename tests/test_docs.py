@@ -188,7 +188,7 @@ DOTTED = re.compile(r"(?<![\w.])(?P<first>[A-Za-z_]\w*)(?P<rest>(?:\.[A-Za-z_]\w
 def package_names(notebook: Path) -> set[str]:
     """The package's names a notebook uses or mentions, as `pm25.module.Name`: its imports from pm25, the
     attributes it uses of the modules it imported (unless it binds the name to something else), and the
-    dotted names in backticks in its Markdown (`pm25.rules.detector.Detector`, `producing.DeliveryReport`)."""
+    dotted names in backticks in its Markdown (`pm25.rules.detector.Detector`, `delivery.DeliveryReport`)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     names, modules, bound, used = set(), {"pm25": "pm25"}, set(), []
     for cell in cells:
@@ -244,14 +244,14 @@ def test_every_package_name_a_notebook_mentions_exists(notebook):
     ("text", "name"),
     [
         ("The hardened version: `pm25.rules.detector.Detektor`.", "pm25.rules.detector.Detektor"),
-        ("What `producing.DeliveryRaport` counts", "pm25.streaming.producing.DeliveryRaport"),
-        ("report = producing.DeliveryRaport()", "pm25.streaming.producing.DeliveryRaport"),
+        ("What `delivery.DeliveryRaport` counts", "pm25.streaming.delivery.DeliveryRaport"),
+        ("report = delivery.DeliveryRaport()", "pm25.streaming.delivery.DeliveryRaport"),
         ("from pm25.rules.detector import Detektor", "pm25.rules.detector.Detektor"),
     ],
 )
 def test_a_misspelt_package_name_is_reported(tmp_path, text, name):
     cells = [
-        {"cell_type": "code", "source": ["from pm25.streaming import producing"]},
+        {"cell_type": "code", "source": ["from pm25.streaming import delivery"]},
         {"cell_type": "markdown" if "`" in text else "code", "source": [text]},
     ]
     notebook = tmp_path / "step.ipynb"

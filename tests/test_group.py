@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25.errors import LearnerError
-from pm25.streaming import consuming, waiting
+from pm25.streaming import commits, poll_loop, waiting
 from pm25.streaming.group import GroupMember, check_split, group_table, require_topic
 from pm25.streaming.topics import ensure_topic
 from pm25.streaming.waiting import GroupError, holders, settled, wait_until, wait_until_caught_up, wait_until_settled
@@ -97,7 +97,7 @@ def test_a_member_taking_over_a_partition_shows_the_committed_offset_it_starts_f
 
 
 class Clock:
-    """time.monotonic for pm25.streaming.consuming, moved on by the test."""
+    """time.monotonic for pm25.streaming.poll_loop, moved on by the test."""
 
     def __init__(self):
         self.now = 1000.0
@@ -109,8 +109,8 @@ class Clock:
 def test_the_idle_timer_does_not_run_out_while_the_group_rebalances(monkeypatch):
     # Leaving mid-rebalance can freeze the group on the embedded broker: a rebalance is not idleness.
     clock = Clock()
-    monkeypatch.setattr(consuming.time, "monotonic", clock)
-    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    monkeypatch.setattr(poll_loop.time, "monotonic", clock)
+    idle = poll_loop.IdleTimer(seconds=5, join_timeout_s=60)
     offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
     idle.observe({}, offsets)
     clock.now += 4
@@ -132,8 +132,8 @@ def test_a_new_share_restarts_the_idle_clock_even_when_the_rebalance_ran_inside_
     # Real Kafka hands a leaving member's partitions to the others; revoked and assigned can both happen inside
     # one poll(), so `rebalancing` is never seen. The member must still read its new partitions before it ends.
     clock = Clock()
-    monkeypatch.setattr(consuming.time, "monotonic", clock)
-    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    monkeypatch.setattr(poll_loop.time, "monotonic", clock)
+    idle = poll_loop.IdleTimer(seconds=5, join_timeout_s=60)
     offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
     idle.observe({}, offsets)
     clock.now += 4.9
@@ -148,8 +148,8 @@ def test_a_new_share_restarts_the_idle_clock_even_when_the_rebalance_ran_inside_
 
 def test_a_rebalance_that_never_ends_is_an_error_naming_the_way_out(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(consuming.time, "monotonic", clock)
-    idle = consuming.IdleTimer(seconds=5, join_timeout_s=60)
+    monkeypatch.setattr(poll_loop.time, "monotonic", clock)
+    idle = poll_loop.IdleTimer(seconds=5, join_timeout_s=60)
     offsets = SimpleNamespace(joined=True, rebalancing=False, uncommitted=False, assignments=1)
     idle.observe({}, offsets)
     offsets.rebalancing = True
@@ -274,12 +274,12 @@ def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_opti
         **kafka_options, group_id=group, enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=2000
     )
     producer = KafkaProducer(**kafka_options)
-    offsets = consuming.ProcessedOffsets(consumer, producer, forget=lambda boxes: None, topic_partitions=PARTITIONS)
+    offsets = commits.ProcessedOffsets(consumer, producer, forget=lambda boxes: None, topic_partitions=PARTITIONS)
     consumer.subscribe([readings_topic], listener=offsets)
     other = None
     try:
         wait_until(lambda: consumer.poll(timeout_ms=100) is not None and offsets.joined, "the member to join")
-        idle = consuming.IdleTimer(seconds=0)
+        idle = poll_loop.IdleTimer(seconds=0)
         other = GroupMember("other", kafka_options, readings_topic, group).start()
         seen = []  # (rebalancing, expired) after each poll, as step 3's loop sees them
 

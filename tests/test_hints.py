@@ -8,7 +8,7 @@ from kafka import KafkaConsumer
 from nbclient.exceptions import CellExecutionError
 
 from pm25.learning.hints import CLOSED_CLIENT, hint
-from pm25.streaming.consuming import ProcessedOffsets
+from pm25.streaming.commits import ProcessedOffsets
 from tests.notebooks import SRC, cell_by_id, run, task_cells, with_answer
 
 STEP_2 = SRC / "step_2_producer.ipynb"

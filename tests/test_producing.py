@@ -22,7 +22,7 @@ from kafka.future import Future
 from pm25.brokers.embedded import EmbeddedBroker
 from pm25.data import contract, geo
 from pm25.data.opensensemap import OpenSenseMapClient
-from pm25.streaming import producing, topics
+from pm25.streaming import delivery, interrupts, live, replay, sending, topics
 from tests.notebooks import cell_by_id
 from tests.osem_replay import Fault
 
@@ -61,7 +61,7 @@ class FakeTime:
 
 
 def test_no_broker_error_names_the_address_and_both_ways_to_start_one():
-    message = str(producing.NoBroker("localhost:9092"))
+    message = str(sending.NoBroker("localhost:9092"))
     assert "localhost:9092" in message
     assert "make lab" in message
     assert "docker compose" in message
@@ -91,7 +91,7 @@ def test_delivery_report_counts_every_acknowledged_message_and_where_it_went(boo
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
         topics.ensure_topic(admin, topic)
     producer = notebook_producer(bootstrap_servers)
-    report = producing.DeliveryReport(show_first=2)
+    report = delivery.DeliveryReport(show_first=2)
     try:
         for hour in range(5):
             for box_id, name in boxes:
@@ -119,7 +119,7 @@ class TraceableFuture(Future):
 
 
 def test_delivery_report_lets_go_of_answered_futures_and_still_counts_them():
-    report = producing.DeliveryReport(show_first=0, settle_every=10)
+    report = delivery.DeliveryReport(show_first=0, settle_every=10)
     answered = [TraceableFuture().success(SimpleNamespace(partition=index % 2, offset=index)) for index in range(20)]
     waiting = [TraceableFuture() for _ in range(5)]
     for index, future in enumerate(answered + waiting):
@@ -139,7 +139,7 @@ def test_delivery_report_counts_the_messages_a_vanished_broker_never_acknowledge
         with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
             topics.ensure_topic(admin, topic)
         producer = notebook_producer(broker.bootstrap_servers)
-        report = producing.DeliveryReport()
+        report = delivery.DeliveryReport()
         try:
             for hour in range(3):
                 report.track(producer.send(topic, key=BOX, value=reading(hour)), reading(hour))
@@ -163,7 +163,7 @@ def test_delivery_report_counts_the_messages_a_vanished_broker_never_acknowledge
 
 def test_a_message_the_producer_refuses_counts_as_failed_not_as_sent_successfully(bootstrap_servers, topic):
     producer = notebook_producer(bootstrap_servers, max_request_size=100)  # smaller than one reading
-    report = producing.DeliveryReport()
+    report = delivery.DeliveryReport()
     try:
         with pytest.raises(MessageSizeTooLargeError) as raised:
             producer.send(topic, key=BOX, value=reading(0))
@@ -176,7 +176,7 @@ def test_a_message_the_producer_refuses_counts_as_failed_not_as_sent_successfull
 
 
 def test_delivery_report_names_the_messages_still_unconfirmed():
-    report = producing.DeliveryReport(show_first=0)
+    report = delivery.DeliveryReport(show_first=0)
     answered, unanswered, refused = Future(), Future(), Future()
     for hour, future in enumerate((answered, unanswered, refused)):
         report.track(future, reading(hour))
@@ -212,7 +212,7 @@ class CtrlCWhileAsked(Future):
 def test_a_ctrl_c_while_the_report_counts_neither_counts_a_message_twice_nor_loses_it():
     """Step 2's loop reads report.delivery_failures every 500 sends, outside the held block: a ■ in the middle
     of that count made one fresh-clone CI run report 5597 acknowledged of 5000 sent."""
-    report = producing.DeliveryReport(show_first=0)
+    report = delivery.DeliveryReport(show_first=0)
     for hour, future in enumerate([Future(), Future(), CtrlCWhileAsked(), Future()]):
         report.track(future.success(SimpleNamespace(partition=0, offset=hour)), reading(hour))
     with pytest.raises(KeyboardInterrupt):
@@ -235,13 +235,13 @@ def consume(readings, fake: FakeTime, work_s: float = 0.0) -> list[float]:
 def test_paced_yields_each_reading_at_its_deadline_from_the_start():
     fake = FakeTime()
     hours = [0, 1, 2.5, 4]
-    paced = producing.paced([reading(h) for h in hours], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    paced = replay.paced([reading(h) for h in hours], speedup=3600, clock=fake.clock, sleep=fake.sleep)
     assert consume(paced, fake) == [100.0 + h for h in hours]  # one hour of event time per second
 
 
 def test_paced_does_not_drift_when_handling_a_reading_takes_time():
     fake = FakeTime()
-    paced = producing.paced([reading(h) for h in range(5)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    paced = replay.paced([reading(h) for h in range(5)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
     times = consume(paced, fake, work_s=0.25)
     assert times == pytest.approx([100.0, 101.0, 102.0, 103.0, 104.0])  # not 101.25, 102.5, ...
     assert fake.sleeps == pytest.approx([0.75, 0.75, 0.75, 0.75])
@@ -249,21 +249,21 @@ def test_paced_does_not_drift_when_handling_a_reading_takes_time():
 
 def test_paced_respects_the_speedup():
     fake = FakeTime()
-    paced = producing.paced([reading(0), reading(1), reading(3)], speedup=60, clock=fake.clock, sleep=fake.sleep)
+    paced = replay.paced([reading(0), reading(1), reading(3)], speedup=60, clock=fake.clock, sleep=fake.sleep)
     assert consume(paced, fake) == [100.0, 160.0, 280.0]  # one hour of event time in 60 s
 
 
 def test_paced_does_not_sleep_between_readings_with_the_same_timestamp():
     fake = FakeTime()
     same_hour = [reading(0), reading(1, "c" * 24), reading(1, "d" * 24), reading(1, "e" * 24), reading(2)]
-    paced = producing.paced(same_hour, speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    paced = replay.paced(same_hour, speedup=3600, clock=fake.clock, sleep=fake.sleep)
     assert consume(paced, fake) == [100.0, 101.0, 101.0, 101.0, 102.0]
     assert fake.sleeps == [1.0, 1.0]
 
 
 def test_paced_catches_up_without_sleeping_when_behind():
     fake = FakeTime()
-    paced = producing.paced([reading(h) for h in range(4)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
+    paced = replay.paced([reading(h) for h in range(4)], speedup=3600, clock=fake.clock, sleep=fake.sleep)
     times = consume(paced, fake, work_s=2.5)  # slower than the stream: never wait, never fall further behind
     assert fake.sleeps == []
     assert times == [100.0, 102.5, 105.0, 107.5]
@@ -297,7 +297,7 @@ def poll_live(replay_api, client, aoi, nows: list[datetime], every_s=60.0) -> tu
     fake = FakeTime(on_sleep=next_poll)
     replay_api.now = nows[0]
     duration_s = every_s * (len(nows) - 1) + every_s / 2  # the loop stops when the next poll would be too late
-    for found in producing.live_readings(client, aoi, every_s, duration_s, clock=fake.clock, sleep=fake.sleep):
+    for found in live.live_readings(client, aoi, every_s, duration_s, clock=fake.clock, sleep=fake.sleep):
         polls[-1].append(found)
     return polls, fake
 
@@ -357,12 +357,12 @@ APACHE_KAFKA_MAX_MESSAGE_BYTES = 1_048_588  # broker default message.max.bytes: 
 
 
 def test_the_producer_settings_batch_within_what_apache_kafka_accepts(bootstrap_servers, topic):
-    assert producing.PRODUCER_SETTINGS["batch_size"] <= APACHE_KAFKA_MAX_MESSAGE_BYTES
+    assert sending.PRODUCER_SETTINGS["batch_size"] <= APACHE_KAFKA_MAX_MESSAGE_BYTES
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
         topics.ensure_topic(admin, topic)
     sent = [reading(hour) for hour in range(50)]
     serializers = {"key_serializer": contract.KeySerializer(), "value_serializer": contract.ReadingSerializer()}
-    with KafkaProducer(bootstrap_servers=bootstrap_servers, **serializers, **producing.PRODUCER_SETTINGS) as producer:
+    with KafkaProducer(bootstrap_servers=bootstrap_servers, **serializers, **sending.PRODUCER_SETTINGS) as producer:
         futures = [producer.send(topic, key=one.key, value=one) for one in sent]
         producer.flush(timeout=30)
     assert all(future.succeeded() for future in futures)
@@ -372,8 +372,8 @@ def test_step_2_takes_linger_and_batch_size_from_the_settings_the_benchmark_meas
     notebook = nbformat.read(REPO / "src" / "step_2_producer.ipynb", as_version=4)
     producer_cell = cell_by_id(notebook, "production-producer").source
     assert "KafkaProducer(" in producer_cell
-    assert "producing.LINGER_MS" in producer_cell and "producing.BATCH_SIZE" in producer_cell
-    assert "producing.PRODUCER_SETTINGS" in (REPO / "benchmarks" / "bench_producer.py").read_text(encoding="utf-8")
+    assert "sending.LINGER_MS" in producer_cell and "sending.BATCH_SIZE" in producer_cell
+    assert "sending.PRODUCER_SETTINGS" in (REPO / "benchmarks" / "bench_producer.py").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- Ctrl+C between sends
@@ -381,7 +381,7 @@ def test_step_2_takes_linger_and_batch_size_from_the_settings_the_benchmark_meas
 
 def test_a_ctrl_c_inside_a_held_block_is_raised_when_the_block_ends():
     done = []
-    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_between_sends() as held:
+    with pytest.raises(KeyboardInterrupt), interrupts.ctrl_c_between_sends() as held:
         with held:
             os.kill(os.getpid(), signal.SIGINT)
             done.append("the rest of the block")
@@ -390,21 +390,21 @@ def test_a_ctrl_c_inside_a_held_block_is_raised_when_the_block_ends():
 
 
 def test_a_ctrl_c_between_held_blocks_interrupts_at_once():
-    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_between_sends():
+    with pytest.raises(KeyboardInterrupt), interrupts.ctrl_c_between_sends():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)  # a pause in replay mode: the Ctrl+C must not wait for it to end
 
 
 def test_the_ctrl_c_handler_is_restored_after_the_loop():
     before = signal.getsignal(signal.SIGINT)
-    with producing.ctrl_c_between_sends() as held, held:
+    with interrupts.ctrl_c_between_sends() as held, held:
         assert signal.getsignal(signal.SIGINT) != before
     assert signal.getsignal(signal.SIGINT) == before
 
 
 def test_ctrl_c_waits_holds_a_ctrl_c_back_until_its_single_block_is_done():
     done = []
-    with pytest.raises(KeyboardInterrupt), producing.ctrl_c_waits():
+    with pytest.raises(KeyboardInterrupt), interrupts.ctrl_c_waits():
         os.kill(os.getpid(), signal.SIGINT)
         done.append("the rest of the block")
     assert done == ["the rest of the block"]
@@ -412,7 +412,7 @@ def test_ctrl_c_waits_holds_a_ctrl_c_back_until_its_single_block_is_done():
 
 def learners_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
     """Step 2's producer with the learner's serializers: a plain to_json and the key as text."""
-    serializers = {"key_serializer": producing.TextKey(), "value_serializer": producing.FunctionSerializer(to_json)}
+    serializers = {"key_serializer": sending.TextKey(), "value_serializer": sending.FunctionSerializer(to_json)}
     return notebook_producer(bootstrap_servers, **serializers | overrides)
 
 
@@ -431,10 +431,10 @@ def test_the_guarded_producer_counts_the_learners_sends_and_closes_the_producer(
     with KafkaAdminClient(bootstrap_servers=bootstrap_servers) as admin:
         topics.ensure_topic(admin, topic)
     producer = learners_producer(bootstrap_servers)
-    report = producing.DeliveryReport(show_first=0)
+    report = delivery.DeliveryReport(show_first=0)
     boxes = ((BOX, "Alpha"), ("c" * 24, "Gamma"))
     sent = [reading(hours, box_id, name) for hours in range(5) for box_id, name in boxes]
-    with producing.GuardedProducer(producer, report) as guarded:
+    with sending.GuardedProducer(producer, report) as guarded:
         failed = send_readings(guarded, topic, guarded.messages(sent))
     assert failed == 0
     assert report.sent == report.acknowledged == len(sent)
@@ -445,8 +445,8 @@ def test_the_guarded_producer_counts_the_learners_sends_and_closes_the_producer(
 
 def test_a_send_the_producer_refuses_fails_in_the_learners_count_and_in_the_report(bootstrap_servers, topic):
     producer = learners_producer(bootstrap_servers, max_request_size=100)  # smaller than one reading
-    report = producing.DeliveryReport(show_first=0)
-    with producing.GuardedProducer(producer, report) as guarded:
+    report = delivery.DeliveryReport(show_first=0)
+    with sending.GuardedProducer(producer, report) as guarded:
         failed = send_readings(guarded, topic, guarded.messages([reading(0), reading(1)]))
     assert failed == 2
     assert (report.sent, report.failed, report.delivery_failures) == (2, 2, 0)
@@ -458,9 +458,9 @@ def test_the_guarded_producer_stops_the_learners_loop_once_the_broker_stopped_ac
         with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
             topics.ensure_topic(admin, topic)
         producer = learners_producer(broker.bootstrap_servers)
-        report = producing.DeliveryReport(show_first=0)
+        report = delivery.DeliveryReport(show_first=0)
         first = [reading(hours / 60) for hours in range(10)]
-        with producing.GuardedProducer(producer, report, check_every=10) as guarded:
+        with sending.GuardedProducer(producer, report, check_every=10) as guarded:
             send_readings(guarded, topic, guarded.messages(first))
             broker.stop()
 
@@ -468,7 +468,7 @@ def test_the_guarded_producer_stops_the_learners_loop_once_the_broker_stopped_ac
                 for number in range(10**9):
                     yield reading(1 + number / 60)
 
-            with pytest.raises(producing.BrokerStopped, match=f"The broker at {broker.bootstrap_servers} stopped"):
+            with pytest.raises(sending.BrokerStopped, match=f"The broker at {broker.bootstrap_servers} stopped"):
                 send_readings(guarded, topic, guarded.messages(forever()))
     finally:
         broker.stop()
@@ -477,7 +477,7 @@ def test_the_guarded_producer_stops_the_learners_loop_once_the_broker_stopped_ac
 
 def test_disorder_counts_the_copies_of_its_latest_run_only():
     readings = [reading(hours / 6, box_id) for hours in range(60) for box_id in (BOX, "c" * 24)]
-    disorder = producing.Disorder(late_share=0.2, duplicate_share=0.2)
+    disorder = replay.Disorder(late_share=0.2, duplicate_share=0.2)
     first = list(disorder.apply(readings))
     counted = (disorder.late, disorder.duplicates)
     assert list(disorder.apply(readings)) == first  # the send cell run again sends the same

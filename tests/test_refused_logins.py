@@ -8,18 +8,18 @@ from kafka.errors import KafkaConnectionError, SaslAuthenticationFailedError
 from kafka.net.connection import KafkaConnection
 from kafka.protocol.broker_version_data import BrokerVersionData
 
-from pm25.streaming import producing, refused_logins
+from pm25.streaming import refused_logins, sending
 
 
 def test_no_broker_names_the_credentials_after_a_refused_login(monkeypatch):
     monkeypatch.setattr(refused_logins, "_last", None)
-    assert "No Kafka broker answers" in str(producing.NoBroker("127.0.0.1:9093"))
+    assert "No Kafka broker answers" in str(sending.NoBroker("127.0.0.1:9093"))
     refusal = SaslAuthenticationFailedError("SaslAuthenticationFailedError: Authentication failed: invalid credentials")
     # as kafka-python's connection manager logs a refused bootstrap connection
     logging.getLogger("kafka.net.manager").warning(
         "Bootstrap connection to %s failed: %s (backoff %.2f secs)", "bootstrap-0", refusal, 0.05
     )
-    message = str(producing.NoBroker("127.0.0.1:9093"))
+    message = str(sending.NoBroker("127.0.0.1:9093"))
     assert message.startswith("The Kafka broker at 127.0.0.1:9093 refused the login (")
     assert "invalid credentials" in message and "KAFKA_SASL_PASSWORD" in message, message
 

@@ -1,5 +1,5 @@
 """Where the learner's own code is in a traceback: the line to name in a one-line error, instead of the package's
-frames. Used by the task checks (pm25.learning.tasks) and by step 3's stream (pm25.streaming.consuming)."""
+frames. Used by the task checks (pm25.learning.tasks) and by step 3's stream (pm25.streaming.poll_loop)."""
 
 from __future__ import annotations
 

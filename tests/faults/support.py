@@ -385,12 +385,12 @@ def interrupt_when_reached(patch: str) -> str:
     interrupt lands exactly there. A loop that holds ■ until its message is done sees it right after."""
     return (
         "import threading\n"
-        "from pm25.streaming import producing as _producing\n"
-        "_interrupted, _on_sigint = threading.Event(), _producing.HeldCtrlC.on_sigint\n"
+        "from pm25.streaming import interrupts as _interrupts\n"
+        "_interrupted, _on_sigint = threading.Event(), _interrupts.HeldCtrlC.on_sigint\n"
         "def _noting(self, number, frame):\n"
         "    _interrupted.set()\n"
         "    _on_sigint(self, number, frame)\n"
-        "_producing.HeldCtrlC.on_sigint = _noting\n"
+        "_interrupts.HeldCtrlC.on_sigint = _noting\n"
         "def reached():\n"
         "    print('INTERRUPT NOW', flush=True)\n"
         "    assert _interrupted.wait(60), 'no interrupt came'\n" + patch

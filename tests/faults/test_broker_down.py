@@ -13,7 +13,7 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25.brokers.embedded import EmbeddedBroker, free_port
 from pm25.data import contract
-from pm25.streaming import producing, topics
+from pm25.streaming import delivery, sending, topics
 from tests.faults.support import (
     consumer_script,
     data_folder,
@@ -53,7 +53,7 @@ def _fails_without_broker(make_client) -> tuple[float, str]:
     started = time.monotonic()
     with pytest.raises(KafkaTimeoutError):
         make_client([dead])
-    return time.monotonic() - started, str(producing.NoBroker(dead))
+    return time.monotonic() - started, str(sending.NoBroker(dead))
 
 
 def test_clients_created_without_a_broker_fail_within_seconds_with_a_way_out(figures):
@@ -99,7 +99,7 @@ def test_a_broker_stopped_mid_send_makes_the_report_count_failures_and_close_ret
         with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
             print(topics.ensure_topic(admin, "pm25_stream"))
         producer = KafkaProducer(bootstrap_servers=[broker.bootstrap_servers], **PRODUCER_OPTIONS)
-        report = producing.DeliveryReport(show_first=0)
+        report = delivery.DeliveryReport(show_first=0)
         for reading in readings[:200]:
             report.track(producer.send("pm25_stream", key=reading.key, value=reading), reading)
         producer.flush(timeout=30)
@@ -128,7 +128,7 @@ def test_a_broker_stopped_mid_send_makes_the_report_count_failures_and_close_ret
         broker.stop()
     figures.faults_injected += 1
     started = time.monotonic()
-    producing.flush_and_close(producer)  # the notebook's finally: it must neither raise nor hang
+    delivery.flush_and_close(producer)  # the notebook's finally: it must neither raise nor hang
     closing_s = time.monotonic() - started
     assert closing_s <= 60, f"flush and close took {closing_s:.0f} s"  # a 40 s flush, then a forced close
     assert sent_after_stop > 0
@@ -149,7 +149,7 @@ def test_flush_and_close_closes_a_producer_whose_messages_stay_unanswered(figure
             topics.ensure_topic(admin, "pm25_stream")
         options = {**PRODUCER_OPTIONS, "delivery_timeout_ms": 120_000}
         producer = KafkaProducer(bootstrap_servers=[broker.bootstrap_servers], **options)
-        report = producing.DeliveryReport(show_first=0)
+        report = delivery.DeliveryReport(show_first=0)
         report.track(producer.send("pm25_stream", key=readings[0].key, value=readings[0]), readings[0])
         producer.flush(timeout=30)
     finally:
@@ -158,7 +158,7 @@ def test_flush_and_close_closes_a_producer_whose_messages_stay_unanswered(figure
         report.track(producer.send("pm25_stream", key=reading.key, value=reading), reading)
     figures.faults_injected += 1
 
-    producing.flush_and_close(producer, timeout_s=1)
+    delivery.flush_and_close(producer, timeout_s=1)
 
     producer.close(timeout=1)  # what its __del__ and its exit hook do: raised KafkaTimeoutError while still open
     assert report.acknowledged == 1

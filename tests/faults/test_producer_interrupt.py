@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from pm25.data import contract
-from pm25.streaming import producing
+from pm25.streaming import delivery, interrupts
 from tests.faults.support import (
     consumer_script,
     create_topic,
@@ -185,7 +185,7 @@ def test_ctrl_c_between_sends_lets_no_ctrl_c_split_a_send_from_its_tracking(boot
                 os.kill(os.getpid(), signal.SIGINT)  # Python raises KeyboardInterrupt at the next chance it gets
             return future
 
-    report = producing.DeliveryReport(show_first=0)
+    report = delivery.DeliveryReport(show_first=0)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap_servers,
         key_serializer=contract.KeySerializer(),
@@ -195,7 +195,7 @@ def test_ctrl_c_between_sends_lets_no_ctrl_c_split_a_send_from_its_tracking(boot
     )
     wrapped, interrupted = CtrlCAfterHandover(producer), False
     try:
-        with producing.ctrl_c_between_sends() as held:
+        with interrupts.ctrl_c_between_sends() as held:
             for reading in readings:
                 with held:
                     report.track(wrapped.send(topic, key=reading.key, value=reading), reading)

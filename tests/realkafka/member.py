@@ -15,7 +15,7 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from pm25.streaming.consuming import ProcessedOffsets
+from pm25.streaming.commits import ProcessedOffsets
 
 SESSION_TIMEOUT_MS = 6000
 

@@ -13,7 +13,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from pm25.brokers.jvm import KRaftKafka, SaslTls
 from pm25.config import Settings
-from pm25.streaming import producing, refused_logins
+from pm25.streaming import refused_logins, sending
 from tests.faults.support import wait_until
 from tests.realkafka.certificates import broker_keystore
 from tests.realkafka.conftest import skip_unless_kraft_session
@@ -63,7 +63,7 @@ def test_the_documented_sasl_ssl_settings_create_send_and_read(kraft_only, secur
     options = documented_settings(broker, TEST_PASSWORD).kafka_options()
     with KafkaAdminClient(**options) as admin:
         admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
-    with KafkaProducer(**options, **producing.PRODUCER_SETTINGS) as producer:
+    with KafkaProducer(**options, **sending.PRODUCER_SETTINGS) as producer:
         futures = [producer.send(topic, value=str(number).encode()) for number in range(100)]
         producer.flush(timeout=30)
     with KafkaConsumer(**options, enable_auto_commit=False, consumer_timeout_ms=5000) as consumer:
@@ -105,7 +105,7 @@ def test_a_wrong_password_gives_one_clear_line(kraft_only, secured, monkeypatch,
     settings = documented_settings(broker, "not-the-test-password")
     with pytest.raises(KafkaTimeoutError):  # as step 2 opens its admin client, then raises NoBroker
         KafkaAdminClient(**settings.kafka_options(), bootstrap_timeout_ms=5_000)
-    message = str(producing.NoBroker(settings.bootstrap_servers))
+    message = str(sending.NoBroker(settings.bootstrap_servers))
     report(f"[realkafka sasl] wrong password, step 2 says: {message}")
     assert "\n" not in message and "refused the login" in message, message
     assert "KAFKA_SASL_USERNAME" in message and "KAFKA_SASL_PASSWORD" in message, message

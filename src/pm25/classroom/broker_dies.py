@@ -22,7 +22,7 @@ from kafka.admin import NewTopic
 
 from pm25.brokers.embedded import BrokerError
 from pm25.brokers.jvm import KRaftCluster, KRaftKafka
-from pm25.streaming.producing import PRODUCER_SETTINGS
+from pm25.streaming.sending import PRODUCER_SETTINGS
 
 PARTITIONS = 3
 

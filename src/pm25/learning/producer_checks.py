@@ -19,7 +19,7 @@ from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from pm25.data.contract import Reading
 from pm25.learning.practice_topic import PRACTICE_PARTITIONS, practice_topic
 from pm25.learning.tasks import WrongAnswer
-from pm25.streaming.producing import FunctionSerializer, TextKey
+from pm25.streaming.sending import FunctionSerializer, TextKey
 
 KEY_FIELDS = ("boxId", "sensorId", "timestamp", "value")
 

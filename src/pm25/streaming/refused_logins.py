@@ -1,4 +1,4 @@
-"""A refused SASL login told apart from a broker that does not answer (imported by pm25.streaming.producing).
+"""A refused SASL login told apart from a broker that does not answer (imported by pm25.streaming.sending).
 
 kafka-python 3.0.12 retries a refused login until its bootstrap timeout, then raises the same
 KafkaTimeoutError as when nothing listens. What it leaves is its log, and two filters here read it (they let
@@ -6,7 +6,7 @@ every record through): a refusal with the broker's reason (SaslAuthenticationFai
 the broker closed after answering ApiVersions but before the SASL login completed. Kafka 4.3 over SASL_SSL
 logs "Failed authentication ... invalid credentials" for every attempt, yet the client often receives no
 reason, only the close (tests/realkafka/test_sasl_tls.py): so the close counts too.
-`producing.NoBroker` names the credentials when `last_refusal()` has something.
+`sending.NoBroker` names the credentials when `last_refusal()` has something.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def ensure_topic(admin: KafkaAdminClient, name: str, partitions: int = PARTITION
     return f"Created topic {name!r} with {partitions} partitions (replication factor {replication_factor})."
 
 
-# Step 3 offers its own replay (producing.start_live_replay) instead of only refusing an empty topic.
+# Step 3 offers its own replay (replay.start_live_replay) instead of only refusing an empty topic.
 REPLAY_FROM_STEP_3 = "Or let step 3 replay the readings itself: live_speedup = 3600 in the cell above."
 
 
