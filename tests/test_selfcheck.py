@@ -77,7 +77,7 @@ HINTS_WITH_THE_DEFAULTS = {
         'Detector says "resolved" at reading 41, when the 24-hour mean is back at or below 15 µg/m³',
     ],
     "WINDOW_OF_25_HOURS": [
-        "yours says it only at reading 42: your window still counts hours that have left it",
+        "yours says it only at reading 42",
         "drop every hour more than 24 hours before H",
     ],
     "EXCEEDED_AT_THRESHOLD": [
@@ -116,11 +116,32 @@ def test_each_typical_mistake_gets_its_own_hint(berlin_stream, wrong_answer):
         assert words in str(hint.value)
 
 
+# The first sentence of each hint says what the mistake is, before the hand-made box that shows it.
+LEADS = {
+    "DECIDES_INSIDE_THE_HOUR": "Yours decides while a reading's hour is still open.",
+    "NEVER_RESOLVES": 'Yours never says "resolved".',
+    "WINDOW_OF_25_HOURS": 'Yours says "resolved" too late: your window keeps hours that have left it.',
+    "EXCEEDED_AT_THRESHOLD": "Yours decides wrongly when the mean is exactly the threshold.",
+    "RESOLVED_ONLY_BELOW": "Yours decides wrongly when the mean is exactly the threshold.",
+    "COUNTS_READINGS": "Yours decides with fewer than 18 hours with data.",
+    "HOUR_NOT_TRUNCATED": "Yours decides with fewer than 18 hours with data.",
+    "LAST_THREE_ROWS": "Yours decides with fewer than 18 hours with data.",
+    "MEAN_OF_ALL_VALUES": "Yours averages the readings; the rule averages the hourly means.",
+}
+
+
+@pytest.mark.parametrize("wrong_answer", sorted(LEADS))
+def test_each_hint_starts_with_one_short_sentence_that_names_the_mistake(berlin_stream, wrong_answer):
+    with pytest.raises(WrongAnswer) as hint:
+        detector_checks.window_detector_check(berlin_stream)(wrong_detector(wrong_answer))
+    assert str(hint.value).startswith(LEADS[wrong_answer] + " ")
+
+
 OTHER_SETTINGS = [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)]
 HINTS = {
     "DECIDES_INSIDE_THE_HOUR": "while its hour is still open",
     "NEVER_RESOLVES": 'Yours never says "resolved"',
-    "WINDOW_OF_25_HOURS": "your window still counts hours that have left it",
+    "WINDOW_OF_25_HOURS": "your window keeps hours that have left it",
     "EXCEEDED_AT_THRESHOLD": "The threshold itself is not exceeded",
     "RESOLVED_ONLY_BELOW": "The threshold itself is not exceeded",
     "COUNTS_READINGS": "count the hours with data (not the readings)",
@@ -430,5 +451,6 @@ def test_consumer_loop_over_the_batch_dict_itself_is_told_what_a_batch_holds(boo
                 process(record)
 
     check = consumer_checks.consumer_loop_check({"bootstrap_servers": bootstrap_servers}, few_readings())
-    with pytest.raises(WrongAnswer, match=r"got TopicPartition .*loop over batch\.values\(\)"):
+    with pytest.raises(WrongAnswer, match=r"got TopicPartition\(topic=.*loop over batch\.values\(\)") as hint:
         check(MAKE_CONSUMER, run_loop)
+    assert str(hint.value).count("TopicPartition") == 1, "the partition is named once"

@@ -20,6 +20,7 @@ from kafka.errors import CommitFailedError
 from pm25.data.contract import Reading
 from pm25.learning.practice_topic import PRACTICE_PARTITIONS, practice_topic
 from pm25.learning.tasks import WrongAnswer
+from pm25.streaming.poll_loop import not_a_record
 
 # A group's first join waits for members up to about this long: the smallest a broker allows (kafka-python's
 # default is 45 s).
@@ -137,10 +138,7 @@ def consumer_loop_check(
 
             def process(record) -> None:
                 if not hasattr(record, "offset"):
-                    raise WrongAnswer(
-                        f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
-                        "{partition: [records]}: loop over batch.values(), then over the records in each list."
-                    )
+                    raise WrongAnswer(not_a_record(record))
                 watched.processed.append((record.partition, record.offset))
 
             print(

@@ -210,7 +210,8 @@ def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: 
             'below the threshold, return "resolved" (and note that the box is no longer exceeded).'
         )
     return (
-        f"{story}; yours says it only at reading {later.number}: your window still counts hours that have left it. "
+        'Yours says "resolved" too late: your window keeps hours that have left it. '
+        f"{story}; yours says it only at reading {later.number}. "
         f"The window decided when hour H begins holds the {window_hours} hours before it, H − {window_hours} to "
         f"H − 1: drop every hour more than {window_hours} hours before H."
     )
@@ -222,6 +223,7 @@ def _inside_the_hour_hint(steps: list[_Step], step: _Step, settings: dict, high:
     if step.yours != "exceeded" or step.expected is not None or not following or following.expected != "exceeded":
         return None  # not one reading early: another mistake
     return (
+        "Yours decides while a reading's hour is still open. "
         f'On a hand-made box with one reading of {high:g} µg/m³ in each hour, yours says "exceeded" at reading '
         f"{step.number} ({step.reading.timestamp:%H:%M}), while its hour is still open; Detector says it at reading "
         f"{following.number} ({following.reading.timestamp:%H:%M}), the box's first reading of a new hour, on the "
@@ -237,6 +239,7 @@ def _too_few_hours_hint(steps: list[_Step], step: _Step, settings: dict) -> str 
         return None
     busy = len(steps) - 1  # all but the last reading, in the next hour
     return (
+        f"Yours decides with fewer than {min_hours} hours with data. "
         f"On a hand-made box with {busy} readings of {step.reading.value:g} µg/m³, all in one hour, then one in "
         f'the next hour, yours says "exceeded" at reading {step.number}: the window then has {step.hours} closed '
         f"hour{'' if step.hours == 1 else 's'} with data, fewer than {min_hours}. With fewer than {min_hours} hours "
@@ -254,6 +257,7 @@ def _at_the_threshold_hint(steps: list[_Step], step: _Step, settings: dict) -> s
     if step.expected == "resolved" and not resolves_later:
         return None  # it never resolves: the next box names that
     return (
+        "Yours decides wrongly when the mean is exactly the threshold. "
         f"On a hand-made box whose {settings['window_hours']}-hour mean is exactly {threshold:g} µg/m³ at reading "
         f"{step.number}, Detector gives {_said(step.expected)}, yours gives {_said(step.yours)}. The threshold itself "
         f'is not exceeded: "exceeded" when the mean is above it (mean > threshold), "resolved" when it is back at '
@@ -272,6 +276,7 @@ def _mean_of_values_hint(steps: list[_Step], step: _Step, settings: dict, busy: 
     low, high = steps[0].reading.value, steps[quiet_hours].reading.value
     hourly = (quiet_hours * low + high) / (quiet_hours + 1)
     return (
+        "Yours averages the readings; the rule averages the hourly means. "
         f"On a hand-made box with one reading of {low:g} µg/m³ in each of {quiet_hours} hours, then an hour of "
         f'{busy} readings of {high:g} µg/m³, yours says "exceeded" at reading {step.number}, after '
         f"{min(step.number - quiet_hours, busy)} readings of the busy hour. The mean of all {step.number} values is "

@@ -81,6 +81,14 @@ class IdleTimer:
         return self._waiting_since is None and time.monotonic() - self._last > self.seconds
 
 
+def not_a_record(thing) -> str:
+    """What to say when the learner's loop hands process() something else, such as a batch's partition."""
+    return (
+        f"process() got {thing!r}, not a record. A batch is a dict {{partition: [records]}}: loop over "
+        "batch.values(), then over the records in each list."
+    )
+
+
 class Stream:
     """The consumer as the learner's run_loop(consumer, process, stop) sees it on the stream, with what production adds.
 
@@ -120,10 +128,7 @@ class Stream:
 
     def process(self, record) -> None:
         if not hasattr(record, "offset"):
-            raise LearnerError(
-                f"process() got {type(record).__name__} {record!r}, not a record. A batch is a dict "
-                "{partition: [records]}: loop over batch.values(), then over the records in each list."
-            )
+            raise LearnerError(not_a_record(record))
         with self._held:
             reading = self._process(record)
             self.offsets.processed(record, reading)
