@@ -72,6 +72,11 @@ HINTS_WITH_THE_DEFAULTS = {
         "open; Detector says it at reading 19 (18:00)",
         "Decide only when a reading's hour is newer than every hour of its box",
     ],
+    "DECIDES_AT_EVERY_READING": [  # a learner trial wrote it; the recording showed it only as a first difference
+        '2 readings of 30 µg/m³ in each hour, yours says "exceeded" at reading 36 (17:30), while its hour is still '
+        "open; Detector says it at reading 37 (18:00)",
+        "Decide only when a reading's hour is newer than every hour of its box",
+    ],
     "NEVER_RESOLVES": [  # the recording has no "resolved" alert at all: only a hand-made box shows this
         'Yours never says "resolved". On a hand-made box with one reading of 30 µg/m³ in each of 24 hours',
         'Detector says "resolved" at reading 41, when the 24-hour mean is back at or below 15 µg/m³',
@@ -119,6 +124,7 @@ def test_each_typical_mistake_gets_its_own_hint(berlin_stream, wrong_answer):
 # The first sentence of each hint says what the mistake is, before the hand-made box that shows it.
 LEADS = {
     "DECIDES_INSIDE_THE_HOUR": "Yours decides while a reading's hour is still open.",
+    "DECIDES_AT_EVERY_READING": "Yours decides while a reading's hour is still open.",
     "NEVER_RESOLVES": 'Yours never says "resolved".',
     "WINDOW_OF_25_HOURS": 'Yours says "resolved" too late: your window keeps hours that have left it.',
     "EXCEEDED_AT_THRESHOLD": "Yours decides wrongly when the mean is exactly the threshold.",
@@ -140,6 +146,7 @@ def test_each_hint_starts_with_one_short_sentence_that_names_the_mistake(berlin_
 OTHER_SETTINGS = [(25.0, 72, 54), (15.0, 3, 1), (0.5, 24, 18)]
 HINTS = {
     "DECIDES_INSIDE_THE_HOUR": "while its hour is still open",
+    "DECIDES_AT_EVERY_READING": "while its hour is still open",
     "NEVER_RESOLVES": 'Yours never says "resolved"',
     "WINDOW_OF_25_HOURS": "your window keeps hours that have left it",
     "EXCEEDED_AT_THRESHOLD": "The threshold itself is not exceeded",
@@ -157,7 +164,7 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
         pytest.skip("with 1 hour enough, a reading is always enough: counting readings is no mistake")
     hint = HINTS[wrong_answer]
     if wrong_answer == "HOUR_NOT_TRUNCATED" and min_hours == 1:
-        hint = HINTS["MEAN_OF_ALL_VALUES"]  # what is left of the mistake: each reading weighs as much as an hour
+        hint = HINTS["DECIDES_INSIDE_THE_HOUR"]  # what is left of the mistake: a reading's own hour counts as closed
     check = detector_checks.window_detector_check([], threshold, window_hours, min_hours)
     with pytest.raises(WrongAnswer, match=re.escape(hint)):
         check(wrong_detector(wrong_answer))
@@ -166,12 +173,12 @@ def test_the_hand_made_boxes_name_each_mistake_with_other_settings(threshold, wi
 @pytest.mark.parametrize(
     ("threshold", "window_hours", "min_hours", "boxes"),
     [
-        (15.0, 24, 18, 5),
-        (25.0, 72, 54, 5),
-        (15.0, 3, 1, 4),
-        (0.5, 24, 18, 5),
-        (12.3, 24, 18, 4),
-        (33.33, 168, 126, 4),
+        (15.0, 24, 18, 6),
+        (25.0, 72, 54, 6),
+        (15.0, 3, 1, 5),
+        (0.5, 24, 18, 6),
+        (12.3, 24, 18, 5),
+        (33.33, 168, 126, 5),
     ],  # no exact tie in floats: no box at the threshold
 )
 def test_the_solution_passes_every_hand_made_box_with_other_settings(threshold, window_hours, min_hours, boxes):

@@ -55,6 +55,10 @@ DECIDES_INSIDE_THE_HOUR = _edit(
     "        return self.decide(reading.box_id, buckets, hour + timedelta(hours=1))\n",
 )
 
+# A decision at every reading, before it is added: right with one reading per hour, but a second reading of an
+# hour sees that hour, still open, in the window.
+DECIDES_AT_EVERY_READING = _edit(SOLUTION, "if buckets and hour > max(buckets):", "if buckets:")
+
 # Raises "exceeded" but forgets the way back: never "resolved".
 NEVER_RESOLVES = _edit(
     SOLUTION,

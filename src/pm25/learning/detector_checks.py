@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from pm25.data.contract import VALUE_LIMIT, Reading, format_timestamp
 from pm25.learning.tasks import WrongAnswer
-from pm25.rules.detector import Detector, hundredths
+from pm25.rules.detector import Detector, clock_hour, hundredths
 
 EVENTS = ("exceeded", "resolved", None)
 
@@ -119,6 +119,15 @@ def _hourly(values: list[float]) -> list[Reading]:
     return [_reading(timedelta(hours=hour), value) for hour, value in enumerate(values)]
 
 
+def _twice_hourly(values: list[float]) -> list[Reading]:
+    """The hand-made box with two readings per clock hour, at :00 and :30, both of that hour's value."""
+    return [
+        _reading(timedelta(hours=hour, minutes=minute), value)
+        for hour, value in enumerate(values)
+        for minute in (0, 30)
+    ]
+
+
 def _busy_hour(value: float, readings: int, hour: int = 0) -> list[Reading]:
     """The hand-made box with `readings` readings of `value`, spread over one clock hour."""
     return [_reading(timedelta(hours=hour, seconds=3600 * n // readings), value) for n in range(readings)]
@@ -150,7 +159,7 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
         _HandMadeCase(
             _hourly([high] * (window_hours + 1)) if possible else [],
             "a decision on closed hours only",
-            lambda steps, first: _inside_the_hour_hint(steps, first, settings, high),
+            lambda steps, first: _inside_the_hour_hint(steps, first, settings, high, per_hour=1),
         ),
         _HandMadeCase(
             [*_busy_hour(high, max(BUSY_HOUR_READINGS, min_hours)), _reading(timedelta(hours=1), high)]
@@ -158,6 +167,11 @@ def _hand_made_cases(settings: dict) -> list[_HandMadeCase]:
             else [],
             "too few hours with data",
             lambda steps, first: _too_few_hours_hint(steps, first, settings),
+        ),
+        _HandMadeCase(
+            _twice_hourly([high] * (window_hours + 1)) if possible else [],
+            "two readings in each hour",
+            lambda steps, first: _inside_the_hour_hint(steps, first, settings, high, per_hour=2),
         ),
         _HandMadeCase(
             _at_threshold_box(threshold, high, low, window_hours) if possible and exact else [],
@@ -217,18 +231,19 @@ def _resolves_late_hint(steps: list[_Step], first: _Step, settings: dict, high: 
     )
 
 
-def _inside_the_hour_hint(steps: list[_Step], step: _Step, settings: dict, high: float) -> str | None:
+def _inside_the_hour_hint(steps: list[_Step], step: _Step, settings: dict, high: float, per_hour: int) -> str | None:
     """For a detector that decides at any reading, on a window that includes the reading's own, open hour."""
-    following = next((later for later in steps if later.number > step.number), None)
+    hour = clock_hour(step.reading.timestamp)
+    following = next((later for later in steps if clock_hour(later.reading.timestamp) > hour), None)
     if step.yours != "exceeded" or step.expected is not None or not following or following.expected != "exceeded":
         return None  # not one reading early: another mistake
     return (
         "Yours decides while a reading's hour is still open. "
-        f'On a hand-made box with one reading of {high:g} µg/m³ in each hour, yours says "exceeded" at reading '
-        f"{step.number} ({step.reading.timestamp:%H:%M}), while its hour is still open; Detector says it at reading "
-        f"{following.number} ({following.reading.timestamp:%H:%M}), the box's first reading of a new hour, on the "
-        f"{settings['window_hours']} closed hours before it. Decide only when a reading's hour is newer than every "
-        "hour of its box, and on the hours before it: an open hour is half-finished."
+        f"On a hand-made box with {'one reading' if per_hour == 1 else f'{per_hour} readings'} of {high:g} µg/m³ in "
+        f'each hour, yours says "exceeded" at reading {step.number} ({step.reading.timestamp:%H:%M}), while its hour '
+        f"is still open; Detector says it at reading {following.number} ({following.reading.timestamp:%H:%M}), the "
+        "box's first reading of a new hour, on the closed hours before it. Decide only when a reading's hour is newer "
+        "than every hour of its box, and on the hours before it: an open hour is half-finished."
     )
 
 
