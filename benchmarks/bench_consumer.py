@@ -35,7 +35,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pm25.data import contract
 from pm25.rules.detector import Detector
 from pm25.rules.status import StatusTracker
-from pm25.streaming import latency, messages
+from pm25.streaming import codec, latency
 
 SIZES = (100_000, 1_000_000)
 IDLE_SECONDS = 10.0
@@ -71,7 +71,7 @@ def consume(bootstrap: str, topic: str, alert_topic: str, count: int) -> dict:
     alert_producer = KafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         key_serializer=contract.KeySerializer(),
-        value_serializer=messages.AlertSerializer(),
+        value_serializer=codec.AlertSerializer(),
         acks="all",
     )
     detector, status = Detector(), StatusTracker(active_hours=24)

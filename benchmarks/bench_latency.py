@@ -32,7 +32,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from pm25.data import contract
 from pm25.rules.detector import Detector
 from pm25.rules.status import StatusTracker
-from pm25.streaming import latency, messages, sending
+from pm25.streaming import codec, latency, sending
 
 RATES = (100, 1_000)
 KAFKA_DEFAULT_FETCH_MAX_WAIT_MS = 500
@@ -83,7 +83,7 @@ def measure(bootstrap: str, rate: int, seconds: float, fetch_max_wait_ms: int) -
     alert_producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         key_serializer=contract.KeySerializer(),
-        value_serializer=messages.AlertSerializer(),
+        value_serializer=codec.AlertSerializer(),
         acks="all",
     )
     detector, status = Detector(), StatusTracker(active_hours=24)

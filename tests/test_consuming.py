@@ -10,7 +10,7 @@ from kafka import TopicPartition
 
 from pm25.data import contract
 from pm25.data.contract import Reading
-from pm25.streaming import commits, messages, poll_loop
+from pm25.streaming import codec, commits, poll_loop
 
 BOX = "a" * 24
 MOMENT = datetime(2023, 2, 26, 12, tzinfo=UTC)
@@ -23,7 +23,7 @@ def record(key: bytes | None, box_id: str = BOX) -> SimpleNamespace:
 
 
 def test_a_record_keyed_by_its_box_id_is_a_reading():
-    assert messages.decode(record(BOX.encode())).box_id == BOX
+    assert codec.decode(record(BOX.encode())).box_id == BOX
 
 
 @pytest.mark.parametrize("key", [b"c" * 24, None, b"\xff\xfe"], ids=["another box", "no key", "not UTF-8"])
@@ -31,7 +31,7 @@ def test_a_record_whose_key_is_not_its_box_id_is_rejected_with_the_reason(key):
     """The key decides the partition: a box's readings under another key (or none) land on another
     partition, out of order with the rest of the box, and in a group two members would judge one box."""
     with pytest.raises(contract.InvalidMessage, match=f"is not the boxId {BOX}"):
-        messages.decode(record(key))
+        codec.decode(record(key))
 
 
 def test_the_members_summary_says_how_many_messages_it_processed_again():

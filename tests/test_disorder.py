@@ -14,7 +14,7 @@ from pm25 import config
 from pm25.brokers.embedded import EmbeddedBroker
 from pm25.data import contract
 from pm25.rules.detector import Detector
-from pm25.streaming import lag_and_clocks, messages, topics
+from pm25.streaming import codec, lag_and_clocks, topics
 from pm25.streaming.replay import Disorder, start_live_replay
 from pm25.views.live_map import LiveMap
 from tests.notebooks import execute_notebook, small_readings, stream_text
@@ -134,7 +134,7 @@ def test_a_live_replay_from_step_3_changes_the_map_while_it_runs_and_nothing_is_
             while detector.counts["processed"] < len(readings) and time.monotonic() < deadline:
                 for records in consumer.poll(timeout_ms=200).values():
                     for record in records:
-                        reading = messages.decode(record)
+                        reading = codec.decode(record)
                         detector.process(reading)
                         live_map.update(reading, detector.window(reading.box_id)[0], False)
                 colours = [marker.fill_color for marker in live_map.markers.values()]

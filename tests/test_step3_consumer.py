@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25.data.contract import Reading, encode
 from pm25.learning.tasks import solution
-from pm25.streaming import commits, messages, outputs
+from pm25.streaming import codec, commits, outputs
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
 from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
 from tests.notebooks import SRC, cell_by_id, cell_index, execute_notebook, run, small_readings, stream_text, with_answer
@@ -275,7 +275,7 @@ def test_a_member_that_processed_no_reading_ends_well_and_says_so(bootstrap_serv
 def test_a_member_with_some_partitions_writes_the_days_of_its_boxes_to_a_file_of_its_own(tmp_path):
     daily = pd.DataFrame({"boxId": [BOX_A, BOX_B], "boxName": ["Alpha", "Beta"], "date": ["2024-01-15"] * 2})
     share = commits.Share((0,), 3, frozenset({BOX_A}))
-    outputs.write_outputs(tmp_path, [], messages.Rejected(), pd.DataFrame(columns=["boxId"]), share, daily=daily)
+    outputs.write_outputs(tmp_path, [], codec.Rejected(), pd.DataFrame(columns=["boxId"]), share, daily=daily)
     assert not (tmp_path / "daily_means.csv").exists()  # the whole topic's file is not this member's to write
     assert pd.read_csv(tmp_path / "daily_means_partitions_0.csv")["boxName"].tolist() == ["Alpha"]
 

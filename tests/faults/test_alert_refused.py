@@ -11,8 +11,8 @@ from kafka.errors import KafkaTimeoutError
 
 from pm25.data import contract
 from pm25.rules.detector import Alert
+from pm25.streaming.codec import AlertSerializer
 from pm25.streaming.commits import AlertNotDelivered, ProcessedOffsets
-from pm25.streaming.messages import AlertSerializer
 from tests.faults.support import read_topic, wait_until
 
 pytestmark = pytest.mark.faults

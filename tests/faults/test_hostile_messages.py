@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pm25.data import contract
 from pm25.rules.detector import Detector
 from pm25.rules.status import StatusTracker
-from pm25.streaming import commits, messages, outputs
+from pm25.streaming import codec, commits, outputs
 
 pytestmark = pytest.mark.faults
 
@@ -80,7 +80,7 @@ RAW = st.one_of(
 @given(messages=st.lists(RAW, max_size=40))
 def test_every_message_is_processed_or_rejected_with_a_reason_and_nothing_raises(messages, figures):
     figures.hostile_inputs += len(messages)
-    detector, status, rejected, alerts = Detector(), StatusTracker(), messages.Rejected(), []
+    detector, status, rejected, alerts = Detector(), StatusTracker(), codec.Rejected(), []
     for offset, raw in enumerate(messages):
         record = SimpleNamespace(topic="pm25_stream", partition=0, offset=offset, value=raw)
         try:
@@ -138,6 +138,6 @@ def test_hostile_box_names_survive_the_alert_csv(names, figures, tmp_path_factor
             reading = contract.Reading(f"{number:024x}", name, "b" * 24, 51.9, 7.6, moment, 50.0)
             alerts += filter(None, [detector.process(contract.decode(contract.encode(reading)))])
     out = tmp_path_factory.mktemp("alerts")
-    outputs.write_outputs(out, alerts, messages.Rejected(), pd.DataFrame(), commits.Share((0,), 1, frozenset()))
+    outputs.write_outputs(out, alerts, codec.Rejected(), pd.DataFrame(), commits.Share((0,), 1, frozenset()))
     back = pd.read_csv(out / "alerts.csv", dtype=str, keep_default_na=False)
     assert back["boxName"].tolist() == names

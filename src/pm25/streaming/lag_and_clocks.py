@@ -10,7 +10,7 @@ import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
 
 from pm25.data import contract
-from pm25.streaming.messages import decode
+from pm25.streaming.codec import decode
 
 
 def lag_table(kafka_options: dict, group_id: str, topic: str, timeout_s: float = 10.0) -> pd.DataFrame:

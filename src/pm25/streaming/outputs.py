@@ -9,8 +9,8 @@ import pandas as pd
 
 from pm25.files import write_csv
 from pm25.rules.detector import Alert
+from pm25.streaming.codec import Rejected
 from pm25.streaming.commits import Share
-from pm25.streaming.messages import Rejected
 
 ALERT_COLUMNS = ["boxId", "boxName", "event", "timestamp", "mean", "n_hours"]
 
