@@ -69,7 +69,7 @@ STEP_1 = SRC / "step_1_data_prep.ipynb"
 
 
 @pytest.mark.parametrize(
-    ("task", "answer", "hint"),
+    ("task", "answer", "expected_hint"),
     [
         ("city_centre", "berlin_lat, berlin_lon = 13.4050, 52.5200", "You swapped them"),
         (
@@ -95,9 +95,9 @@ STEP_1 = SRC / "step_1_data_prep.ipynb"
         ),
     ],
 )
-def test_a_wrong_answer_in_step_1_gets_its_hint(task, answer, hint, tmp_path):
+def test_a_wrong_answer_in_step_1_gets_its_hint(task, answer, expected_hint, tmp_path):
     notebook = with_answer(nbformat.read(STEP_1, as_version=4), task, answer)
-    assert hint in learner_error(notebook, SRC, {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path)})
+    assert expected_hint in learner_error(notebook, SRC, {"OSEM_OFFLINE": "1", "PM25_DATA_DIR": str(tmp_path)})
 
 
 def test_a_learners_own_right_answer_is_confirmed_and_used(tmp_path):

@@ -32,7 +32,7 @@ def test_ensure_topic_warns_when_an_existing_topic_has_another_partition_count(b
 
 def test_ensure_topic_explains_a_refusal_by_the_broker():
     class RefusingAdmin:
-        def create_topics(self, topics):
+        def create_topics(self, new_topics):
             raise InvalidTopicError("bad name")
 
     with pytest.raises(topics.TopicNotCreated, match=r"could not create the topic 'a b'.*letters, digits.*factor 1"):
