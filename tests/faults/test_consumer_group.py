@@ -4,7 +4,6 @@ still sending, all writing into one data folder, as a class does after TEACHERS.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from tests.faults.support import (
     start_script,
     wait_until,
 )
+from tests.realkafka.conftest import session_broker_line
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ BOXES, STEPS = 24, 120  # 2,880 readings, every box at every step (so each membe
 # leave together. On the embedded broker they leave one by one: there a member that leaves while another
 # rejoins freezes the group (see the test below), which a member's next heartbeat (2 s) plus one poll and
 # the join rule out.
-LEAVE_APART_S = 0 if os.environ.get("PM25_BROKER", "embedded") != "embedded" else 6
+LEAVE_APART_S = 6 if session_broker_line() == "embedded" else 0
 
 
 def alert_keys(records) -> Counter:
