@@ -29,8 +29,8 @@ import websocket
 from kafka import KafkaAdminClient
 
 from pm25.brokers.embedded import free_port, port_is_free
+from pm25.polling import wait_until
 from tests import stack_checks as checks
-from tests.faults.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 START = REPO / "binder" / "start"

@@ -7,24 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 from kafka import KafkaAdminClient
 
 from pm25.brokers.embedded import free_port, port_is_free
+from pm25.polling import wait_until
 
 REPO = os.path.join(os.path.dirname(__file__), "..")  # where `make lab` runs it
-
-
-def _wait_until(condition, timeout_s=60):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)  # polling interval for a server to come up
-    return False
 
 
 def _jupyter_answers(url):
@@ -62,7 +53,7 @@ def test_lab_needs_the_token_listens_on_loopback_and_stops_with_the_broker():
     process = _lab(subprocess.DEVNULL, JUPYTER_PORT=str(port), KAFKA_PORT=str(kafka_port))  # Jupyter's log: unread
     try:
         base = f"http://127.0.0.1:{port}"
-        assert _wait_until(lambda: _jupyter_answers(f"{base}/api/status"))
+        wait_until(lambda: _jupyter_answers(f"{base}/api/status"), 60, "JupyterLab to answer")
         assert requests.get(f"{base}/api/status", timeout=5).status_code == 403
         with_token = requests.get(f"{base}/api/status", params={"token": "lab-test-token"}, timeout=5)
         assert with_token.status_code == 200
@@ -89,7 +80,7 @@ def test_lab_is_rooted_at_the_repository_and_opens_on_step_1():
     process = _lab(subprocess.DEVNULL, JUPYTER_PORT=str(port), KAFKA_PORT=str(free_port()))
     try:
         base, token = f"http://127.0.0.1:{port}", {"token": "lab-test-token"}
-        assert _wait_until(lambda: _jupyter_answers(f"{base}/api/status"))
+        wait_until(lambda: _jupyter_answers(f"{base}/api/status"), 60, "JupyterLab to answer")
         for linked in ("README.md", "TEACHERS.md", "img/architecture.svg", "src/step_1_data_prep.ipynb"):
             assert requests.get(f"{base}/api/contents/{linked}", params=token, timeout=5).status_code == 200, linked
         home = requests.get(f"{base}/", params=token, timeout=5, allow_redirects=False)

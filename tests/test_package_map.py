@@ -8,7 +8,7 @@ from pathlib import Path
 import pm25
 
 PACKAGE = Path(pm25.__file__).parent
-# From the bottom up; "pm25" is the package's own top-level modules (config, errors, files).
+# From the bottom up; "pm25" is the package's own top-level modules (config, errors, files, polling, ...).
 LAYERS = ["pm25", "pm25.data", "pm25.rules", "pm25.streaming", "pm25.views", "pm25.learning"]
 RUNNERS = ["pm25.brokers", "pm25.classroom"]  # for running the tutorial: they may import any layer, in this order
 

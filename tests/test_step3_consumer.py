@@ -14,9 +14,10 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25.data.contract import Reading, encode
 from pm25.learning.tasks import solution
+from pm25.polling import wait_until
 from pm25.streaming import codec, commits, outputs
 from tests.faults.support import boxes_geojson as stream_boxes_geojson
-from tests.faults.support import committed_total, produce, random_walk_stream, read_topic, wait_until
+from tests.faults.support import committed_total, produce, random_walk_stream, read_topic
 from tests.notebooks import SRC, cell_by_id, cell_index, execute_notebook, run, small_readings, stream_text, with_answer
 
 BOX_A, BOX_B, BOX_C = "a" * 24, "b" * 24, "c" * 24

@@ -2,8 +2,8 @@
 
 Subpackages, from the bottom up; a module imports only from its own layer or the layers below it:
 
-- `config`, `errors`, `files`, `learners_code`: every setting, errors that say what to do, writes that never
-  leave half a file, and where the learner's own code is in a traceback.
+- `config`, `errors`, `files`, `learners_code`, `polling`: every setting, errors that say what to do, writes
+  that never leave half a file, where the learner's own code is in a traceback, and the one wait helper.
 - `data`: where readings come from and what a message is (the openSenseMap client, step 1's dataset, the
   area, the message contract, the readings file).
 - `rules`: what the readings mean (the alert rule in event time, daily means, sensor status, the plausibility

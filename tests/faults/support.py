@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.data.contract import Reading, encode
 from pm25.data.dataset import READINGS_FILE
+from pm25.polling import wait_until
 from tests.notebooks import SRC, cell_index, notebook_as_script, small_readings
 
 START = datetime(2024, 1, 15, tzinfo=UTC)
@@ -50,21 +50,6 @@ class Figures:
 
 
 FIGURES = Figures()
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.1):
-    """Poll `condition` until it is true (and return its value), or fail naming `what` after the deadline.
-
-    The tests' one wait helper: a test waits on a condition, never for a fixed time.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"within {timeout_s:.0f} s: {what}")
-        time.sleep(every_s)  # polling interval of a condition with a deadline
 
 
 # -- streams -------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from pm25.data import contract
+from pm25.polling import wait_until
 from pm25.rules.detector import Alert
 from pm25.streaming.codec import AlertSerializer
 from pm25.streaming.commits import AlertNotDelivered, ProcessedOffsets
-from tests.faults.support import read_topic, wait_until
+from tests.faults.support import read_topic
 
 pytestmark = pytest.mark.faults
 

@@ -13,6 +13,7 @@ from nbclient.exceptions import CellExecutionError
 
 from pm25.brokers.embedded import EmbeddedBroker, free_port
 from pm25.data import contract
+from pm25.polling import wait_until
 from pm25.streaming import delivery, sending, topics
 from tests.faults.support import (
     consumer_script,
@@ -21,7 +22,6 @@ from tests.faults.support import (
     readings_csv,
     script_env,
     start_script,
-    wait_until,
 )
 from tests.notebooks import execute_notebook
 

@@ -7,8 +7,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from pm25.brokers.embedded import EmbeddedBroker
 from pm25.errors import LearnerError
+from pm25.polling import wait_until
 from pm25.streaming.commits import ProcessedOffsets
-from tests.faults.support import wait_until
 
 pytestmark = pytest.mark.faults
 

@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from pm25.brokers.embedded import EmbeddedBroker
+from pm25.polling import wait_until
 from tests.faults.support import (
     committed_total,
     consumer_script,
@@ -24,7 +25,6 @@ from tests.faults.support import (
     read_topic,
     script_env,
     start_script,
-    wait_until,
 )
 from tests.realkafka.conftest import session_broker_line
 

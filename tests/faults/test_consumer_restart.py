@@ -9,6 +9,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
+from pm25.polling import wait_until
 from tests.faults.support import (
     committed_total,
     consumer_script,
@@ -21,7 +22,6 @@ from tests.faults.support import (
     script_env,
     sorted_csv,
     start_script,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

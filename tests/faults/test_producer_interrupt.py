@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from pm25.data import contract
+from pm25.polling import wait_until
 from pm25.streaming import delivery, interrupts
 from tests.faults.support import (
     consumer_script,
@@ -29,7 +30,6 @@ from tests.faults.support import (
     sorted_csv,
     start_script,
     stopped_then_next_cells_script,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -14,7 +14,8 @@ from kafka import KafkaProducer
 
 from pm25.brokers.embedded import EmbeddedBroker
 from pm25.errors import StoppedByYou
-from tests.faults.support import NotebookCells, data_folder, random_walk_stream, read_topic, readings_csv, wait_until
+from pm25.polling import wait_until
+from tests.faults.support import NotebookCells, data_folder, random_walk_stream, read_topic, readings_csv
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -9,9 +9,10 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from pm25.polling import wait_until
 from pm25.streaming.quix_instances import CutTopic, committed, read_alerts, read_topic, send_records, start_instance
 from pm25.streaming.stream_processor import DailyMeanRule, prepare_readings_topic
-from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
+from tests.faults.support import committed_total, create_topic, produce, random_walk_stream
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from tests.faults.support import committed_total, create_topic, wait_until
+from pm25.polling import wait_until
+from tests.faults.support import committed_total, create_topic
 from tests.realkafka.member import SESSION_TIMEOUT_MS
 
 pytestmark = pytest.mark.realkafka

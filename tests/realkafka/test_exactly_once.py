@@ -12,9 +12,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
+from pm25.polling import wait_until
 from pm25.streaming.quix_instances import Instance, committed, start_instance
 from pm25.streaming.stream_processor import DailyMeanRule, prepare_readings_topic
-from tests.faults.support import committed_total, create_topic, produce, random_walk_stream, wait_until
+from tests.faults.support import committed_total, create_topic, produce, random_walk_stream
 
 pytestmark = pytest.mark.realkafka
 

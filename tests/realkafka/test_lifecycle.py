@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pm25.brokers.embedded import free_port
-from tests.faults.support import wait_until
+from pm25.polling import wait_until
 from tests.realkafka.conftest import session_broker_line
 
 pytestmark = pytest.mark.realkafka

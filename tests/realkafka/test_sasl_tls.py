@@ -13,8 +13,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from pm25.brokers.jvm import KRaftKafka, SaslTls
 from pm25.config import Settings
+from pm25.polling import wait_until
 from pm25.streaming import refused_logins, sending
-from tests.faults.support import wait_until
 from tests.realkafka.certificates import broker_keystore
 from tests.realkafka.conftest import skip_unless_kraft_session
 

@@ -22,6 +22,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from pm25.errors import LearnerError
+from pm25.polling import WaitedInVain, wait_until
 
 HOST = "127.0.0.1"
 
@@ -98,22 +99,25 @@ class EmbeddedBroker:
         return self
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
+        try:
+            wait_until(self._answers, self.startup_timeout_s, "the embedded broker to answer")
+        except WaitedInVain as error:
+            raise BrokerError(str(error)) from None
+
+    def _answers(self) -> bool:
+        """Whether the broker answers a metadata request: it speaks Kafka, not just listens on the port."""
         assert self._process is not None and self._process.stderr is not None  # start() made it, stderr=PIPE
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                message = self._process.stderr.read().decode(errors="replace").strip()
-                raise BrokerError(f"The broker exited at start (code {self._process.returncode}): {message}")
-            try:
-                # A metadata round trip proves the broker speaks Kafka, not just that the port is open.
-                with KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000, bootstrap_timeout_ms=2000
-                ) as admin:
-                    admin.list_topics()
-                return
-            except KafkaError:
-                time.sleep(0.1)  # polling interval while waiting for the port, not synchronisation
-        raise BrokerError(f"The broker did not answer within {self.startup_timeout_s:.0f} s.")
+        if self._process.poll() is not None:
+            message = self._process.stderr.read().decode(errors="replace").strip()
+            raise BrokerError(f"The broker exited at start (code {self._process.returncode}): {message}")
+        try:
+            with KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000, bootstrap_timeout_ms=2000
+            ) as admin:
+                admin.list_topics()
+        except KafkaError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -24,6 +24,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from pm25.brokers.embedded import HOST, BrokerError, free_port, port_is_free
+from pm25.polling import WaitedInVain, wait_until
 
 REPO_DIR = Path(__file__).resolve().parents[3]
 MAVEN_DIR = REPO_DIR / "maven"
@@ -196,22 +197,23 @@ class JvmKafka:
         raise NotImplementedError
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            for process in self.processes:
-                if process.exit_message():
-                    raise BrokerError(f"{self.name} did not start: {process.exit_message()}")
-            try:
-                # A metadata round trip with every broker registered, not just an open port.
-                with KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000, bootstrap_timeout_ms=5000
-                ) as admin:
-                    if len(admin.describe_cluster()["brokers"]) >= self.expected_brokers:
-                        return
-            except KafkaError:
-                pass
-            time.sleep(0.5)  # polling interval while the JVMs start, not synchronisation
-        raise BrokerError(f"{self.name} did not answer within {self.startup_timeout_s:.0f} s; logs: {self.logs_dir}")
+        try:
+            wait_until(self._answers, self.startup_timeout_s, f"{self.name} to answer")
+        except WaitedInVain as error:
+            raise BrokerError(f"{error} Logs: {self.logs_dir}") from None
+
+    def _answers(self) -> bool:
+        """Whether a metadata request finds every broker registered, not just an open port."""
+        for process in self.processes:
+            if process.exit_message():
+                raise BrokerError(f"{self.name} did not start: {process.exit_message()}")
+        try:
+            with KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000, bootstrap_timeout_ms=5000
+            ) as admin:
+                return len(admin.describe_cluster()["brokers"]) >= self.expected_brokers
+        except KafkaError:
+            return False
 
     def stop(self) -> None:
         """SIGTERM to the brokers (a controlled shutdown), then to what they depend on; SIGKILL past the deadline."""

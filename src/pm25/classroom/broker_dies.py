@@ -22,31 +22,33 @@ from kafka.admin import NewTopic
 
 from pm25.brokers.embedded import BrokerError
 from pm25.brokers.jvm import KRaftCluster, KRaftKafka
+from pm25.polling import WaitedInVain, wait_until
 from pm25.streaming.sending import PRODUCER_SETTINGS
 
 PARTITIONS = 3
+Leaders = dict[int, tuple[int, list[int]]]  # partition -> (its leader, -1 for none; its in-sync replicas)
 
 
-def partitions(admin: KafkaAdminClient, topic: str) -> dict[int, tuple[int, list[int]]]:
+def partitions(admin: KafkaAdminClient, topic: str) -> Leaders:
     """Each partition's leader (-1: none) and in-sync replicas, as the cluster's metadata says now."""
     description = admin.describe_topics([topic])[0]
     return {p["partition_index"]: (p["leader_id"], sorted(p["isr_nodes"])) for p in description["partitions"]}
 
 
-def describe(state: dict[int, tuple[int, list[int]]]) -> str:
+def state_once(admin: KafkaAdminClient, topic: str, holds: Callable[[Leaders], bool]) -> Callable[[], Leaders | None]:
+    """A condition to wait on: the partitions' leaders and in-sync replicas, once `holds` is true of them."""
+
+    def condition() -> Leaders | None:
+        state = partitions(admin, topic)
+        return state if state and holds(state) else None
+
+    return condition
+
+
+def describe(state: Leaders) -> str:
     return "; ".join(
         f"partition {number}: leader {leader}, in sync {isr}" for number, (leader, isr) in sorted(state.items())
     )
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str):
-    """Poll `condition` until it is true and return its value; a BrokerError naming `what` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise BrokerError(f"Within {timeout_s:.0f} s: {what}")
-        time.sleep(0.2)  # polling interval of a condition with a deadline
-    return value
 
 
 @dataclass
@@ -54,8 +56,8 @@ class Outcome:
     sent: int
     killed: int
     new_leader: int
-    before: dict[int, tuple[int, list[int]]]
-    after: dict[int, tuple[int, list[int]]]
+    before: Leaders
+    after: Leaders
     acknowledged: set[int] = field(default_factory=set)
     failed: list[BaseException] = field(default_factory=list)
     settled_s: float = 0.0  # from the kill until every send was acknowledged or failed
@@ -119,8 +121,8 @@ def run(
     topic = topic or f"broker_dies_{uuid.uuid4().hex[:8]}"
     with KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers) as admin:
         admin.create_topics([NewTopic(topic, PARTITIONS, replication_factor=cluster.nodes)])
-        before = wait_for(
-            lambda: (state := partitions(admin, topic)) and all(leader >= 0 for leader, _ in state.values()) and state,
+        before = wait_until(
+            state_once(admin, topic, lambda state: all(leader >= 0 for leader, _ in state.values())),
             30,
             f"every partition of {topic} to have a leader",
         )
@@ -153,12 +155,11 @@ def run(
             settled_s=time.monotonic() - killed_at,
         )
         producer.close()
-        outcome.after = wait_for(
-            lambda: (
-                (state := partitions(admin, topic))
-                and state[0][0] not in (killed, -1)
-                and all(killed not in isr for _, isr in state.values())
-                and state
+        outcome.after = wait_until(
+            state_once(
+                admin,
+                topic,
+                lambda state: state[0][0] not in (killed, -1) and all(killed not in isr for _, isr in state.values()),
             ),
             60,
             f"partition 0 to get a new leader and node {killed} to leave the in-sync replicas",
@@ -181,7 +182,7 @@ def main() -> int:
         with KRaftCluster(3) as cluster:
             print(f"Cluster ready: {cluster.bootstrap_servers}; logs: {cluster.logs_dir}", flush=True)
             outcome = run(cluster, say=lambda line: print(line, flush=True))
-    except BrokerError as error:
+    except (BrokerError, WaitedInVain) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 2
     return 0 if not outcome.lost and not outcome.failed else 1

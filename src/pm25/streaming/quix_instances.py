@@ -247,16 +247,6 @@ def committed(kafka_options: dict, group: str, topic: str) -> dict[int, int]:
         return {number: consumer.committed(TopicPartition(topic, number)) or 0 for number in partitions}
 
 
-def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.5):
-    """Check `condition` every `every_s` seconds until it is true; a LearnerError naming `what` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise LearnerError(f"Gave up after {timeout_s:.0f} s waiting for {what}.")
-        time.sleep(every_s)  # polling interval of a condition with a deadline
-    return result
-
-
 def compare_with_step3(quix: pd.DataFrame, step3_csv: Path) -> pd.DataFrame:
     """Both runs' alerts side by side, matched on (boxId, event, timestamp); `same` says whether they agree."""
     if not step3_csv.exists():

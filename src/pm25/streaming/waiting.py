@@ -1,26 +1,24 @@
 """Waiting for step 3b's consumer group to reach a state: settled (every partition shared out) or caught up.
 
-A wait polls a condition until a deadline and, past a second, shows one line, rewritten in place, of what it
-waits for and the group's state. In vain, it raises a GroupError saying who holds what and the way out: the
-embedded broker of `make lab` freezes a group for good when a member leaves while another one joins.
+Each wait is `pm25.polling.wait_until`, which shows past a second what it waits for and the group's state. In
+vain, it raises a GroupError saying who holds what and the way out: the embedded broker of `make lab` freezes
+a group for good when a member leaves while another one joins.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from pm25.errors import LearnerError
+from pm25.polling import WaitedInVain, wait_until
 
 if TYPE_CHECKING:
     from pm25.streaming.group import GroupMember
 
 SETTLE_TIMEOUT_S = 60.0
-PROGRESS_AFTER_S = 1.0  # a wait longer than this shows one line, updated in place, of what it waits for
-PROGRESS_EVERY_S = 2.0
 STUCK = (
     "If a member left while another joined, the embedded broker of `make lab` keeps the group frozen for good: "
     "run the cell that makes `group_id` again (a new group), then the members' cells; or restart `make lab`."
@@ -58,11 +56,11 @@ def wait_until_settled(members: Iterable[GroupMember], what: str, timeout_s: flo
     if not running:
         return
     partitions = _topic_partitions(running, timeout_s)
-    wait_until(lambda: settled(members, partitions), what, timeout_s, lambda: holders(members))
+    _wait(lambda: settled(members, partitions), what, timeout_s, lambda: holders(members))
 
 
 def _topic_partitions(members: list[GroupMember], timeout_s: float) -> int:
-    wait_until(
+    _wait(
         lambda: all(m.topic_partitions is not None or not m.running for m in members), "the members to start", timeout_s
     )
     return max(member.topic_partitions or 0 for member in members)
@@ -76,54 +74,11 @@ def wait_until_caught_up(lag: Callable[[], pd.DataFrame], what: str, timeout_s: 
         total["lag"] = int(lag()["lag"].sum())
         return total["lag"] == 0
 
-    wait_until(caught_up, what, timeout_s, lambda: f"lag {total['lag']:,}")
+    _wait(caught_up, what, timeout_s, lambda: f"lag {total['lag']:,}")
 
 
-def wait_until(
-    condition: Callable[[], bool],
-    what: str,
-    timeout_s: float = SETTLE_TIMEOUT_S,
-    state: Callable[[], str] | None = None,
-) -> None:
-    """Return once condition() holds; a GroupError naming `what`, the state and the way out if not within timeout_s.
-
-    A wait of more than PROGRESS_AFTER_S shows one line, rewritten every PROGRESS_EVERY_S: what it waits for,
-    for how long, and the state."""
-    start = time.monotonic()
-    progress = _Progress(what, start, state)
-    while not condition():
-        if time.monotonic() > start + timeout_s:
-            progress.end()
-            now = f" ({state()})" if state else ""
-            raise GroupError(f"Waited {timeout_s:.0f} s for {what}, in vain{now}. {STUCK}")
-        progress.show(time.monotonic())
-        time.sleep(0.1)  # how often the condition is looked at; nothing depends on this pause
-    progress.end(f"Waited {time.monotonic() - start:.0f} s for {what}: done.")
-
-
-class _Progress:
-    """One line that says what a wait waits for, rewritten in place ("\\r"), ended by a line break."""
-
-    def __init__(self, what: str, start: float, state: Callable[[], str] | None):
-        self.what, self.start, self.state = what, start, state
-        self.shown_at: float | None = None
-        self.width = 0
-
-    def show(self, now: float) -> None:
-        due = self.start + PROGRESS_AFTER_S if self.shown_at is None else self.shown_at + PROGRESS_EVERY_S
-        if now < due:
-            return
-        state = f" ({self.state()})" if self.state else ""
-        self._write(f"Waiting for {self.what}: {now - self.start:.0f} s{state}")
-        self.shown_at = now
-
-    def end(self, last_line: str = "") -> None:
-        """Done (or given up): the last line, if a line was shown, then a line break."""
-        if self.shown_at is not None:
-            if last_line:
-                self._write(last_line)
-            print(flush=True)
-
-    def _write(self, line: str) -> None:
-        print("\r" + line.ljust(self.width), end="", flush=True)  # pads out the longer line it replaces
-        self.width = len(line)
+def _wait(condition: Callable[[], bool], what: str, timeout_s: float, state: Callable[[], str] | None = None) -> None:
+    try:
+        wait_until(condition, timeout_s, what, state)
+    except WaitedInVain as error:
+        raise GroupError(f"{error} {STUCK}") from None
