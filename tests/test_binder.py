@@ -140,7 +140,9 @@ def test_command_keeps_its_standard_input_and_the_broker_ends_with_it():
         text=True,
     )
     try:
-        address = wait_until(lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker")[1]
+        address = wait_until(
+            lambda: re.search(r"Kafka broker at (\S+)", process.stdout.readline()), 60, "broker", every_s=0
+        )[1]
         # pm25.brokers.embedded, Tansu, and the command, which starts just after the address is printed
         children = wait_until(lambda: len(descendants(process.pid)) >= 3 and descendants(process.pid), 30, "command")
         process.stdin.write("typed in\n")
@@ -163,7 +165,7 @@ def test_a_stop_request_ends_the_server_and_then_the_broker(stop):
         text=True,
     )
     try:
-        wait_until(lambda: process.stdout.readline().startswith("serving"), 60, "the command")
+        wait_until(lambda: process.stdout.readline().startswith("serving"), 60, "the command", every_s=0)
         children = descendants(process.pid)
         process.send_signal(stop)  # what the container runtime (TERM) or Ctrl+C (INT) sends
         assert process.wait(timeout=60) != 0

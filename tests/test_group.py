@@ -275,7 +275,9 @@ def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_opti
     consumer.subscribe([readings_topic], listener=offsets)
     other = None
     try:
-        wait_until(lambda: consumer.poll(timeout_ms=100) is not None and offsets.joined, 60, "the member to join")
+        wait_until(
+            lambda: consumer.poll(timeout_ms=100) is not None and offsets.joined, 60, "the member to join", every_s=0
+        )
         idle = poll_loop.IdleTimer(seconds=0)
         other = GroupMember("other", kafka_options, readings_topic, group).start()
         seen = []  # (rebalancing, expired) after each poll, as step 3's loop sees them
@@ -286,7 +288,7 @@ def test_step_3s_idle_timer_does_not_end_a_member_while_another_joins(kafka_opti
             seen.append((offsets.rebalancing, idle.expired))
             return other.partitions and len(offsets.owned) < PARTITIONS and not offsets.rebalancing
 
-        wait_until(polled_until_shared, 60, "the group to share the partitions with the other member")
+        wait_until(polled_until_shared, 60, "the group to share the partitions with the other member", every_s=0)
         assert (True, False) in seen  # the loop saw the rebalance ...
         assert (True, True) not in seen  # ... and the timer never ran out during it
     finally:

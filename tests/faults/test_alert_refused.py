@@ -66,6 +66,7 @@ def process_with_alert_at_1(consumer, topic, alert_producer) -> ProcessedOffsets
         lambda: records.extend(r for rs in consumer.poll(timeout_ms=500).values() for r in rs) or len(records) == 3,
         30,
         "the three messages",
+        every_s=0,  # poll() is the wait
     )
     for record in records:
         if record.offset == 1:

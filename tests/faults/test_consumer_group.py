@@ -134,7 +134,9 @@ def test_the_embedded_broker_freezes_a_group_whose_leader_leaves_while_another_m
             "session_timeout_ms": 6000,
         }
         leader = KafkaConsumer(topic, client_id="A", **options)
-        wait_until(lambda: leader.poll(timeout_ms=200) is not None and leader.assignment(), 60, "A to be assigned")
+        wait_until(
+            lambda: leader.poll(timeout_ms=200) is not None and leader.assignment(), 60, "A to be assigned", every_s=0
+        )
         joiner = KafkaConsumer(topic, client_id="B", **options)
         stop = threading.Event()
         polls = []

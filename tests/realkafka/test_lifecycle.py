@@ -36,7 +36,8 @@ def test_the_broker_command_stops_cleanly_and_leaves_no_jvm(stop):
         text=True,
     )
     try:
-        ready = wait_until(lambda: process.stdout.readline(), 180, "the ready line")
+        # Before it, a line says what the command waits for; readline() is the wait.
+        ready = wait_until(lambda: "ready." in (line := process.stdout.readline()) and line, 180, "ready", every_s=0)
         assert f"Bootstrap servers: 127.0.0.1:{port}" in ready
         jvms = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
         assert jvms, "the broker runs as child processes"
