@@ -19,7 +19,7 @@ from pm25.config import Settings
 from pm25.data.contract import Reading, encode
 from pm25.errors import LearnerError
 from pm25.rules.detector import Detector
-from pm25.streaming.quix_instances import committed, describe, read_alerts
+from pm25.streaming.quix_instances import changelog_topics, committed, describe, read_alerts
 from pm25.streaming.stream_processor import (
     NEWEST_MS,
     DailyMeanRule,
@@ -173,6 +173,15 @@ def test_pipeline_resolves_after_a_pause_once_the_old_hours_left_the_window(hand
         ["exceeded", "2023-02-26T18:00:00Z"],
         ["resolved", "2023-02-28T18:00:00Z"],  # 18 closed low hours after the pause; the high day has left the window
     ]
+
+
+def test_the_changelog_table_names_each_topics_state_store(hand_made_run, bootstrap_servers):
+    # Step 4's text explains the changelogs by store; the topic names are too long to show whole.
+    *_, topic = hand_made_run
+    table = changelog_topics({"bootstrap_servers": bootstrap_servers}, f"{topic}_group")
+    assert len(table) == 2 and "default" in set(table["store"]), table
+    assert all(name.endswith(f"--{store}") for name, store in zip(table["topic"], table["store"], strict=True))
+    assert (table["messages"] > 0).all()
 
 
 def test_pipeline_counts_what_it_ignores(hand_made_run):

@@ -63,7 +63,13 @@ class Instance:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up, no last commit, as when a machine dies."""
+        """SIGKILL: no clean-up, no last commit, as when a machine dies. A LearnerError if it has ended already:
+        the cell that kills it ran before, and running on would send the rest of the readings twice."""
+        if not self.running:
+            raise LearnerError(
+                f"Instance {self.name} has ended already (exit code {self.process.returncode}): this cell ran "
+                "before. To see a kill again, run the cells again from the one that makes the pair's topics."
+            )
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
@@ -88,7 +94,10 @@ def start_instance(
     exactly_once: bool = False,
 ) -> Instance:
     """Start `python -m pm25.streaming.stream_processor` for one instance: state in work_dir/name, log in
-    work_dir/name.log."""
+    work_dir/name.log. An instance of this name started earlier and still running (its cell was stopped or
+    run again) is stopped first, so that no forgotten process keeps working."""
+    if (earlier := _started.get(name)) is not None and earlier.running:
+        print(f"Stopping instance {name} of an earlier run (exit code {earlier.stop()}).")
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
@@ -114,7 +123,21 @@ def start_instance(
     log = work_dir / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    return Instance(name, process, log, work_dir / name)
+    _started[name] = Instance(name, process, log, work_dir / name)
+    return _started[name]
+
+
+_started: dict[str, Instance] = {}  # the latest instance of each name, for start_instance's clean-up
+
+
+def check_unused(kafka_options: dict, group: str, topic: str) -> None:
+    """A LearnerError if `group` has committed on `topic` already: the cell that starts the pair ran before
+    (stopped or run twice), and a pair that starts half-way through proves nothing."""
+    if any(committed(kafka_options, group, topic).values()):
+        raise LearnerError(
+            f"Group {group!r} has read {topic!r} before: this cell ran already. Run the cell that makes the "
+            "pair's topics again (it makes new ones and a new group), then this cell."
+        )
 
 
 def read_topic(kafka_options: dict, topic: str, quiet_s: float = 2.0, deadline_s: float = 120.0) -> list:
@@ -229,15 +252,16 @@ def send_records(kafka_options: dict, topic: str, parts: dict[int, list]) -> int
 
 
 def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:
-    """The changelog topics Quix made for this group's state: messages and bytes in each."""
+    """The changelog topics Quix made for this group's state: the state store each keeps, messages and bytes."""
     with KafkaAdminClient(**kafka_options) as admin:
         names = sorted(name for name in admin.list_topics() if name.startswith("changelog__") and group in name)
     rows = []
     for name in names:
         records = read_topic(kafka_options, name, quiet_s=1.0)
         size = sum(len(record.key or b"") + len(record.value or b"") for record in records)
-        rows.append({"topic": name, "messages": len(records), "bytes": size})
-    return pd.DataFrame(rows, columns=["topic", "messages", "bytes"])
+        store = name.rsplit("--", 1)[-1]  # Quix names them changelog__<group>--<input topic>--<store>
+        rows.append({"store": store, "messages": len(records), "bytes": size, "topic": name})
+    return pd.DataFrame(rows, columns=["store", "messages", "bytes", "topic"])
 
 
 def committed(kafka_options: dict, group: str, topic: str) -> dict[int, int]:
