@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from pm25.data.contract import InvalidMessage, decode, format_timestamp, parse_timestamp
 from pm25.errors import LearnerError
-from pm25.streaming.stream_processor import ALERT_FIELDS, DailyMeanRule
+from pm25.streaming.stream_processor import ALERT_FIELDS, DailyMeanRule, changelog_store
 
 
 def describe(event: dict) -> str:
@@ -259,8 +259,7 @@ def changelog_topics(kafka_options: dict, group: str) -> pd.DataFrame:
     for name in names:
         records = read_topic(kafka_options, name, quiet_s=1.0)
         size = sum(len(record.key or b"") + len(record.value or b"") for record in records)
-        store = name.rsplit("--", 1)[-1]  # Quix names them changelog__<group>--<input topic>--<store>
-        rows.append({"store": store, "messages": len(records), "bytes": size, "topic": name})
+        rows.append({"store": changelog_store(name), "messages": len(records), "bytes": size, "topic": name})
     return pd.DataFrame(rows, columns=["store", "messages", "bytes", "topic"])
 
 

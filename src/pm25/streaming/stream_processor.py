@@ -252,7 +252,12 @@ def signal_handlers_restored():
 
 
 # How Quix names what it restored: <RecoveryPartition "changelog__<group>--<topic>--<store>[<partition>]">
-RESTORED = re.compile(r'"changelog__(?P<changelog>.+)\[(?P<partition>\d+)\]"')
+RESTORED = re.compile(r'"(?P<changelog>changelog__.+)\[(?P<partition>\d+)\]"')
+
+
+def changelog_store(changelog: str) -> str:
+    """The state store a changelog topic keeps: Quix names it changelog__<group>--<input topic>--<store>."""
+    return changelog.rsplit("--", 1)[-1]
 
 
 class RecoveryTimer(logging.Handler):
@@ -269,7 +274,7 @@ class RecoveryTimer(logging.Handler):
         if message.startswith("Beginning recovery check"):
             self._began, self._restored = time.monotonic(), []
         elif message.startswith("Recovery successful for") and (found := RESTORED.search(message)):
-            self._restored.append((int(found["partition"]), found["changelog"].rsplit("--", 1)[-1]))
+            self._restored.append((int(found["partition"]), changelog_store(found["changelog"])))
         elif message.startswith("Recovery process complete") and self._began is not None and self._restored:
             seconds = time.monotonic() - self._began
             partitions = sorted({number for number, _ in self._restored})
