@@ -1,8 +1,8 @@
 """Waiting on a condition with a deadline: the one wait helper of the package, the notebooks and the tests.
 
 Nothing waits for a fixed time: a wait looks at its condition, often at first and then every `every_s` (half
-a second: a condition may cost a request to the broker), and ends as soon as it holds. Past a second, it shows one line,
-rewritten in place, of what it waits for and for how long.
+a second: a condition may cost a request to the broker), and ends as soon as it holds. Past a second, it shows
+one line, rewritten in place, of what it waits for and for how long.
 """
 
 from __future__ import annotations

@@ -83,6 +83,9 @@ class Instance:
         return self.process.wait(timeout=timeout_s)
 
 
+_started: dict[str, Instance] = {}  # the latest instance of each name, for start_instance's clean-up
+
+
 def start_instance(
     name: str,
     group: str,
@@ -125,9 +128,6 @@ def start_instance(
         process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
     _started[name] = Instance(name, process, log, work_dir / name)
     return _started[name]
-
-
-_started: dict[str, Instance] = {}  # the latest instance of each name, for start_instance's clean-up
 
 
 def check_unused(kafka_options: dict, group: str, topic: str) -> None:
