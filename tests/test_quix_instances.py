@@ -36,7 +36,7 @@ def test_starting_an_instance_again_stops_the_one_of_that_name_still_running(tmp
     again = start_instance("A", "group", tmp_path, DailyMeanRule(), "alerts")
     try:
         assert not earlier.running and other.running and again.running
-        assert capsys.readouterr().out == "Stopping instance A of an earlier run (exit code -15).\n"
+        assert capsys.readouterr().out == "Stopped instance A of an earlier run (exit code -15).\n"
     finally:
         for instance in (other, again):
             instance.stop()

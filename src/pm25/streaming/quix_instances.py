@@ -100,7 +100,7 @@ def start_instance(
     work_dir/name.log. An instance of this name started earlier and still running (its cell was stopped or
     run again) is stopped first, so that no forgotten process keeps working."""
     if (earlier := _started.get(name)) is not None and earlier.running:
-        print(f"Stopping instance {name} of an earlier run (exit code {earlier.stop()}).")
+        print(f"Stopped instance {name} of an earlier run (exit code {earlier.stop()}).")
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
